@@ -1,0 +1,97 @@
+package landlord
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/provision"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Admin is the scope for cross-tenant work: platform administration,
+// analytics, maintenance. It is a different type from Handle so that request
+// code holding a Handle cannot reach other tenants by accident, and every
+// scope carries a reason that is logged with each use (DESIGN.md §4).
+type Admin struct {
+	l      *Landlord
+	reason string
+}
+
+// Admin opens an admin scope. reason says why, for the log; it is required.
+func (l *Landlord) Admin(ctx context.Context, reason string) (*Admin, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return nil, ErrNoReason
+	}
+	l.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "admin scope opened", slog.String("reason", reason))
+	return &Admin{l: l, reason: reason}, nil
+}
+
+func (a *Admin) log(ctx context.Context, what string, attrs ...slog.Attr) {
+	a.l.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "admin: "+what, append(attrs, slog.String("reason", a.reason))...)
+}
+
+// Tenant returns a Handle fixed to tenant id, whatever tenant the context
+// carries. Unlike a request's Handle it also reaches a suspended tenant;
+// read-only tenants stay read-only.
+func (a *Admin) Tenant(ctx context.Context, id tenant.ID) *Handle {
+	a.log(ctx, "tenant scope", slog.String("tenant", id.String()))
+	return &Handle{l: a.l, fixed: id, admin: true}
+}
+
+// Tenants lists the tenants that match f.
+func (a *Admin) Tenants(ctx context.Context, f directory.Filter) ([]tenant.Tenant, error) {
+	a.log(ctx, "list tenants")
+	return a.l.dir.List(ctx, f)
+}
+
+// Each calls fn for every active, read-only or suspended tenant that matches
+// f, one at a time, with a Querier fixed to that tenant. It stops at the first
+// error.
+func (a *Admin) Each(ctx context.Context, f directory.Filter, fn func(ctx context.Context, t tenant.Tenant, q Querier) error) error {
+	ts, err := a.l.dir.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	a.log(ctx, "each tenant", slog.Int("tenants", len(ts)))
+	for _, t := range ts {
+		switch t.State {
+		case tenant.StateActive, tenant.StateReadOnly, tenant.StateSuspended:
+		default:
+			continue
+		}
+		if err := fn(ctx, t, &Handle{l: a.l, fixed: t.ID, admin: true}); err != nil {
+			return fmt.Errorf("tenant %s (%s): %w", t.Slug, t.ID, err)
+		}
+	}
+	return nil
+}
+
+// SetState moves a tenant between active, read_only and suspended.
+func (a *Admin) SetState(ctx context.Context, id tenant.ID, s tenant.State) (tenant.Tenant, error) {
+	switch s {
+	case tenant.StateActive, tenant.StateReadOnly, tenant.StateSuspended:
+	default:
+		return tenant.Tenant{}, fmt.Errorf("set state %q: only active, read_only and suspended can be set by hand", s)
+	}
+	a.log(ctx, "set state", slog.String("tenant", id.String()), slog.String("state", string(s)))
+	t, err := a.l.dir.SetState(ctx, id, s, tenant.StateActive, tenant.StateReadOnly, tenant.StateSuspended)
+	a.l.routes.Invalidate(id)
+	return t, err
+}
+
+// Reconcile finishes interrupted provisioning and deletion and removes
+// orphaned objects (see provision.Provisioner.Reconcile).
+func (a *Admin) Reconcile(ctx context.Context) (provision.Report, error) {
+	a.log(ctx, "reconcile")
+	return a.l.prov.Reconcile(ctx)
+}
+
+// ResumeTenant finishes the provisioning of a tenant.
+func (a *Admin) ResumeTenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+	a.log(ctx, "resume tenant", slog.String("tenant", id.String()))
+	return a.l.prov.Resume(ctx, id)
+}

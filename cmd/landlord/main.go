@@ -1,0 +1,69 @@
+// Command landlord provisions, migrates and inspects multi-tenant PostgreSQL
+// installations. With no database URL it runs against a private PostgreSQL
+// server started from the machine's own binaries.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "landlord:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// Exit codes scripts can rely on.
+const (
+	exitError = 1 // the operation failed
+	exitUsage = 2 // bad command line or bad input
+)
+
+// usageError marks errors in what the user asked for, as opposed to failures
+// while doing it.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return exitUsage
+	}
+	return exitError
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "landlord",
+		Short: "Multi-tenant PostgreSQL: provision, migrate, route and isolate tenants",
+		Long: `landlord manages the tenants of a Landlord installation: shared tables guarded by
+row-level security (row), a schema per tenant (schema) or a database per tenant
+(database).
+
+Without --database-url (or LANDLORD_DATABASE_URL) it starts a private PostgreSQL
+server from this machine's binaries, keeping its data in LANDLORD_DATA_DIR
+(default /var/lib/landlord/pgdata as root, ~/.local/share/landlord/pgdata
+otherwise), and stops it on exit.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().StringVar(&g.databaseURL, "database-url", os.Getenv("LANDLORD_DATABASE_URL"),
+		"control database URL (default: LANDLORD_DATABASE_URL, else a private embedded server)")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what the server and Landlord do")
+	root.AddCommand(newDemo(g))
+	return root
+}

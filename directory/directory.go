@@ -1,0 +1,328 @@
+// Package directory is the tenant directory: Landlord's control schema in the
+// control database, the queries on it, and an in-process cache that follows
+// routing-epoch changes. It is the one source of routing (DESIGN.md §5).
+package directory
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Schema is the control schema's name.
+const Schema = "landlord"
+
+// DefaultServer is the id of the server that holds the directory itself.
+const DefaultServer = "main"
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the control schema's migrations.
+func Migrations() *migration.Set {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	set, err := migration.Load(sub)
+	if err != nil {
+		panic(err) // covered by tests; a broken file set cannot ship
+	}
+	return set
+}
+
+// Directory reads and writes the control schema. Its methods are safe for
+// concurrent use.
+type Directory struct {
+	db *pgxpool.Pool
+}
+
+// New returns a Directory on db, a pool connected to the control database as
+// a role that may use the control schema.
+func New(db *pgxpool.Pool) *Directory { return &Directory{db: db} }
+
+// Migrate brings the control schema up to date. owner owns what it creates.
+func (d *Directory) Migrate(ctx context.Context, owner string) error {
+	m, err := migration.New(Migrations(), migration.Config{Owner: owner})
+	if err != nil {
+		return err
+	}
+	conn, err := d.db.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate control schema: %w", err)
+	}
+	defer conn.Release()
+	if _, err := m.Apply(ctx, conn, migration.Target{Schema: Schema, Plain: true}); err != nil {
+		return fmt.Errorf("migrate control schema: %w", err)
+	}
+	return nil
+}
+
+// Installation identifies one Landlord installation.
+type Installation struct {
+	ID     tenant.ID // marks the objects this installation creates
+	Secret []byte    // derives role passwords
+}
+
+// Installation returns the installation row, creating it on first use. A
+// database cloned from another (a test template, a restored copy) has a
+// different oid: it then gets a new id, so that cleaning up orphans in one
+// copy never touches objects that belong to another. The secret is kept, so
+// existing roles keep their passwords.
+func (d *Directory) Installation(ctx context.Context) (Installation, error) {
+	var in Installation
+	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE landlord.installation IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var oid uint32
+		var cur uint32
+		if err := tx.QueryRow(ctx, `SELECT oid FROM pg_database WHERE datname = current_database()`).Scan(&cur); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `SELECT id, database_oid, secret FROM landlord.installation`).Scan(&in.ID, &oid, &in.Secret)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			in.ID = tenant.NewID()
+			in.Secret = make([]byte, 32)
+			rand.Read(in.Secret)
+			_, err = tx.Exec(ctx, `INSERT INTO landlord.installation (id, database_oid, secret) VALUES ($1, $2, $3)`, in.ID, cur, in.Secret)
+			return err
+		case err != nil:
+			return err
+		case oid != cur:
+			in.ID = tenant.NewID()
+			_, err = tx.Exec(ctx, `UPDATE landlord.installation SET id = $1, database_oid = $2`, in.ID, cur)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Installation{}, fmt.Errorf("read installation: %w", err)
+	}
+	return in, nil
+}
+
+// Server is one row of landlord.servers.
+type Server struct {
+	ID       string
+	Host     string // "" = the directory's own server
+	Port     int
+	Database string
+}
+
+// EnsureServer records s if no server with its id exists yet. For the
+// directory's own server (no host) it also corrects the database name, which
+// changes when the control database is copied under another name.
+func (d *Directory) EnsureServer(ctx context.Context, s Server) error {
+	var host, port any
+	if s.Host != "" {
+		host, port = s.Host, s.Port
+	}
+	_, err := d.db.Exec(ctx, `INSERT INTO landlord.servers (id, host, port, database) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET database = EXCLUDED.database
+		WHERE servers.host IS NULL AND EXCLUDED.host IS NULL AND servers.database <> EXCLUDED.database`,
+		s.ID, host, port, s.Database)
+	if err != nil {
+		return fmt.Errorf("record server %q: %w", s.ID, err)
+	}
+	return nil
+}
+
+// Servers lists every server.
+func (d *Directory) Servers(ctx context.Context) ([]Server, error) {
+	rows, err := d.db.Query(ctx, `SELECT id, coalesce(host, ''), coalesce(port, 0), database FROM landlord.servers ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Server, error) {
+		var s Server
+		err := r.Scan(&s.ID, &s.Host, &s.Port, &s.Database)
+		return s, err
+	})
+}
+
+const tenantColumns = `id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version, routing_epoch, created_at, updated_at`
+
+func scanTenant(r pgx.Row) (tenant.Tenant, error) {
+	var t tenant.Tenant
+	var model, state string
+	err := r.Scan(&t.ID, &t.Slug, &t.DisplayName, &model, &t.Server, &t.Schema, &t.Database, &state, &t.SchemaVersion, &t.Epoch, &t.CreatedAt, &t.UpdatedAt)
+	t.Model, t.State = tenant.Model(model), tenant.State(state)
+	return t, err
+}
+
+// Get returns the tenant with id, or an error wrapping tenant.ErrNotFound.
+func (d *Directory) Get(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+	t, err := scanTenant(d.db.QueryRow(ctx, `SELECT `+tenantColumns+` FROM landlord.tenants WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("tenant %s: %w", id, tenant.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("look up tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// GetBySlug returns the tenant with the slug (normalized first), or an error
+// wrapping tenant.ErrNotFound or tenant.ErrBadSlug.
+func (d *Directory) GetBySlug(ctx context.Context, slug string) (tenant.Tenant, error) {
+	s, err := tenant.NormalizeSlug(slug)
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
+	t, err := scanTenant(d.db.QueryRow(ctx, `SELECT `+tenantColumns+` FROM landlord.tenants WHERE slug = $1`, s))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("tenant %q: %w", s, tenant.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("look up tenant %q: %w", s, err)
+	}
+	return t, nil
+}
+
+// Filter narrows List. Zero fields match everything.
+type Filter struct {
+	Model  tenant.Model
+	State  tenant.State
+	Server string
+}
+
+// List returns the tenants that match f, ordered by slug.
+func (d *Directory) List(ctx context.Context, f Filter) ([]tenant.Tenant, error) {
+	var where []string
+	var args []any
+	add := func(col string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if f.Model != "" {
+		add("model", string(f.Model))
+	}
+	if f.State != "" {
+		add("state", string(f.State))
+	}
+	if f.Server != "" {
+		add("server_id", f.Server)
+	}
+	q := `SELECT ` + tenantColumns + ` FROM landlord.tenants`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := d.db.Query(ctx, q+" ORDER BY slug", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tenant.Tenant, error) { return scanTenant(r) })
+}
+
+// Insert records a new tenant in state provisioning together with the first
+// ledger entry: the intent is written before anything is created. A taken slug
+// returns an error wrapping tenant.ErrSlugTaken.
+func (d *Directory) Insert(ctx context.Context, t tenant.Tenant) error {
+	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			t.ID, t.Slug, t.DisplayName, string(t.Model), t.Server, t.Schema, t.Database, string(t.State))
+		if err != nil {
+			return err
+		}
+		return logStep(ctx, tx, t.ID, "create", "intent", string(t.Model)+" "+t.Slug)
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tenants_slug_key" {
+		return fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
+	}
+	if err != nil {
+		return fmt.Errorf("record tenant %q: %w", t.Slug, err)
+	}
+	return nil
+}
+
+// SetState moves tenant id to state to if it is in one of the states from
+// (any state when from is empty), and returns the updated row. A tenant in
+// another state gets a *tenant.StateError.
+func (d *Directory) SetState(ctx context.Context, id tenant.ID, to tenant.State, from ...tenant.State) (tenant.Tenant, error) {
+	fs := make([]string, len(from))
+	for i, s := range from {
+		fs[i] = string(s)
+	}
+	t, err := scanTenant(d.db.QueryRow(ctx, `UPDATE landlord.tenants SET state = $2
+		WHERE id = $1 AND (cardinality($3::text[]) = 0 OR state = ANY($3)) RETURNING `+tenantColumns, id, string(to), fs))
+	if errors.Is(err, pgx.ErrNoRows) {
+		cur, gerr := d.Get(ctx, id)
+		if gerr != nil {
+			return cur, gerr
+		}
+		return cur, &tenant.StateError{ID: id, State: cur.State}
+	}
+	if err != nil {
+		return t, fmt.Errorf("set tenant %s %s: %w", id, to, err)
+	}
+	return t, nil
+}
+
+// SetSchemaVersion records the migration version of the tenant's tables.
+func (d *Directory) SetSchemaVersion(ctx context.Context, id tenant.ID, version int) error {
+	if _, err := d.db.Exec(ctx, `UPDATE landlord.tenants SET schema_version = $2 WHERE id = $1`, id, version); err != nil {
+		return fmt.Errorf("set schema version of %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove deletes the directory entry of id and logs it.
+func (d *Directory) Remove(ctx context.Context, id tenant.ID) error {
+	return pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM landlord.tenants WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("remove tenant %s: %w", id, err)
+		}
+		return logStep(ctx, tx, id, "delete", "removed", "")
+	})
+}
+
+// Log appends one step to the provisioning ledger.
+func (d *Directory) Log(ctx context.Context, id tenant.ID, operation, step, detail string) error {
+	return logStep(ctx, d.db, id, operation, step, detail)
+}
+
+// Step is one ledger entry.
+type Step struct {
+	Operation, Step, Detail string
+}
+
+// Steps returns the ledger entries of id in order.
+func (d *Directory) Steps(ctx context.Context, id tenant.ID) ([]Step, error) {
+	rows, err := d.db.Query(ctx, `SELECT operation, step, detail FROM landlord.provisioning_ledger WHERE tenant_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", id, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Step, error) {
+		var s Step
+		err := r.Scan(&s.Operation, &s.Step, &s.Detail)
+		return s, err
+	})
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func logStep(ctx context.Context, db execer, id tenant.ID, operation, step, detail string) error {
+	_, err := db.Exec(ctx, `INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail) VALUES ($1, $2, $3, $4)`,
+		id, operation, step, detail)
+	if err != nil {
+		return fmt.Errorf("log %s %s of %s: %w", operation, step, id, err)
+	}
+	return nil
+}

@@ -1,0 +1,24 @@
+package landlord
+
+import "errors"
+
+// ErrNoTenant is returned by every Handle method called with a context that
+// carries no tenant (see WithTenant). No SQL is sent. There is no default
+// tenant (DESIGN.md §4).
+var ErrNoTenant = errors.New("no tenant in context")
+
+// ErrUnsafeRole is returned by Open, and by a tenant connection as it is
+// made, when the role that would run tenant traffic is a superuser, has
+// BYPASSRLS, or owns (or may become the owner of) tenant tables: row-level
+// security would not bind it (THREATS I01, I02).
+var ErrUnsafeRole = errors.New("role unsafe for tenant traffic")
+
+// ErrNoReason is returned by Landlord.Admin when no reason is given.
+var ErrNoReason = errors.New("admin scope needs a reason")
+
+// ErrBatchTx is returned by Handle.SendBatch for a batch that begins a
+// transaction (pgx.Batch.BeginTx); use Handle.BeginTx and Tx.SendBatch.
+var ErrBatchTx = errors.New("batch begins a transaction")
+
+// ErrClosed is returned by a Landlord that has been closed.
+var ErrClosed = errors.New("landlord closed")

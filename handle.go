@@ -1,0 +1,312 @@
+package landlord
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Handle runs SQL as the tenant in the context. It has the method set that
+// sqlc-generated code expects (Exec, Query, QueryRow, plus SendBatch), and
+// BeginTx for transactions, so pgx.BeginFunc works on it.
+//
+// Each call is routed by the directory, and the tenant context is set
+// transaction-locally in the same round trip as the statement. Statements are
+// prepared once per connection and must be single statements; a context with
+// no tenant fails with ErrNoTenant before any SQL is sent.
+//
+// COPY FROM is not offered: PostgreSQL refuses it on tables with row-level
+// security. Use a batch of INSERTs or INSERT ... SELECT FROM unnest($1).
+type Handle struct {
+	l     *Landlord
+	fixed tenant.ID // set by Admin.Tenant: ignore the context's tenant
+	admin bool      // set by Admin.Tenant: suspended tenants are reachable
+}
+
+// Handle returns the tenant handle.
+func (l *Landlord) Handle() *Handle { return &Handle{l: l} }
+
+// Querier is the method set of Handle and of the transactions it begins, as
+// sqlc's generated DBTX interface declares it.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+var (
+	_ Querier = (*Handle)(nil)
+	_ Querier = (pgx.Tx)(nil)
+)
+
+// acquire routes ctx and acquires a connection for it.
+func (h *Handle) acquire(ctx context.Context) (*route, *pgxpool.Conn, error) {
+	r, err := h.l.route(ctx, h.fixed, h.admin)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := r.pool(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, c, nil
+}
+
+var eqbPool = sync.Pool{New: func() any { return new(pgx.ExtendedQueryBuilder) }}
+
+// sent is a statement on its way: the enter statement has been read, and
+// exactly one of mrr (the lean path) and br (the pgx batch path) holds the
+// statement's result.
+type sent struct {
+	mrr   *pgconn.MultiResultReader
+	br    pgx.BatchResults
+	dirty bool // the connection had session state left behind; destroy it after
+}
+
+// start sends the enter statement and sql in one round trip and reads the
+// enter statement's result. It is the hot path: with sql prepared on this
+// connection already, it is one write and one read.
+//
+// It takes the lean route through pgconn (prepared statements, no batch
+// bookkeeping) when the arguments are plain values; anything pgx interprets
+// itself (a QueryRewriter such as pgx.NamedArgs, a result-format option) or a
+// connection not in the default exec mode goes through a pgx batch, which
+// costs a little more client CPU and the same round trips.
+func start(ctx context.Context, r *route, c *pgxpool.Conn, sql string, args []any) (sent, error) {
+	conn := c.Conn()
+	if !plainArgs(args) || conn.Config().DefaultQueryExecMode != pgx.QueryExecModeCacheStatement {
+		b := &pgx.Batch{}
+		r.queueEnter(b)
+		b.Queue(sql, args...)
+		br := conn.SendBatch(ctx, b)
+		dirty, err := readEnter(br)
+		if err != nil {
+			br.Close()
+			return sent{}, err
+		}
+		return sent{br: br, dirty: dirty}, nil
+	}
+	enter, err := conn.Prepare(ctx, r.enterName, r.enterSQL)
+	if err != nil {
+		return sent{}, err
+	}
+	sd, err := conn.Prepare(ctx, sql, sql)
+	if err != nil {
+		return sent{}, err
+	}
+	eqb := eqbPool.Get().(*pgx.ExtendedQueryBuilder)
+	defer eqbPool.Put(eqb)
+	if err := eqb.Build(conn.TypeMap(), sd, args); err != nil {
+		return sent{}, err
+	}
+	var b pgconn.Batch
+	b.ExecStatement(enter, r.enterArgs, nil, nil)
+	b.ExecStatement(sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
+	mrr := conn.PgConn().ExecBatch(ctx, &b)
+	if !mrr.NextResult() {
+		return sent{}, closeErr(mrr)
+	}
+	s := sent{mrr: mrr}
+	rr := mrr.ResultReader()
+	if rr.NextRow() {
+		v := rr.Values()
+		s.dirty = len(v) > 0 && len(v[0]) == 1 && v[0][0] == 't'
+	}
+	if _, err := rr.Close(); err != nil {
+		mrr.Close()
+		return sent{}, err
+	}
+	if !mrr.NextResult() {
+		return sent{}, closeErr(mrr)
+	}
+	return s, nil
+}
+
+func closeErr(mrr *pgconn.MultiResultReader) error {
+	if err := mrr.Close(); err != nil {
+		return err
+	}
+	return errors.New("landlord: server sent fewer results than statements")
+}
+
+// readEnter reads the result of an enter statement queued on a pgx batch and
+// reports whether the connection carried session state.
+func readEnter(br pgx.BatchResults) (dirty bool, err error) {
+	rows, err := br.Query()
+	if err != nil {
+		return false, err
+	}
+	if rows.Next() {
+		v := rows.RawValues()
+		dirty = len(v) > 0 && len(v[0]) == 1 && (v[0][0] == 't' || v[0][0] == 1)
+	}
+	rows.Close()
+	return dirty, rows.Err()
+}
+
+// queueEnter queues r's enter statement on b.
+func (r *route) queueEnter(b *pgx.Batch) {
+	b.Queue(r.enterName, string(r.enterArgs[0]), string(r.enterArgs[1]), string(r.enterArgs[2]))
+}
+
+// release returns c to its pool, or destroys it when it carries session
+// state that a tenant left behind (THREATS I06).
+func (l *Landlord) release(c *pgxpool.Conn, dirty bool) {
+	if !dirty {
+		c.Release()
+		return
+	}
+	l.cfg.Logger.Warn("destroyed a connection that carried session state left by tenant SQL (SET ROLE or set_config(..., false))")
+	conn := c.Hijack()
+	go conn.Close(context.Background())
+}
+
+// plainArgs reports whether args holds only values, none of the option types
+// pgx interprets when they come first.
+func plainArgs(args []any) bool {
+	if len(args) == 0 {
+		return true
+	}
+	switch args[0].(type) {
+	case pgx.QueryRewriter, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID, pgx.QueryExecMode:
+		return false
+	}
+	return true
+}
+
+// forget drops a prepared statement that the server says is stale (its
+// result type changed after a migration), so the next call prepares it anew.
+func forget(ctx context.Context, c *pgxpool.Conn, sql string, err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "0A000" || pgErr.Code == "26000") && !c.Conn().IsClosed() {
+		_ = c.Conn().Deallocate(ctx, sql)
+	}
+}
+
+// Exec runs sql as the tenant in ctx.
+func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	r, c, err := h.acquire(ctx)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	s, err := start(ctx, r, c, sql, args)
+	if err != nil {
+		forget(ctx, c, sql, err)
+		c.Release()
+		return pgconn.CommandTag{}, err
+	}
+	var tag pgconn.CommandTag
+	if s.br != nil {
+		tag, err = s.br.Exec()
+		if cerr := s.br.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		tag, err = s.mrr.ResultReader().Close()
+		if cerr := s.mrr.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			forget(ctx, c, sql, err)
+		}
+	}
+	h.l.release(c, s.dirty)
+	return tag, err
+}
+
+// Query runs sql as the tenant in ctx. The connection goes back to the pool
+// when the rows are closed (pgx.CollectRows and friends close them).
+func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	r, c, err := h.acquire(ctx)
+	if err != nil {
+		return errRows(err), err
+	}
+	s, err := start(ctx, r, c, sql, args)
+	if err != nil {
+		forget(ctx, c, sql, err)
+		c.Release()
+		return errRows(err), err
+	}
+	if s.br != nil {
+		rows, err := s.br.Query()
+		return &batchRows{Rows: rows, br: s.br, l: h.l, c: c, dirty: s.dirty}, err
+	}
+	return &tenantRows{
+		Rows: pgx.RowsFromResultReader(c.Conn().TypeMap(), s.mrr.ResultReader()),
+		mrr:  s.mrr, l: h.l, c: c, dirty: s.dirty, ctx: ctx, sql: sql,
+	}, nil
+}
+
+// QueryRow runs sql as the tenant in ctx and returns its first row. Errors
+// are deferred to Scan, as with pgx.
+func (h *Handle) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, _ := h.Query(ctx, sql, args...)
+	return row{rows}
+}
+
+// Begin starts a transaction as the tenant in ctx.
+func (h *Handle) Begin(ctx context.Context) (pgx.Tx, error) {
+	return h.BeginTx(ctx, pgx.TxOptions{})
+}
+
+// BeginTx starts a transaction as the tenant in ctx. BEGIN and the tenant
+// context go in one round trip; the context lasts until the transaction
+// ends, and the connection returns to the pool on Commit or Rollback.
+func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	r, c, err := h.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(opts)
+	r.queueEnter(b)
+	br := c.Conn().SendBatch(ctx, b)
+	var dirty bool
+	_, err = br.Exec()
+	if err == nil {
+		dirty, err = readEnter(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		c.Release() // the pool destroys a connection left in a transaction
+		return nil, err
+	}
+	return &tx{Tx: br.Tx(), l: h.l, c: c, dirty: dirty}, nil
+}
+
+// SendBatch runs the queries of b as the tenant in ctx, in one implicit
+// transaction with the tenant context first. A batch that begins its own
+// transaction is refused with ErrBatchTx; use BeginTx and Tx.SendBatch.
+func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if pgx.FailedBatchResults(b, ErrBatchTx).Tx() != nil {
+		return pgx.FailedBatchResults(&pgx.Batch{}, ErrBatchTx)
+	}
+	r, c, err := h.acquire(ctx)
+	if err != nil {
+		return pgx.FailedBatchResults(&pgx.Batch{}, err)
+	}
+	nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
+	r.queueEnter(nb)
+	nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+	br := c.Conn().SendBatch(ctx, nb)
+	dirty, err := readEnter(br)
+	if err != nil {
+		br.Close()
+		c.Release()
+		return pgx.FailedBatchResults(&pgx.Batch{}, err)
+	}
+	return &batchResults{BatchResults: br, l: h.l, c: c, dirty: dirty}
+}

@@ -1,0 +1,245 @@
+// Package landlord is a toolkit for multi-tenant applications on PostgreSQL.
+// A tenant lives in shared tables guarded by row-level security (row), in its
+// own schema (schema) or in its own database (database); the same SQL runs
+// against each, and PostgreSQL itself refuses every cross-tenant access.
+//
+// Open an installation with a control database URL and the application's
+// tenant-table migrations, create tenants, and run tenant traffic through a
+// Handle with the tenant in the context:
+//
+//	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{})
+//	t, err := ll.CreateTenant(ctx, provision.Request{Slug: "acme", Model: tenant.ModelSchema})
+//	ctx = landlord.WithTenant(ctx, t.ID)
+//	row := ll.Handle().QueryRow(ctx, "SELECT count(*) FROM products")
+package landlord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/provision"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Config holds the optional settings of Open. The zero value is usable.
+type Config struct {
+	// Logger receives Landlord's own log lines (tenant lifecycle, admin
+	// scopes, listener trouble). Default: discard.
+	Logger *slog.Logger
+	// OwnerRole owns every object Landlord creates. Default "landlord_owner".
+	OwnerRole string
+	// AppRole runs the row and schema models' tenant traffic. Default
+	// "landlord_app". Two installations on one PostgreSQL cluster need
+	// different role names.
+	AppRole string
+	// MaxConns caps the tenant-traffic pool of each server (row and schema
+	// tenants share it). Default max(4, 2×GOMAXPROCS).
+	MaxConns int32
+	// TenantPoolConns caps the pool of each tenant database. Default 2.
+	TenantPoolConns int32
+	// MaxTenantPools caps how many tenant-database pools are open at once;
+	// the least recently used one is closed to make room. Default 32.
+	MaxTenantPools int
+	// DirectoryMaxAge bounds how long a cached directory entry is used
+	// without a fresh read, should a change notification be lost. Default 30s.
+	DirectoryMaxAge time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = int32(max(4, 2*runtime.GOMAXPROCS(0)))
+	}
+	if c.TenantPoolConns == 0 {
+		c.TenantPoolConns = 2
+	}
+	if c.MaxTenantPools == 0 {
+		c.MaxTenantPools = 32
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.MaxConns < 0:
+		return errors.New("landlord config: MaxConns must not be negative")
+	case c.TenantPoolConns < 0:
+		return errors.New("landlord config: TenantPoolConns must not be negative")
+	case c.MaxTenantPools < 0:
+		return errors.New("landlord config: MaxTenantPools must not be negative")
+	case c.DirectoryMaxAge < 0:
+		return errors.New("landlord config: DirectoryMaxAge must not be negative")
+	}
+	return nil
+}
+
+// Landlord is an open installation: the directory, the provisioner and the
+// connection pools that serve tenant traffic. It is safe for concurrent use.
+type Landlord struct {
+	cfg    Config
+	admin  *pgxpool.Pool
+	prov   *provision.Provisioner
+	dir    *directory.Directory
+	routes *directory.Cache[*route]
+	app    *pgxpool.Pool // the control server's tenant-traffic pool
+	dbs    *tenantPools
+
+	stop context.CancelFunc
+	done sync.WaitGroup
+}
+
+// Open connects to the control database at databaseURL as an administrator
+// (a superuser, or a role with CREATEDB and CREATEROLE that owns the control
+// database), bootstraps or checks the installation, and returns it ready for
+// traffic. migrations holds the application's tenant tables as
+// NNN_name.up.sql files (see package migration).
+//
+// Open refuses to run tenant traffic as a role that row-level security would
+// not bind, with an error wrapping ErrUnsafeRole.
+func Open(ctx context.Context, databaseURL string, migrations fs.FS, cfg Config) (*Landlord, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	set, err := migration.Load(migrations)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// pgx's parse errors never contain the password.
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	pcfg.MaxConns = 4
+	admin, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to control database: %w", err)
+	}
+	l := &Landlord{cfg: cfg, admin: admin}
+	if err := l.open(ctx, set); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
+	if err := l.admin.Ping(ctx); err != nil {
+		return fmt.Errorf("connect to control database: %w", err)
+	}
+	var err error
+	l.prov, err = provision.New(ctx, l.admin, set, provision.Config{
+		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	l.dir = l.prov.Directory()
+	roles := l.prov.Roles()
+	l.cfg.OwnerRole, l.cfg.AppRole = roles.Owner, roles.App
+
+	var db string
+	if err := l.admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		return err
+	}
+	ccfg, err := l.prov.ConnConfig(ctx, directory.DefaultServer, db, roles.App)
+	if err != nil {
+		return err
+	}
+	if l.app, err = l.newPool(ctx, ccfg, provision.SharedSchema, l.cfg.MaxConns); err != nil {
+		return err
+	}
+	if err := l.checkAppRole(ctx); err != nil {
+		return err
+	}
+	l.dbs = newTenantPools(l.cfg.MaxTenantPools)
+	l.routes = directory.NewCache(l.dir, l.buildRoute, directory.CacheConfig{
+		MaxAge: l.cfg.DirectoryMaxAge, Logger: l.cfg.Logger,
+	})
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	l.stop = stop
+	ready := make(chan struct{})
+	l.done.Add(1)
+	go func() {
+		defer l.done.Done()
+		l.routes.Run(runCtx, func(ctx context.Context) (*pgx.Conn, error) {
+			return pgx.ConnectConfig(ctx, l.admin.Config().ConnConfig)
+		}, ready)
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("listen for directory changes: %w", ctx.Err())
+	}
+}
+
+// checkAppRole refuses an app role that row-level security would not bind:
+// a superuser, a BYPASSRLS role, or one that is or may become the owner of a
+// shared table (THREATS I01, I02).
+func (l *Landlord) checkAppRole(ctx context.Context) error {
+	var owns []string
+	err := l.app.QueryRow(ctx, `
+		SELECT coalesce(array_agg(c.oid::regclass::text ORDER BY c.relname), '{}')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')
+		  AND pg_has_role(current_user, c.relowner, 'MEMBER')`, provision.SharedSchema).Scan(&owns)
+	if err != nil {
+		return fmt.Errorf("check app role: %w", err)
+	}
+	if len(owns) > 0 {
+		return fmt.Errorf("role %s owns or may become the owner of %v: %w", l.cfg.AppRole, owns, ErrUnsafeRole)
+	}
+	return nil
+}
+
+// Close stops the directory listener and closes every pool. Calls made
+// after Close fail.
+func (l *Landlord) Close() {
+	if l.stop != nil {
+		l.stop()
+	}
+	l.done.Wait()
+	if l.dbs != nil {
+		l.dbs.closeAll()
+	}
+	if l.app != nil {
+		l.app.Close()
+	}
+	l.admin.Close()
+}
+
+// CreateTenant provisions a tenant (see provision.Provisioner.Create).
+func (l *Landlord) CreateTenant(ctx context.Context, req provision.Request) (tenant.Tenant, error) {
+	return l.prov.Create(ctx, req)
+}
+
+// DeleteTenant removes a tenant and its data (see provision.Provisioner.Delete).
+func (l *Landlord) DeleteTenant(ctx context.Context, id tenant.ID) error {
+	l.dbs.drop(id)
+	err := l.prov.Delete(ctx, id)
+	l.routes.Invalidate(id)
+	return err
+}
+
+// Tenant returns the directory entry of id.
+func (l *Landlord) Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+	return l.dir.Get(ctx, id)
+}
+
+// TenantBySlug returns the directory entry of the tenant with slug.
+func (l *Landlord) TenantBySlug(ctx context.Context, slug string) (tenant.Tenant, error) {
+	return l.dir.GetBySlug(ctx, slug)
+}

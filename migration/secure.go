@@ -1,0 +1,178 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TenantPredicate is the row-level security predicate on every tenant table
+// (DESIGN.md §2). nullif turns the ” that an expired transaction-local
+// setting leaves behind into NULL, so an unset context matches no row and
+// allows no write (THREATS I05).
+const TenantPredicate = `tenant_id = (NULLIF(current_setting('landlord.tenant_id', true), ''))::uuid`
+
+// TenantDefault fills tenant_id from the context on INSERT (THREATS I14).
+const TenantDefault = `(NULLIF(current_setting('landlord.tenant_id', true), ''))::uuid`
+
+// Policy names Landlord installs. The restrictive one is the guard: it is
+// ANDed with every other policy, so a later permissive policy cannot widen
+// access across tenants (THREATS I04). PostgreSQL grants nothing without at
+// least one permissive policy, hence the second, with the same predicate.
+const (
+	PolicyRestrictive = "landlord_tenant"
+	PolicyPermissive  = "landlord_tenant_access"
+)
+
+// tablesSQL lists the tables of a schema with what Secure needs to know.
+const tablesSQL = `
+SELECT c.relname,
+       a.attnum IS NOT NULL AS has_tenant_id,
+       c.relrowsecurity, c.relforcerowsecurity,
+       EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2) AS has_restrictive,
+       EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $3) AS has_permissive,
+       coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS tenant_default
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+ORDER BY c.relname`
+
+// shapeSQL lists every way the tables of a schema break DESIGN.md §1: each
+// tenant table has tenant_id uuid NOT NULL leading its primary key, every
+// unique constraint or index and every foreign key (on both sides), and
+// foreign keys stay inside the schema.
+const shapeSQL = `
+WITH t AS (
+	SELECT c.oid, c.relname, a.attnum AS tid, a.attnotnull, a.atttypid, c.relnamespace
+	FROM pg_class c
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+	WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+)
+SELECT relname, problem FROM (
+	SELECT relname, 'has no tenant_id column (every table here is a tenant table)' AS problem FROM t WHERE tid IS NULL
+	UNION ALL
+	SELECT relname, 'tenant_id must be of type uuid' FROM t WHERE tid IS NOT NULL AND atttypid <> 'uuid'::regtype
+	UNION ALL
+	SELECT relname, 'tenant_id must be NOT NULL' FROM t WHERE tid IS NOT NULL AND NOT attnotnull
+	UNION ALL
+	SELECT t.relname, 'tenant_id has a default other than the tenant context' FROM t
+	JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = t.tid
+	WHERE pg_get_expr(d.adbin, d.adrelid) NOT LIKE '%landlord.tenant_id%'
+	UNION ALL
+	SELECT relname, 'has no primary key; it must be (tenant_id, ...)' FROM t
+	WHERE tid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = t.oid AND k.contype = 'p')
+	UNION ALL
+	SELECT t.relname, format('%s %s does not lead with tenant_id',
+		CASE k.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique constraint' ELSE 'exclusion constraint' END, k.conname)
+	FROM t JOIN pg_constraint k ON k.conrelid = t.oid
+	WHERE t.tid IS NOT NULL AND k.contype IN ('p', 'u', 'x') AND k.conkey[1] IS DISTINCT FROM t.tid
+	UNION ALL
+	SELECT t.relname, format('unique index %s does not lead with tenant_id', i.indexrelid::regclass::text)
+	FROM t JOIN pg_index i ON i.indrelid = t.oid
+	WHERE t.tid IS NOT NULL AND i.indisunique AND i.indkey[0] IS DISTINCT FROM t.tid
+	  AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = t.oid)
+	UNION ALL
+	SELECT t.relname, format('foreign key %s does not lead with tenant_id on both sides', k.conname)
+	FROM t JOIN pg_constraint k ON k.conrelid = t.oid
+	WHERE t.tid IS NOT NULL AND k.contype = 'f' AND (
+		k.conkey[1] IS DISTINCT FROM t.tid OR
+		k.confkey[1] IS DISTINCT FROM (SELECT r.attnum FROM pg_attribute r
+			WHERE r.attrelid = k.confrelid AND r.attname = 'tenant_id' AND NOT r.attisdropped))
+	UNION ALL
+	SELECT t.relname, format('foreign key %s references %s outside the schema', k.conname, k.confrelid::regclass::text)
+	FROM t JOIN pg_constraint k ON k.conrelid = t.oid JOIN pg_class rc ON rc.oid = k.confrelid
+	WHERE k.contype = 'f' AND rc.relnamespace <> t.relnamespace
+) v
+ORDER BY relname, problem`
+
+// Secure installs Landlord's row-level security on every tenant table of
+// t.Schema (ENABLE and FORCE, the two policies, the tenant_id default), grants
+// t.Grantee the four data privileges and nothing else, and then checks the
+// shape of every table. It is idempotent and runs inside the caller's
+// transaction, so a migration that fails the check leaves nothing behind.
+func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
+	rows, err := tx.Query(ctx, tablesSQL, t.Schema, PolicyRestrictive, PolicyPermissive)
+	if err != nil {
+		return fmt.Errorf("list tables: %w", err)
+	}
+	type table struct {
+		name                                       string
+		hasTenantID, rls, force, restrict, permits bool
+		def                                        string
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
+		var x table
+		err := r.Scan(&x.name, &x.hasTenantID, &x.rls, &x.force, &x.restrict, &x.permits, &x.def)
+		return x, err
+	})
+	if err != nil {
+		return fmt.Errorf("list tables: %w", err)
+	}
+
+	var b strings.Builder
+	for _, tb := range tables {
+		if !tb.hasTenantID {
+			continue // reported by the shape check below
+		}
+		q := pgx.Identifier{t.Schema, tb.name}.Sanitize()
+		if !tb.rls {
+			fmt.Fprintf(&b, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\n", q)
+		}
+		if !tb.force {
+			fmt.Fprintf(&b, "ALTER TABLE %s FORCE ROW LEVEL SECURITY;\n", q)
+		}
+		if !tb.restrict {
+			fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
+				PolicyRestrictive, q, TenantPredicate, TenantPredicate)
+		}
+		if !tb.permits {
+			fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
+				PolicyPermissive, q, TenantPredicate, TenantPredicate)
+		}
+		if tb.def == "" {
+			fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN tenant_id SET DEFAULT %s;\n", q, TenantDefault)
+		}
+	}
+	s := pgx.Identifier{t.Schema}.Sanitize()
+	// Nothing for PUBLIC; TRUNCATE, REFERENCES and TRIGGER are never granted
+	// because they ignore row-level security (THREATS I13).
+	fmt.Fprintf(&b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM PUBLIC;\n", s)
+	if t.Grantee != "" {
+		g := pgx.Identifier{t.Grantee}.Sanitize()
+		fmt.Fprintf(&b, "GRANT USAGE ON SCHEMA %s TO %s;\n", s, g)
+		fmt.Fprintf(&b, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s;\n", s, g)
+		fmt.Fprintf(&b, "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %s TO %s;\n", s, g)
+	}
+	if _, err := tx.Exec(ctx, b.String()); err != nil {
+		return fmt.Errorf("secure tables: %w", err)
+	}
+	return CheckShape(ctx, tx, t.Schema)
+}
+
+// CheckShape returns an error wrapping ErrShape that lists every table of
+// schema that breaks the one-shape rule, or nil.
+func CheckShape(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, schema string) error {
+	rows, err := q.Query(ctx, shapeSQL, schema)
+	if err != nil {
+		return fmt.Errorf("check table shape: %w", err)
+	}
+	problems, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var table, problem string
+		err := r.Scan(&table, &problem)
+		return table + ": " + problem, err
+	})
+	if err != nil {
+		return fmt.Errorf("check table shape: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrShape, strings.Join(problems, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Delete removes tenant id: its rows (row model), its schema and role
+// (schema model) or its database and role (database model), and then its
+// directory entry. The tenant first moves to state deleting, so routers stop
+// sending it traffic; a crash part way leaves it there, and Delete or
+// Reconcile finishes the job.
+func (p *Provisioner) Delete(ctx context.Context, id tenant.ID) error {
+	start := time.Now()
+	err := p.withTenantLock(ctx, id, func(conn *pgxpool.Conn) error {
+		return p.delete(ctx, conn, id)
+	})
+	if err != nil {
+		return fmt.Errorf("delete tenant %s: %w", id, err)
+	}
+	p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant deleted", slog.String("tenant", id.String()), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+func (p *Provisioner) delete(ctx context.Context, conn *pgxpool.Conn, id tenant.ID) error {
+	t, err := p.dir.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if t.State != tenant.StateDeleting {
+		if t, err = p.dir.SetState(ctx, id, tenant.StateDeleting); err != nil {
+			return err
+		}
+		if err := p.dir.Log(ctx, id, "delete", "intent", string(t.Model)); err != nil {
+			return err
+		}
+	}
+	switch t.Model {
+	case tenant.ModelRow:
+		err = p.deleteRows(ctx, conn, t)
+	case tenant.ModelSchema:
+		err = p.dropSchemaTenant(ctx, conn, t.ID)
+	case tenant.ModelDatabase:
+		err = p.dropDatabaseTenant(ctx, t.ID)
+	}
+	if err != nil {
+		_ = p.dir.Log(ctx, id, "delete", "failed", err.Error())
+		return err
+	}
+	return p.dir.Remove(ctx, id)
+}
+
+// deleteRows deletes the tenant's rows from every shared table in one
+// transaction, children before parents. The transaction runs as the owner
+// with the tenant's context set, so row-level security itself confines the
+// DELETEs to this tenant.
+func (p *Provisioner) deleteRows(ctx context.Context, conn *pgxpool.Conn, t tenant.Tenant) error {
+	if err := p.dir.Log(ctx, t.ID, "delete", "rows", t.Schema); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE %s", ident(p.cfg.OwnerRole))); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, t.ID.String()); err != nil {
+			return err
+		}
+		order, err := deleteOrder(ctx, tx, t.Schema)
+		if err != nil {
+			return err
+		}
+		for _, table := range order {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", pgx.Identifier{t.Schema, table}.Sanitize()), t.ID); err != nil {
+				return fmt.Errorf("delete rows of %s: %w", table, err)
+			}
+		}
+		return nil
+	})
+}
+
+// deleteOrder returns the tenant tables of schema ordered so that every table
+// comes before the tables its foreign keys reference.
+func deleteOrder(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT c.relname, coalesce(array_agg(DISTINCT r.relname) FILTER (WHERE r.relname IS NOT NULL AND r.oid <> c.oid), '{}')
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+		LEFT JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'f'
+		LEFT JOIN pg_class r ON r.oid = k.confrelid
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+		GROUP BY c.relname ORDER BY c.relname`, schema)
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string][]string{} // table → tables it references
+	var names []string
+	for rows.Next() {
+		var name string
+		var to []string
+		if err := rows.Scan(&name, &to); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names = append(names, name)
+		refs[name] = to
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Kahn's algorithm on "is referenced by": a table can go once nothing
+	// still to be deleted references it.
+	referencedBy := map[string]int{}
+	for _, n := range names {
+		for _, r := range refs[n] {
+			referencedBy[r]++
+		}
+	}
+	var order, ready []string
+	for _, n := range names {
+		if referencedBy[n] == 0 {
+			ready = append(ready, n)
+		}
+	}
+	for len(ready) > 0 {
+		n := ready[0]
+		ready = ready[1:]
+		order = append(order, n)
+		for _, r := range refs[n] {
+			if referencedBy[r]--; referencedBy[r] == 0 {
+				ready = append(ready, r)
+			}
+		}
+	}
+	if len(order) != len(names) {
+		return nil, errors.New("foreign keys between tenant tables form a cycle; make one of them DEFERRABLE or break the cycle")
+	}
+	return order, nil
+}
+
+func (p *Provisioner) dropSchemaTenant(ctx context.Context, conn *pgxpool.Conn, id tenant.ID) error {
+	if err := p.dir.Log(ctx, id, "delete", "schema", id.SchemaName()); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, fmt.Sprintf(`DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s;`,
+			ident(id.SchemaName()), ident(id.RoleName())))
+		if err != nil {
+			return fmt.Errorf("drop schema and role: %w", err)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM landlord.target_migrations WHERE target = $1`, id.SchemaName())
+		return err
+	})
+}
+
+func (p *Provisioner) dropDatabaseTenant(ctx context.Context, id tenant.ID) error {
+	if err := p.dir.Log(ctx, id, "delete", "database", id.DatabaseName()); err != nil {
+		return err
+	}
+	// FORCE ends the tenant's open sessions; the role goes after its
+	// database, which holds its only privilege.
+	if err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(id.DatabaseName()))); err != nil {
+		return fmt.Errorf("drop database: %w", err)
+	}
+	if err := p.exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(id.RoleName()))); err != nil {
+		return fmt.Errorf("drop role: %w", err)
+	}
+	return nil
+}
+
+// Report says what Reconcile did.
+type Report struct {
+	Resumed  []tenant.ID // provisioning finished
+	Deleted  []tenant.ID // deletion finished
+	Skipped  []tenant.ID // busy: another session holds the tenant's lock
+	Orphans  []string    // objects dropped because no directory entry owns them
+	Failures []error     // per-tenant errors; Reconcile goes on past them
+}
+
+var tenantObject = regexp.MustCompile(`^[tr]_([0-9a-f]{32})$`)
+
+// Reconcile finishes interrupted provisioning and deletion, and drops
+// schemas, databases and roles that carry this installation's marker but
+// belong to no tenant in the directory (the leftovers of a crash between
+// dropping objects and removing the entry, or of a lost directory row).
+// Objects of other installations, and objects whose tenant is being worked on
+// by another session, are never touched.
+func (p *Provisioner) Reconcile(ctx context.Context) (Report, error) {
+	var rep Report
+	all, err := p.dir.List(ctx, directory.Filter{})
+	if err != nil {
+		return rep, err
+	}
+	known := map[tenant.ID]bool{}
+	for _, t := range all {
+		known[t.ID] = true
+		var work func(conn *pgxpool.Conn) error
+		var done *[]tenant.ID
+		switch t.State {
+		case tenant.StateProvisioning:
+			work = func(conn *pgxpool.Conn) error { _, err := p.resume(ctx, conn, t.ID); return err }
+			done = &rep.Resumed
+		case tenant.StateDeleting:
+			work = func(conn *pgxpool.Conn) error { return p.delete(ctx, conn, t.ID) }
+			done = &rep.Deleted
+		default:
+			continue
+		}
+		ok, err := p.tryTenantLock(ctx, t.ID, work)
+		switch {
+		case err != nil:
+			rep.Failures = append(rep.Failures, fmt.Errorf("tenant %s (%s): %w", t.ID, t.Slug, err))
+		case !ok:
+			rep.Skipped = append(rep.Skipped, t.ID)
+		default:
+			*done = append(*done, t.ID)
+		}
+	}
+
+	// Objects are listed after the directory: an object created after the
+	// listing belongs to an intent written before it, which is in `known`
+	// only if it was listed; check again under the tenant's lock.
+	rows, err := p.admin.Query(ctx, `
+		SELECT kind, name, comment FROM (
+			SELECT 1 AS ord, 'database' AS kind, datname::text AS name, coalesce(shobj_description(oid, 'pg_database'), '') AS comment
+			FROM pg_database WHERE datname ~ '^t_[0-9a-f]{32}$'
+			UNION ALL
+			SELECT 2, 'schema', nspname::text, coalesce(obj_description(oid, 'pg_namespace'), '')
+			FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'
+			UNION ALL
+			SELECT 3, 'role', rolname::text, coalesce(shobj_description(oid, 'pg_authid'), '')
+			FROM pg_roles WHERE rolname ~ '^r_[0-9a-f]{32}$'
+		) o ORDER BY ord, name`)
+	if err != nil {
+		return rep, fmt.Errorf("list tenant objects: %w", err)
+	}
+	type object struct{ kind, name, comment string }
+	objs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (object, error) {
+		var o object
+		err := r.Scan(&o.kind, &o.name, &o.comment)
+		return o, err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("list tenant objects: %w", err)
+	}
+	ours := " installation " + p.inst.ID.String()
+	for _, o := range objs {
+		m := tenantObject.FindStringSubmatch(o.name)
+		id, err := tenant.ParseID(m[1])
+		if err != nil || known[id] || !strings.HasSuffix(o.comment, ours) {
+			continue
+		}
+		_, err = p.tryTenantLock(ctx, id, func(*pgxpool.Conn) error {
+			if _, err := p.dir.Get(ctx, id); !errors.Is(err, tenant.ErrNotFound) {
+				return err // an entry appeared meanwhile, or the lookup failed
+			}
+			var sql string
+			switch o.kind {
+			case "database":
+				sql = fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(o.name))
+			case "schema":
+				sql = fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE; DELETE FROM landlord.target_migrations WHERE target = %s",
+					ident(o.name), literal(o.name))
+			case "role":
+				sql = fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(o.name))
+			}
+			if err := p.exec(ctx, sql); err != nil {
+				return err
+			}
+			rep.Orphans = append(rep.Orphans, o.kind+" "+o.name)
+			return nil
+		})
+		if err != nil {
+			rep.Failures = append(rep.Failures, fmt.Errorf("orphan %s %s: %w", o.kind, o.name, err))
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,270 @@
+// Package provision creates and deletes tenants in all three models and
+// cleans up after crashes. Every operation writes its intent to the directory
+// before it acts, uses names derived from the tenant id, and can be run again:
+// a retry finishes what a crash interrupted, and Reconcile removes objects no
+// directory entry owns (THREATS F03, F04).
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// SharedSchema holds the tables of row tenants on every server.
+const SharedSchema = "shared"
+
+// Config holds the optional settings of a Provisioner.
+type Config struct {
+	// OwnerRole owns every object Landlord creates. Default "landlord_owner".
+	OwnerRole string
+	// AppRole runs tenant traffic for the row and schema models. Default
+	// "landlord_app".
+	AppRole string
+	// Logger receives one line per tenant created or deleted. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.OwnerRole == "" {
+		c.OwnerRole = "landlord_owner"
+	}
+	if c.AppRole == "" {
+		c.AppRole = "landlord_app"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	for field, v := range map[string]string{"OwnerRole": c.OwnerRole, "AppRole": c.AppRole} {
+		if err := tenant.CheckIdent(v); err != nil {
+			return fmt.Errorf("provision config: %s: %w", field, err)
+		}
+		if strings.HasPrefix(v, "t_") || strings.HasPrefix(v, "r_") {
+			return fmt.Errorf("provision config: %s %q: the t_ and r_ prefixes belong to tenants", field, v)
+		}
+	}
+	if c.OwnerRole == c.AppRole {
+		return errors.New("provision config: OwnerRole and AppRole must differ: the role that runs tenant traffic must not own the tables")
+	}
+	return nil
+}
+
+// Provisioner creates, deletes and reconciles tenants.
+type Provisioner struct {
+	admin *pgxpool.Pool // control database, as the administrator
+	dir   *directory.Directory
+	mig   *migration.Migrator
+	cfg   Config
+	inst  directory.Installation
+	roles Roles
+}
+
+// New returns a Provisioner. admin connects to the control database as a role
+// that is a superuser, or has CREATEDB and CREATEROLE and owns the control
+// database. migrations are the application's tenant tables. New bootstraps
+// the installation: the control schema, the owner and app roles, the default
+// server and, on a new installation, the shared schema.
+func New(ctx context.Context, admin *pgxpool.Pool, migrations *migration.Set, cfg Config) (*Provisioner, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if migrations == nil {
+		return nil, errors.New("provision: no tenant table migrations given")
+	}
+	mig, err := migration.New(migrations, migration.Config{Owner: cfg.OwnerRole, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	p := &Provisioner{admin: admin, dir: directory.New(admin), mig: mig, cfg: cfg}
+	if err := p.bootstrap(ctx); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	return p, nil
+}
+
+// Directory returns the directory the Provisioner writes.
+func (p *Provisioner) Directory() *directory.Directory { return p.dir }
+
+// Roles returns the installation's roles.
+func (p *Provisioner) Roles() Roles { return p.roles }
+
+// Installation returns the installation's identity.
+func (p *Provisioner) Installation() directory.Installation { return p.inst }
+
+// Migrator returns the migrator of the tenant tables.
+func (p *Provisioner) Migrator() *migration.Migrator { return p.mig }
+
+func (p *Provisioner) bootstrap(ctx context.Context) error {
+	owner, app := p.cfg.OwnerRole, p.cfg.AppRole
+	// INHERIT: in a tenant database the owner acts through its implicit
+	// membership in pg_database_owner.
+	if err := p.ensureRole(ctx, owner, "NOLOGIN INHERIT", ""); err != nil {
+		return err
+	}
+	// The administrator acts as the owner (SET ROLE) when it creates
+	// objects, so that nothing is owned by a superuser or by the app role.
+	if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident(owner))); err != nil {
+		return fmt.Errorf("make the administrator a member of %s: %w", owner, err)
+	}
+	db, err := p.currentDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.exec(ctx, fmt.Sprintf(`GRANT CREATE, CONNECT ON DATABASE %s TO %s`, ident(db), ident(owner))); err != nil {
+		return fmt.Errorf("grant %s on the control database: %w", owner, err)
+	}
+	if err := p.dir.Migrate(ctx, owner); err != nil {
+		return err
+	}
+	if p.inst, err = p.dir.Installation(ctx); err != nil {
+		return err
+	}
+	p.roles = NewRoles(owner, app, p.inst.Secret)
+	if err := p.ensureRole(ctx, app, "LOGIN NOINHERIT", p.roles.Password(app)); err != nil {
+		return err
+	}
+	// Only Landlord's roles reach the control database, and no one gets
+	// temporary objects that could shadow tables (THREATS I18).
+	if err := p.exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC;
+		GRANT CONNECT ON DATABASE %s TO %s`, ident(db), ident(db), ident(app))); err != nil {
+		return fmt.Errorf("restrict the control database: %w", err)
+	}
+	if err := p.dir.EnsureServer(ctx, directory.Server{ID: directory.DefaultServer, Database: db}); err != nil {
+		return err
+	}
+	return p.ensureShared(ctx)
+}
+
+// ensureShared creates the shared schema of the control server and brings a
+// new one to the head version. An existing shared schema is left alone: fleet
+// migrations move it forward.
+func (p *Provisioner) ensureShared(ctx context.Context) error {
+	conn, err := p.admin.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, SharedSchema).Scan(&exists); err != nil {
+		return err
+	}
+	target := migration.Target{Schema: SharedSchema, Grantee: p.cfg.AppRole}
+	if exists {
+		v, err := p.mig.Version(ctx, conn, target)
+		if err != nil || v > 0 {
+			return err
+		}
+	} else if err := p.createSchema(ctx, conn, SharedSchema, ""); err != nil {
+		return err
+	}
+	if _, err := p.mig.Apply(ctx, conn, target); err != nil {
+		return fmt.Errorf("migrate shared schema: %w", err)
+	}
+	return nil
+}
+
+// createSchema creates schema as the owner, with a marker comment.
+func (p *Provisioner) createSchema(ctx context.Context, conn *pgxpool.Conn, schema, marker string) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		sql := fmt.Sprintf("SET LOCAL ROLE %s; CREATE SCHEMA IF NOT EXISTS %s;", ident(p.cfg.OwnerRole), ident(schema))
+		if marker != "" {
+			sql += fmt.Sprintf("COMMENT ON SCHEMA %s IS %s;", ident(schema), literal(marker))
+		}
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("create schema %s: %w", schema, err)
+		}
+		return nil
+	})
+}
+
+// ensureRole creates role with attrs if it does not exist, tolerating a
+// concurrent creator. A non-empty password is set as a SCRAM verifier when
+// the role is created, or when the secret it derives from changed (recorded
+// as a fingerprint in the role's comment).
+func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password string) error {
+	var comment *string
+	err := p.admin.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, role).Scan(&comment)
+	exists := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("look up role %s: %w", role, err)
+	}
+	if !exists {
+		err := p.exec(ctx, fmt.Sprintf("CREATE ROLE %s %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", ident(role), attrs))
+		if err != nil && !isCode(err, "42710", "23505") { // duplicate_object, or a racing creator's unique violation
+			return fmt.Errorf("create role %s: %w", role, err)
+		}
+	}
+	if password == "" {
+		return nil
+	}
+	mark := "landlord secret " + p.roles.fingerprint()
+	if comment != nil && *comment == mark {
+		return nil
+	}
+	verifier, err := scramVerifier(password)
+	if err != nil {
+		return err
+	}
+	if err := p.exec(ctx, fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s; COMMENT ON ROLE %s IS %s",
+		ident(role), attrs, literal(verifier), ident(role), literal(mark))); err != nil && !isCode(err, "XX000") {
+		// XX000 "tuple concurrently updated": another process set the same
+		// password at the same moment.
+		return fmt.Errorf("set password of role %s: %w", role, err)
+	}
+	return nil
+}
+
+func (p *Provisioner) currentDatabase(ctx context.Context) (string, error) {
+	var db string
+	if err := p.admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		return "", err
+	}
+	if err := tenant.CheckIdent(db); err != nil {
+		return "", fmt.Errorf("control database name: %w", err)
+	}
+	return db, nil
+}
+
+func (p *Provisioner) exec(ctx context.Context, sql string) error {
+	_, err := p.admin.Exec(ctx, sql)
+	return err
+}
+
+// marker is the comment on every per-tenant object: Reconcile drops an object
+// only when it carries this installation's id and no directory entry owns it.
+func (p *Provisioner) marker(id tenant.ID) string {
+	return "landlord tenant " + id.String() + " installation " + p.inst.ID.String()
+}
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// literal quotes s as an SQL string literal. Used only for comments and
+// verifiers Landlord composes itself, where a bind parameter is not allowed.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func isCode(err error, codes ...string) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	for _, c := range codes {
+		if pgErr.Code == c {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,70 @@
+package provision
+
+import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+)
+
+// Roles names the roles an installation uses and derives their passwords.
+//
+// The owner role owns every object Landlord creates (schemas, tables,
+// databases); it cannot log in, and nothing that runs tenant traffic is a
+// member of it (THREATS I01). The app role runs tenant traffic for the row
+// and schema models: no superuser, no BYPASSRLS, NOINHERIT, so the tenant
+// roles it is a member of give it nothing until a transaction switches to one
+// (THREATS I02, DESIGN.md §2). Each schema or database tenant has its own role
+// (tenant.ID.RoleName); a database tenant's role is the only one, besides the
+// owner, that may connect to its database (THREATS I21).
+type Roles struct {
+	Owner  string
+	App    string
+	secret []byte
+}
+
+// NewRoles returns Roles whose passwords derive from secret.
+func NewRoles(owner, app string, secret []byte) Roles {
+	return Roles{Owner: owner, App: app, secret: secret}
+}
+
+// Password returns the password of a login role Landlord manages. It is
+// derived from the installation secret, so no password is ever stored, and
+// every process of the installation can compute it.
+func (r Roles) Password(role string) string {
+	m := hmac.New(sha256.New, r.secret)
+	m.Write([]byte("landlord role password\x00" + role))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// fingerprint identifies the secret without revealing it.
+func (r Roles) fingerprint() string {
+	m := hmac.New(sha256.New, r.secret)
+	m.Write([]byte("landlord secret fingerprint"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))[:16]
+}
+
+// scramVerifier returns the SCRAM-SHA-256 verifier of password in the form
+// PostgreSQL stores (RFC 5802, RFC 7677), so that CREATE/ALTER ROLE never
+// carries the plain password where a statement log could keep it.
+func scramVerifier(password string) (string, error) {
+	const iterations = 4096
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return "", fmt.Errorf("scram verifier: %w", err)
+	}
+	hm := func(key []byte, msg string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	clientKey := hm(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	serverKey := hm(salted, "Server Key")
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(storedKey[:]), b64(serverKey)), nil
+}
