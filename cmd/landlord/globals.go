@@ -74,4 +74,3 @@ func ensureDatabase(ctx context.Context, url, database string) error {
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{database}.Sanitize())
 	return err
 }
-
