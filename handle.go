@@ -3,6 +3,7 @@ package landlord
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -63,41 +64,76 @@ func (h *Handle) acquire(ctx context.Context) (*route, *pgxpool.Conn, error) {
 	return r, c, nil
 }
 
-var eqbPool = sync.Pool{New: func() any { return new(pgx.ExtendedQueryBuilder) }}
-
-// sent is a statement on its way: the enter statement has been read, and
-// exactly one of mrr (the lean path) and br (the pgx batch path) holds the
-// statement's result.
-type sent struct {
-	mrr   *pgconn.MultiResultReader
-	br    pgx.BatchResults
-	dirty bool // the connection had session state left behind; destroy it after
+// refused reports whether err is an enter statement refusing a connection
+// that carries session state. Nothing of the round trip ran after it.
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42704" && strings.Contains(pgErr.Message, refusedSetting)
 }
 
-// start sends the enter statement and sql in one round trip and reads the
-// enter statement's result. It is the hot path: with sql prepared on this
-// connection already, it is one write and one read.
+// destroy closes a connection instead of returning it to its pool.
+func (l *Landlord) destroy(c *pgxpool.Conn) {
+	l.cfg.Logger.Warn("replaced a connection that carried session state left by tenant SQL (SET, SET ROLE or set_config(..., false))")
+	conn := c.Hijack()
+	go conn.Close(context.Background())
+}
+
+// sent is a statement on its way, its tenant context accepted: exactly one
+// of mrr (the lean path) and br (the pgx batch path) holds its result.
+type sent struct {
+	c   *pgxpool.Conn
+	mrr *pgconn.MultiResultReader
+	br  pgx.BatchResults
+}
+
+// send routes ctx, acquires a connection and sends the enter statement and
+// sql in one round trip. A connection refused for leftover session state is
+// destroyed and the call goes again on another: nothing of it ran.
+func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error) {
+	for attempt := 0; ; attempt++ {
+		r, c, err := h.acquire(ctx)
+		if err != nil {
+			return sent{}, err
+		}
+		s, err := start(ctx, r, c, sql, args)
+		if err == nil {
+			return s, nil
+		}
+		if refused(err) && attempt < 2 {
+			h.l.destroy(c)
+			continue
+		}
+		forget(ctx, c, sql, err)
+		c.Release()
+		return sent{}, err
+	}
+}
+
+var eqbPool = sync.Pool{New: func() any { return new(pgx.ExtendedQueryBuilder) }}
+
+// start sends r's enter statement and sql in one round trip on c and reads
+// the enter statement's result. It is the hot path: with sql prepared on c
+// already, it is one write and one read.
 //
 // It takes the lean route through pgconn (prepared statements, no batch
 // bookkeeping) when the arguments are plain values; anything pgx interprets
-// itself (a QueryRewriter such as pgx.NamedArgs, a result-format option) or a
-// connection not in the default exec mode goes through a pgx batch, which
-// costs a little more client CPU and the same round trips.
+// itself (a QueryRewriter such as pgx.NamedArgs, a result-format option) goes
+// through a pgx batch, which costs a little more client CPU and the same
+// round trips.
 func start(ctx context.Context, r *route, c *pgxpool.Conn, sql string, args []any) (sent, error) {
 	conn := c.Conn()
-	if !plainArgs(args) || conn.Config().DefaultQueryExecMode != pgx.QueryExecModeCacheStatement {
+	if !plainArgs(args) {
 		b := &pgx.Batch{}
 		r.queueEnter(b)
 		b.Queue(sql, args...)
 		br := conn.SendBatch(ctx, b)
-		dirty, err := readEnter(br)
-		if err != nil {
+		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return sent{}, err
 		}
-		return sent{br: br, dirty: dirty}, nil
+		return sent{c: c, br: br}, nil
 	}
-	enter, err := conn.Prepare(ctx, r.enterName, r.enterSQL)
+	enter, err := conn.Prepare(ctx, r.enter.name, r.enter.sql)
 	if err != nil {
 		return sent{}, err
 	}
@@ -117,20 +153,14 @@ func start(ctx context.Context, r *route, c *pgxpool.Conn, sql string, args []an
 	if !mrr.NextResult() {
 		return sent{}, closeErr(mrr)
 	}
-	s := sent{mrr: mrr}
-	rr := mrr.ResultReader()
-	if rr.NextRow() {
-		v := rr.Values()
-		s.dirty = len(v) > 0 && len(v[0]) == 1 && v[0][0] == 't'
-	}
-	if _, err := rr.Close(); err != nil {
+	if _, err := mrr.ResultReader().Close(); err != nil {
 		mrr.Close()
 		return sent{}, err
 	}
 	if !mrr.NextResult() {
 		return sent{}, closeErr(mrr)
 	}
-	return s, nil
+	return sent{c: c, mrr: mrr}, nil
 }
 
 func closeErr(mrr *pgconn.MultiResultReader) error {
@@ -140,36 +170,13 @@ func closeErr(mrr *pgconn.MultiResultReader) error {
 	return errors.New("landlord: server sent fewer results than statements")
 }
 
-// readEnter reads the result of an enter statement queued on a pgx batch and
-// reports whether the connection carried session state.
-func readEnter(br pgx.BatchResults) (dirty bool, err error) {
-	rows, err := br.Query()
-	if err != nil {
-		return false, err
-	}
-	if rows.Next() {
-		v := rows.RawValues()
-		dirty = len(v) > 0 && len(v[0]) == 1 && (v[0][0] == 't' || v[0][0] == 1)
-	}
-	rows.Close()
-	return dirty, rows.Err()
-}
-
 // queueEnter queues r's enter statement on b.
 func (r *route) queueEnter(b *pgx.Batch) {
-	b.Queue(r.enterName, string(r.enterArgs[0]), string(r.enterArgs[1]), string(r.enterArgs[2]))
-}
-
-// release returns c to its pool, or destroys it when it carries session
-// state that a tenant left behind (THREATS I06).
-func (l *Landlord) release(c *pgxpool.Conn, dirty bool) {
-	if !dirty {
-		c.Release()
-		return
+	args := make([]any, len(r.enterArgs))
+	for i, a := range r.enterArgs {
+		args[i] = string(a)
 	}
-	l.cfg.Logger.Warn("destroyed a connection that carried session state left by tenant SQL (SET ROLE or set_config(..., false))")
-	conn := c.Hijack()
-	go conn.Close(context.Background())
+	b.Queue(r.enter.name, args...)
 }
 
 // plainArgs reports whether args holds only values, none of the option types
@@ -196,14 +203,8 @@ func forget(ctx context.Context, c *pgxpool.Conn, sql string, err error) {
 
 // Exec runs sql as the tenant in ctx.
 func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	r, c, err := h.acquire(ctx)
+	s, err := h.send(ctx, sql, args)
 	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	s, err := start(ctx, r, c, sql, args)
-	if err != nil {
-		forget(ctx, c, sql, err)
-		c.Release()
 		return pgconn.CommandTag{}, err
 	}
 	var tag pgconn.CommandTag
@@ -218,33 +219,27 @@ func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 			err = cerr
 		}
 		if err != nil {
-			forget(ctx, c, sql, err)
+			forget(ctx, s.c, sql, err)
 		}
 	}
-	h.l.release(c, s.dirty)
+	s.c.Release()
 	return tag, err
 }
 
 // Query runs sql as the tenant in ctx. The connection goes back to the pool
 // when the rows are closed (pgx.CollectRows and friends close them).
 func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	r, c, err := h.acquire(ctx)
+	s, err := h.send(ctx, sql, args)
 	if err != nil {
-		return errRows(err), err
-	}
-	s, err := start(ctx, r, c, sql, args)
-	if err != nil {
-		forget(ctx, c, sql, err)
-		c.Release()
 		return errRows(err), err
 	}
 	if s.br != nil {
 		rows, err := s.br.Query()
-		return &batchRows{Rows: rows, br: s.br, l: h.l, c: c, dirty: s.dirty}, err
+		return &batchRows{Rows: rows, br: s.br, c: s.c}, err
 	}
 	return &tenantRows{
-		Rows: pgx.RowsFromResultReader(c.Conn().TypeMap(), s.mrr.ResultReader()),
-		mrr:  s.mrr, l: h.l, c: c, dirty: s.dirty, ctx: ctx, sql: sql,
+		Rows: pgx.RowsFromResultReader(s.c.Conn().TypeMap(), s.mrr.ResultReader()),
+		mrr:  s.mrr, c: s.c, ctx: ctx, sql: sql,
 	}, nil
 }
 
@@ -264,27 +259,32 @@ func (h *Handle) Begin(ctx context.Context) (pgx.Tx, error) {
 // context go in one round trip; the context lasts until the transaction
 // ends, and the connection returns to the pool on Commit or Rollback.
 func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	r, c, err := h.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b := &pgx.Batch{}
-	b.BeginTx(opts)
-	r.queueEnter(b)
-	br := c.Conn().SendBatch(ctx, b)
-	var dirty bool
-	_, err = br.Exec()
-	if err == nil {
-		dirty, err = readEnter(br)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		r, c, err := h.acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b := &pgx.Batch{}
+		b.BeginTx(opts)
+		r.queueEnter(b)
+		br := c.Conn().SendBatch(ctx, b)
+		_, err = br.Exec()
+		if err == nil {
+			_, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			return &tx{Tx: br.Tx(), c: c}, nil
+		}
+		if refused(err) && attempt < 2 {
+			h.l.destroy(c)
+			continue
+		}
 		c.Release() // the pool destroys a connection left in a transaction
 		return nil, err
 	}
-	return &tx{Tx: br.Tx(), l: h.l, c: c, dirty: dirty}, nil
 }
 
 // SendBatch runs the queries of b as the tenant in ctx, in one implicit
@@ -294,19 +294,24 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if pgx.FailedBatchResults(b, ErrBatchTx).Tx() != nil {
 		return pgx.FailedBatchResults(&pgx.Batch{}, ErrBatchTx)
 	}
-	r, c, err := h.acquire(ctx)
-	if err != nil {
-		return pgx.FailedBatchResults(&pgx.Batch{}, err)
+	for attempt := 0; ; attempt++ {
+		r, c, err := h.acquire(ctx)
+		if err != nil {
+			return pgx.FailedBatchResults(&pgx.Batch{}, err)
+		}
+		nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
+		r.queueEnter(nb)
+		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+		br := c.Conn().SendBatch(ctx, nb)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			if refused(err) && attempt < 2 {
+				h.l.destroy(c)
+				continue
+			}
+			c.Release()
+			return pgx.FailedBatchResults(&pgx.Batch{}, err)
+		}
+		return &batchResults{BatchResults: br, c: c}
 	}
-	nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
-	r.queueEnter(nb)
-	nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
-	br := c.Conn().SendBatch(ctx, nb)
-	dirty, err := readEnter(br)
-	if err != nil {
-		br.Close()
-		c.Release()
-		return pgx.FailedBatchResults(&pgx.Batch{}, err)
-	}
-	return &batchResults{BatchResults: br, l: h.l, c: c, dirty: dirty}
 }

@@ -25,7 +25,7 @@ func (l *Landlord) newPool(ctx context.Context, cc *pgx.ConnConfig, schema strin
 	if err != nil {
 		return nil, err
 	}
-	cc.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize() + ", pg_temp"
+	cc.RuntimeParams["search_path"] = searchPath(schema)
 	cfg.ConnConfig = cc
 	cfg.MaxConns = maxConns
 	cfg.AfterConnect = prepareTenantConn
@@ -47,11 +47,12 @@ func prepareTenantConn(ctx context.Context, conn *pgx.Conn) error {
 	if super || bypass {
 		return fmt.Errorf("role %s is a superuser or has BYPASSRLS: %w", conn.Config().User, ErrUnsafeRole)
 	}
-	if _, err := conn.Prepare(ctx, enterName, enterSQL); err != nil {
-		return err
+	for _, e := range enters {
+		if _, err := conn.Prepare(ctx, e.name, e.sql); err != nil {
+			return fmt.Errorf("prepare %s: %w", e.name, err)
+		}
 	}
-	_, err := conn.Prepare(ctx, enterROName, enterROSQL)
-	return err
+	return nil
 }
 
 type poolKey struct {

@@ -7,37 +7,62 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// The enter statements set the tenant context of one transaction. Each is
+// An enter statement sets the tenant context of one transaction. It is
 // prepared on every tenant connection and sent in the same round trip as the
-// statement it guards (DESIGN.md §3). All three settings are
-// transaction-local, so they end with the transaction and a pooled
-// connection carries nothing to its next user (THREATS I06). All three are
-// set in every model, so no session-level leftover (a SET ROLE or a
-// set_config(..., false) sent through the handle) can change what a later
-// transaction sees; and the first column reports such a leftover, read before
-// anything is set, so that the connection is destroyed after the call
-// (see dirty). pg_temp goes last on the path so a temporary table can never
-// shadow a tenant table (THREATS I18).
-const (
-	enterName = "landlord_enter"
-	enterSQL  = `SELECT coalesce(current_setting('landlord.tenant_id', true), '') <> '' OR current_setting('role') <> 'none',
-	set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`
-	enterROName = "landlord_enter_ro"
-	// A read-only tenant's transactions are read-only in the database
-	// itself, not by convention.
-	enterROSQL = `SELECT coalesce(current_setting('landlord.tenant_id', true), '') <> '' OR current_setting('role') <> 'none',
-	set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true),
-	set_config('transaction_read_only', 'on', true)`
+// statement it guards (DESIGN.md §3). Its settings are transaction-local, so
+// they end with the transaction and a pooled connection carries nothing to
+// its next user (THREATS I06).
+//
+// Before it sets anything it checks that the connection carries no session
+// state: no session-level tenant setting, role or search path (tenant SQL
+// could have left one with SET or set_config(..., false)). If it does, the
+// statement fails, which aborts the round trip before the guarded statement
+// runs; the handle then destroys the connection and retries on another
+// (see refused). The check costs three setting reads; overriding the role
+// and path in every transaction instead would cost two setting changes and
+// their reverts on every call.
+//
+// In the row and database models only the tenant setting changes: the
+// connection's session role and search path are already the right ones. In
+// the schema model the transaction also switches to the tenant's role and
+// schema. pg_temp goes last on every path, so a temporary table can never
+// shadow a tenant table (THREATS I18). A read-only tenant's transactions are
+// read-only in the database itself.
+type enter struct{ name, sql string }
+
+const dirtyCheck = `CASE WHEN coalesce(current_setting('landlord.tenant_id', true), '') <> ''
+	OR current_setting('role') <> 'none' OR current_setting('search_path') <> $2
+	THEN current_setting('` + refusedSetting + `') END`
+
+// refusedSetting names no setting: reading it is how the enter statement
+// raises its error, with a message that says why.
+const refusedSetting = "landlord.refused: session state was left on this connection"
+
+var (
+	enterShared = enter{"landlord_enter", `SELECT ` + dirtyCheck + `,
+		set_config('landlord.tenant_id', $1, true)`}
+	enterSharedRO = enter{"landlord_enter_ro", `SELECT ` + dirtyCheck + `,
+		set_config('landlord.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)`}
+	enterSchema = enter{"landlord_enter_schema", `SELECT ` + dirtyCheck + `,
+		set_config('landlord.tenant_id', $1, true), set_config('role', $3, true), set_config('search_path', $4, true)`}
+	enterSchemaRO = enter{"landlord_enter_schema_ro", `SELECT ` + dirtyCheck + `,
+		set_config('landlord.tenant_id', $1, true), set_config('role', $3, true), set_config('search_path', $4, true),
+		set_config('transaction_read_only', 'on', true)`}
+	enters = []enter{enterShared, enterSharedRO, enterSchema, enterSchemaRO}
 )
+
+// searchPath is the search path of a connection or transaction that works
+// in schema.
+func searchPath(schema string) string { return pgx.Identifier{schema}.Sanitize() + ", pg_temp" }
 
 // route is the cached routing entry of one tenant at one routing epoch.
 type route struct {
 	t         tenant.Tenant
-	enterName string
-	enterSQL  string
+	enter     enter
 	enterArgs [][]byte // the enter statement's parameters, encoded once
 	pool      func(context.Context) (*pgxpool.Pool, error)
 	err       error // set for tenants that must not get traffic
@@ -46,11 +71,12 @@ type route struct {
 
 // buildRoute turns a directory row into a route.
 func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
-	r := &route{t: t, enterName: enterName, enterSQL: enterSQL}
+	r := &route{t: t}
+	readOnly := false
 	switch t.State {
 	case tenant.StateActive:
 	case tenant.StateReadOnly:
-		r.enterName, r.enterSQL = enterROName, enterROSQL
+		readOnly = true
 	case tenant.StateSuspended:
 		// Refused to tenant traffic, open to an admin scope.
 		r.err = &tenant.StateError{ID: t.ID, State: t.State}
@@ -58,25 +84,28 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	default:
 		r.err = &tenant.StateError{ID: t.ID, State: t.State}
 	}
-	role := l.cfg.AppRole
-	if t.Model != tenant.ModelRow {
-		role = t.ID.RoleName()
+	if err := tenant.CheckIdent(t.Schema); err != nil {
+		return nil, fmt.Errorf("route tenant %s: %w", t.ID, err)
 	}
-	for _, name := range []string{role, t.Schema} {
-		if err := tenant.CheckIdent(name); err != nil {
-			return nil, fmt.Errorf("route tenant %s: %w", t.ID, err)
-		}
-	}
-	path := pgx.Identifier{t.Schema}.Sanitize() + ", pg_temp"
-	r.enterArgs = [][]byte{[]byte(t.ID.String()), []byte(role), []byte(path)}
+	id := []byte(t.ID.String())
 	switch t.Model {
+	case tenant.ModelRow:
+		r.enter = pick(readOnly, enterShared, enterSharedRO)
+		r.enterArgs = [][]byte{id, []byte(searchPath(provision.SharedSchema))}
+		r.pool = l.appPool
+	case tenant.ModelSchema:
+		r.enter = pick(readOnly, enterSchema, enterSchemaRO)
+		r.enterArgs = [][]byte{id, []byte(searchPath(provision.SharedSchema)), []byte(t.ID.RoleName()), []byte(searchPath(t.Schema))}
+		r.pool = l.appPool
 	case tenant.ModelDatabase:
+		r.enter = pick(readOnly, enterShared, enterSharedRO)
+		r.enterArgs = [][]byte{id, []byte(searchPath(t.Schema))}
 		// Keyed by id and epoch: a moved tenant never reaches its old
 		// pool (THREATS I22).
 		key := poolKey{id: t.ID, epoch: t.Epoch}
 		r.pool = func(ctx context.Context) (*pgxpool.Pool, error) {
 			return l.dbs.get(ctx, key, func(ctx context.Context) (*pgxpool.Pool, error) {
-				cfg, err := l.prov.ConnConfig(ctx, t.Server, t.Database, role)
+				cfg, err := l.prov.ConnConfig(ctx, t.Server, t.Database, t.ID.RoleName())
 				if err != nil {
 					return nil, err
 				}
@@ -84,11 +113,19 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 			})
 		}
 	default:
-		app := l.app
-		r.pool = func(context.Context) (*pgxpool.Pool, error) { return app, nil }
+		return nil, fmt.Errorf("route tenant %s: model %q: %w", t.ID, t.Model, tenant.ErrBadModel)
 	}
 	return r, nil
 }
+
+func pick(readOnly bool, rw, ro enter) enter {
+	if readOnly {
+		return ro
+	}
+	return rw
+}
+
+func (l *Landlord) appPool(context.Context) (*pgxpool.Pool, error) { return l.app, nil }
 
 // route returns the route of the tenant in ctx, or the typed error that
 // forbids its traffic. It sends no SQL when ctx carries no tenant.

@@ -14,9 +14,7 @@ import (
 type tenantRows struct {
 	pgx.Rows
 	mrr    *pgconn.MultiResultReader
-	l      *Landlord
 	c      *pgxpool.Conn
-	dirty  bool
 	ctx    context.Context
 	sql    string
 	err    error
@@ -47,7 +45,7 @@ func (r *tenantRows) Close() {
 	if r.err != nil {
 		forget(r.ctx, r.c, r.sql, r.err)
 	}
-	r.l.release(r.c, r.dirty)
+	r.c.Release()
 }
 
 func (r *tenantRows) Err() error {
@@ -65,9 +63,7 @@ func (r *tenantRows) Conn() *pgx.Conn { return nil }
 type batchRows struct {
 	pgx.Rows
 	br     pgx.BatchResults
-	l      *Landlord
 	c      *pgxpool.Conn
-	dirty  bool
 	err    error
 	closed bool
 }
@@ -93,7 +89,7 @@ func (r *batchRows) Close() {
 	if err := r.br.Close(); r.err == nil {
 		r.err = err
 	}
-	r.l.release(r.c, r.dirty)
+	r.c.Release()
 }
 
 func (r *batchRows) Err() error {

@@ -11,10 +11,8 @@ import (
 // the pool when it ends.
 type tx struct {
 	pgx.Tx
-	l     *Landlord
-	c     *pgxpool.Conn
-	dirty bool
-	done  bool
+	c    *pgxpool.Conn
+	done bool
 }
 
 func (t *tx) Commit(ctx context.Context) error {
@@ -34,7 +32,7 @@ func (t *tx) Rollback(ctx context.Context) error {
 func (t *tx) release() {
 	if !t.done {
 		t.done = true
-		t.l.release(t.c, t.dirty)
+		t.c.Release()
 	}
 }
 
@@ -46,9 +44,7 @@ func (t *tx) Conn() *pgx.Conn { return nil }
 // connection.
 type batchResults struct {
 	pgx.BatchResults
-	l      *Landlord
 	c      *pgxpool.Conn
-	dirty  bool
 	closed bool
 }
 
@@ -56,7 +52,7 @@ func (b *batchResults) Close() error {
 	err := b.BatchResults.Close()
 	if !b.closed {
 		b.closed = true
-		b.l.release(b.c, b.dirty)
+		b.c.Release()
 	}
 	return err
 }

@@ -61,7 +61,10 @@ func NewCache[V any](dir *Directory, build func(tenant.Tenant) (V, error), cfg C
 // return an error wrapping tenant.ErrNotFound and are not cached.
 func (c *Cache[V]) Get(ctx context.Context, id tenant.ID) (V, error) {
 	if e, ok := c.entries.Load(id); ok {
-		return e.(*cacheEntry[V]).v, nil
+		// Run's sweep is periodic, and may not be running: check the age.
+		if e := e.(*cacheEntry[V]); time.Since(e.at) <= c.cfg.MaxAge {
+			return e.v, nil
+		}
 	}
 	gen := c.gen.Load()
 	t, err := c.dir.Get(ctx, id)

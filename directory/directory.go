@@ -232,9 +232,9 @@ func (d *Directory) List(ctx context.Context, f Filter) ([]tenant.Tenant, error)
 // returns an error wrapping tenant.ErrSlugTaken.
 func (d *Directory) Insert(ctx context.Context, t tenant.Tenant) error {
 	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			t.ID, t.Slug, t.DisplayName, string(t.Model), t.Server, t.Schema, t.Database, string(t.State))
+		_, err := tx.Exec(ctx, `INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			t.ID, t.Slug, t.DisplayName, string(t.Model), t.Server, t.Schema, t.Database, string(t.State), t.SchemaVersion)
 		if err != nil {
 			return err
 		}

@@ -203,8 +203,10 @@ func (m *Migrator) check(ctx context.Context, conn Conn, t Target) (int, error) 
 		return 0, fmt.Errorf("read ledger of %s: %w", t.Schema, err)
 	}
 	version := 0
+	recorded := make(map[int]bool, len(recs))
 	for _, r := range recs {
 		version = r.version
+		recorded[r.version] = true
 		if r.version > m.set.Head() {
 			continue // applied by newer code; not ours to judge
 		}
@@ -214,6 +216,13 @@ func (m *Migrator) check(ctx context.Context, conn Conn, t Target) (int, error) 
 		}
 		if mg.Checksum != r.checksum {
 			return 0, fmt.Errorf("target %s: %s: %w (recorded sha256 %s…, file sha256 %s…)", t.Schema, mg.Name, ErrChecksumMismatch, r.checksum[:12], mg.Checksum[:12])
+		}
+	}
+	// Apply only runs versions above the recorded one, so a migration that
+	// slipped in below it would never run while the target claimed it.
+	for _, mg := range m.set.list {
+		if mg.Version < version && !recorded[mg.Version] {
+			return 0, fmt.Errorf("target %s: %s: %w (target is at version %d)", t.Schema, mg.Name, ErrMissingVersion, version)
 		}
 	}
 	return version, nil
@@ -254,9 +263,13 @@ func (m *Migrator) Apply(ctx context.Context, conn Conn, t Target) (Result, erro
 	return res, nil
 }
 
+// lockPoll is how long a migrator that found the target's migration lock
+// taken waits before it tries again.
+const lockPoll = 50 * time.Millisecond
+
 // step applies one migration, retrying when it lost a lock race.
 func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) (applied bool, err error) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; ; {
 		if mg.NoTransaction {
 			applied, err = m.stepNoTx(ctx, conn, t, mg)
 		} else {
@@ -279,6 +292,18 @@ func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) 
 				return nil
 			})
 		}
+		if errors.Is(err, errBusy) {
+			// Wait with no transaction open: CREATE INDEX CONCURRENTLY in
+			// the lock holder's no-transaction step waits for every
+			// transaction older than its snapshot, so a migrator blocked
+			// on the lock inside one would deadlock with it.
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(lockPoll):
+			}
+			continue
+		}
 		if err == nil || !isLockTimeout(err) || attempt >= m.cfg.LockRetries {
 			return applied, err
 		}
@@ -291,14 +316,20 @@ func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) 
 			return false, ctx.Err()
 		case <-time.After(wait):
 		}
+		attempt++
 	}
 }
 
-// lockAndCheck takes the target's migration lock for the rest of tx and
-// reports whether mg is already recorded (by a concurrent migrator).
+// lockAndCheck takes the target's migration lock for the rest of tx, or
+// returns errBusy when another migrator holds it, and reports whether mg is
+// already recorded (by a concurrent migrator).
 func (m *Migrator) lockAndCheck(ctx context.Context, tx pgx.Tx, t Target, mg Migration) (done bool, err error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockNamespace, t.Schema); err != nil {
+	var locked bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext($2))`, lockNamespace, t.Schema).Scan(&locked); err != nil {
 		return false, err
+	}
+	if !locked {
+		return false, errBusy
 	}
 	var sum string
 	err = tx.QueryRow(ctx, `SELECT checksum FROM landlord.target_migrations WHERE target = $1 AND version = $2`, t.Schema, mg.Version).Scan(&sum)
@@ -343,8 +374,12 @@ func (m *Migrator) finish(ctx context.Context, tx pgx.Tx, t Target, mg Migration
 // check then commit together. A crash between the two leaves the migration
 // unrecorded, so it runs again: such migrations must be idempotent.
 func (m *Migrator) stepNoTx(ctx context.Context, conn Conn, t Target, mg Migration) (applied bool, err error) {
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, lockNamespace, t.Schema); err != nil {
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, lockNamespace, t.Schema).Scan(&locked); err != nil {
 		return false, err
+	}
+	if !locked {
+		return false, errBusy
 	}
 	defer func() {
 		// Use a fresh context: the lock must go even when ctx is done.

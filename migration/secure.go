@@ -29,7 +29,7 @@ const (
 // tablesSQL lists the tables of a schema with what Secure needs to know.
 const tablesSQL = `
 SELECT c.relname,
-       a.attnum IS NOT NULL AS has_tenant_id,
+       a.attnum IS NOT NULL AND a.atttypid = 'uuid'::regtype AS has_tenant_id,
        c.relrowsecurity, c.relforcerowsecurity,
        EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2) AS has_restrictive,
        EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $3) AS has_permissive,
@@ -117,7 +117,9 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 	var b strings.Builder
 	for _, tb := range tables {
 		if !tb.hasTenantID {
-			continue // reported by the shape check below
+			// No uuid tenant_id: the policies would not even compile; the
+			// shape check below reports the table.
+			continue
 		}
 		q := pgx.Identifier{t.Schema, tb.name}.Sanitize()
 		if !tb.rls {

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/migration"
@@ -119,9 +118,13 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 	}
 	start := time.Now()
 	if err := p.dir.Insert(ctx, t); err != nil {
-		if errors.Is(err, tenant.ErrSlugTaken) && !req.ID.IsZero() {
+		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, "23505") {
 			// Two requests with the same id raced; the other one inserted.
-			if got, gerr := p.dir.Get(ctx, req.ID); gerr == nil && got.Slug == req.Slug {
+			// Its row may conflict on the id before the slug is checked.
+			if got, gerr := p.dir.Get(ctx, req.ID); gerr == nil {
+				if got.Slug != req.Slug || got.Model != req.Model {
+					return tenant.Tenant{}, fmt.Errorf("tenant %s exists as %s (%s): %w", got.ID, got.Slug, got.Model, tenant.ErrSlugTaken)
+				}
 				return p.Resume(ctx, req.ID)
 			}
 		}
@@ -145,7 +148,7 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 // concurrently: a per-tenant lock makes the second caller wait.
 func (p *Provisioner) Resume(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
 	var out tenant.Tenant
-	err := p.withTenantLock(ctx, id, func(conn *pgxpool.Conn) (err error) {
+	err := p.withTenantLock(ctx, id, func(conn *pgx.Conn) (err error) {
 		out, err = p.resume(ctx, conn, id)
 		return err
 	})
@@ -156,7 +159,7 @@ func (p *Provisioner) Resume(ctx context.Context, id tenant.ID) (tenant.Tenant, 
 }
 
 // resume is Resume for a caller that holds the tenant's lock on conn.
-func (p *Provisioner) resume(ctx context.Context, conn *pgxpool.Conn, id tenant.ID) (tenant.Tenant, error) {
+func (p *Provisioner) resume(ctx context.Context, conn *pgx.Conn, id tenant.ID) (tenant.Tenant, error) {
 	t, err := p.dir.Get(ctx, id)
 	if err != nil {
 		return t, err
@@ -191,48 +194,55 @@ func (p *Provisioner) resume(ctx context.Context, conn *pgxpool.Conn, id tenant.
 }
 
 // withTenantLock runs fn holding the tenant's provisioning lock: a session
-// advisory lock on a connection held for the whole operation.
-func (p *Provisioner) withTenantLock(ctx context.Context, id tenant.ID, fn func(conn *pgxpool.Conn) error) error {
-	conn, err := p.admin.Acquire(ctx)
+// advisory lock on a connection held for the whole operation. That connection
+// is not one of the pool's: fn uses the pool, and callers waiting for the lock
+// must not hold the pool connections the holder needs, or a small pool would
+// leave them all waiting for ever (THREATS F08).
+func (p *Provisioner) withTenantLock(ctx context.Context, id tenant.ID, fn func(conn *pgx.Conn) error) error {
+	conn, err := p.lockConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Release()
+	defer conn.Close(context.WithoutCancel(ctx)) // also releases the lock
 	k1, k2 := lockKeys(id)
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, k1, k2); err != nil {
 		return err
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, k1, k2); err != nil {
-			// A connection that may still hold the lock must not be reused.
-			conn.Conn().Close(uctx)
-		}
-	}()
+	defer unlock(ctx, conn, id)
 	return fn(conn)
 }
 
 // tryTenantLock is withTenantLock that skips (ok=false) when another session
 // holds the lock, for Reconcile, which must not wait behind live work.
-func (p *Provisioner) tryTenantLock(ctx context.Context, id tenant.ID, fn func(conn *pgxpool.Conn) error) (ok bool, err error) {
-	conn, err := p.admin.Acquire(ctx)
+func (p *Provisioner) tryTenantLock(ctx context.Context, id tenant.ID, fn func(conn *pgx.Conn) error) (ok bool, err error) {
+	conn, err := p.lockConn(ctx)
 	if err != nil {
 		return false, err
 	}
-	defer conn.Release()
+	defer conn.Close(context.WithoutCancel(ctx))
 	k1, k2 := lockKeys(id)
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, k1, k2).Scan(&ok); err != nil || !ok {
 		return false, err
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, k1, k2); err != nil {
-			conn.Conn().Close(uctx)
-		}
-	}()
+	defer unlock(ctx, conn, id)
 	return true, fn(conn)
+}
+
+func (p *Provisioner) lockConn(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, p.admin.Config().ConnConfig)
+	if err != nil {
+		return nil, fmt.Errorf("connect for the tenant lock: %w", err)
+	}
+	return conn, nil
+}
+
+// unlock releases the tenant's lock before its connection closes, which
+// would release it too, so that the next waiter gets it at once.
+func unlock(ctx context.Context, conn *pgx.Conn, id tenant.ID) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	k1, k2 := lockKeys(id)
+	_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, k1, k2)
 }
 
 // lockNamespace is the first key of the per-tenant provisioning locks
@@ -245,7 +255,7 @@ func lockKeys(id tenant.ID) (int32, int32) {
 
 // createSchemaTenant creates the tenant's role and schema in one transaction
 // and migrates the schema. Each part skips what a previous attempt finished.
-func (p *Provisioner) createSchemaTenant(ctx context.Context, conn *pgxpool.Conn, t tenant.Tenant) (int, error) {
+func (p *Provisioner) createSchemaTenant(ctx context.Context, conn *pgx.Conn, t tenant.Tenant) (int, error) {
 	role, schema := t.ID.RoleName(), t.Schema
 	if err := p.dir.Log(ctx, t.ID, "create", "schema", schema); err != nil {
 		return 0, err
@@ -259,8 +269,10 @@ func (p *Provisioner) createSchemaTenant(ctx context.Context, conn *pgxpool.Conn
 		var b strings.Builder
 		if !haveRole {
 			fmt.Fprintf(&b, "CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;", ident(role))
-			fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident(role), literal(p.marker(t.ID)))
 		}
+		// Also on a role an earlier attempt left: Reconcile removes only
+		// what carries the marker.
+		fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident(role), literal(p.marker(t.ID)))
 		// The app role may switch to the tenant role for one transaction;
 		// being NOINHERIT, it has none of its privileges otherwise.
 		fmt.Fprintf(&b, "GRANT %s TO %s;", ident(role), ident(p.cfg.AppRole))

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/tenant"
@@ -23,7 +22,7 @@ import (
 // Reconcile finishes the job.
 func (p *Provisioner) Delete(ctx context.Context, id tenant.ID) error {
 	start := time.Now()
-	err := p.withTenantLock(ctx, id, func(conn *pgxpool.Conn) error {
+	err := p.withTenantLock(ctx, id, func(conn *pgx.Conn) error {
 		return p.delete(ctx, conn, id)
 	})
 	if err != nil {
@@ -33,7 +32,7 @@ func (p *Provisioner) Delete(ctx context.Context, id tenant.ID) error {
 	return nil
 }
 
-func (p *Provisioner) delete(ctx context.Context, conn *pgxpool.Conn, id tenant.ID) error {
+func (p *Provisioner) delete(ctx context.Context, conn *pgx.Conn, id tenant.ID) error {
 	t, err := p.dir.Get(ctx, id)
 	if err != nil {
 		return err
@@ -65,7 +64,7 @@ func (p *Provisioner) delete(ctx context.Context, conn *pgxpool.Conn, id tenant.
 // transaction, children before parents. The transaction runs as the owner
 // with the tenant's context set, so row-level security itself confines the
 // DELETEs to this tenant.
-func (p *Provisioner) deleteRows(ctx context.Context, conn *pgxpool.Conn, t tenant.Tenant) error {
+func (p *Provisioner) deleteRows(ctx context.Context, conn *pgx.Conn, t tenant.Tenant) error {
 	if err := p.dir.Log(ctx, t.ID, "delete", "rows", t.Schema); err != nil {
 		return err
 	}
@@ -149,7 +148,7 @@ func deleteOrder(ctx context.Context, tx pgx.Tx, schema string) ([]string, error
 	return order, nil
 }
 
-func (p *Provisioner) dropSchemaTenant(ctx context.Context, conn *pgxpool.Conn, id tenant.ID) error {
+func (p *Provisioner) dropSchemaTenant(ctx context.Context, conn *pgx.Conn, id tenant.ID) error {
 	if err := p.dir.Log(ctx, id, "delete", "schema", id.SchemaName()); err != nil {
 		return err
 	}
@@ -168,15 +167,32 @@ func (p *Provisioner) dropDatabaseTenant(ctx context.Context, id tenant.ID) erro
 	if err := p.dir.Log(ctx, id, "delete", "database", id.DatabaseName()); err != nil {
 		return err
 	}
-	// FORCE ends the tenant's open sessions; the role goes after its
-	// database, which holds its only privilege.
-	if err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(id.DatabaseName()))); err != nil {
+	// The role goes after its database, which holds its only privilege.
+	if err := p.dropDatabase(ctx, id); err != nil {
 		return fmt.Errorf("drop database: %w", err)
 	}
 	if err := p.exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(id.RoleName()))); err != nil {
 		return fmt.Errorf("drop role: %w", err)
 	}
 	return nil
+}
+
+// dropDatabase drops the database of tenant id. FORCE ends the sessions on
+// it, which are the tenant role's; ending another role's session takes that
+// role's privileges, so an administrator that is not a superuser first joins
+// the tenant's role.
+func (p *Provisioner) dropDatabase(ctx context.Context, id tenant.ID) error {
+	role := id.RoleName()
+	var exists bool
+	if err := p.admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident(role))); err != nil {
+			return fmt.Errorf("join role %s to end its sessions: %w", role, err)
+		}
+	}
+	return p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(id.DatabaseName())))
 }
 
 // Report says what Reconcile did.
@@ -205,14 +221,14 @@ func (p *Provisioner) Reconcile(ctx context.Context) (Report, error) {
 	known := map[tenant.ID]bool{}
 	for _, t := range all {
 		known[t.ID] = true
-		var work func(conn *pgxpool.Conn) error
+		var work func(conn *pgx.Conn) error
 		var done *[]tenant.ID
 		switch t.State {
 		case tenant.StateProvisioning:
-			work = func(conn *pgxpool.Conn) error { _, err := p.resume(ctx, conn, t.ID); return err }
+			work = func(conn *pgx.Conn) error { _, err := p.resume(ctx, conn, t.ID); return err }
 			done = &rep.Resumed
 		case tenant.StateDeleting:
-			work = func(conn *pgxpool.Conn) error { return p.delete(ctx, conn, t.ID) }
+			work = func(conn *pgx.Conn) error { return p.delete(ctx, conn, t.ID) }
 			done = &rep.Deleted
 		default:
 			continue
@@ -261,22 +277,26 @@ func (p *Provisioner) Reconcile(ctx context.Context) (Report, error) {
 		if err != nil || known[id] || !strings.HasSuffix(o.comment, ours) {
 			continue
 		}
-		_, err = p.tryTenantLock(ctx, id, func(*pgxpool.Conn) error {
+		_, err = p.tryTenantLock(ctx, id, func(*pgx.Conn) error {
 			if _, err := p.dir.Get(ctx, id); !errors.Is(err, tenant.ErrNotFound) {
 				return err // an entry appeared meanwhile, or the lookup failed
 			}
 			var sql string
 			switch o.kind {
 			case "database":
-				sql = fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(o.name))
+				if err := p.dropDatabase(ctx, id); err != nil {
+					return err
+				}
 			case "schema":
 				sql = fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE; DELETE FROM landlord.target_migrations WHERE target = %s",
 					ident(o.name), literal(o.name))
 			case "role":
 				sql = fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(o.name))
 			}
-			if err := p.exec(ctx, sql); err != nil {
-				return err
+			if sql != "" {
+				if err := p.exec(ctx, sql); err != nil {
+					return err
+				}
 			}
 			rep.Orphans = append(rep.Orphans, o.kind+" "+o.name)
 			return nil
