@@ -1,0 +1,44 @@
+# Every task a developer needs. `make help` lists them.
+GO       ?= go
+GOFLAGS  ?=
+export GOMAXPROCS ?= 2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the tasks
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## install the PostgreSQL server binaries if this machine lacks them
+	@./scripts/deps.sh
+
+.PHONY: demo
+demo: deps ## the main job: one tenant per model on a private PostgreSQL, isolation shown
+	$(GO) run ./cmd/landlord demo
+
+.PHONY: test
+test: deps check ## gofmt, vet and every test with the race detector (starts its own PostgreSQL)
+	$(GO) test -race -count=1 ./...
+
+.PHONY: bench
+bench: deps ## the core benchmark: row-model point lookups next to raw pgx, as ratios
+	$(GO) test -run '^$$' -bench 'RowLookupRatio' -benchtime 1x .
+
+.PHONY: fuzz
+fuzz: ## fuzz slug and identifier checks for a while (FUZZTIME=1m)
+	$(GO) test -run '^$$' -fuzz FuzzNormalizeSlug -fuzztime $${FUZZTIME:-1m} ./tenant/
+	$(GO) test -run '^$$' -fuzz FuzzCheckIdent -fuzztime $${FUZZTIME:-1m} ./tenant/
+
+.PHONY: build
+build: ## build the landlord command into bin/
+	$(GO) build -o bin/landlord ./cmd/landlord
+
+.PHONY: fmt
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: check
+check: ## gofmt and go vet, as CI does
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
