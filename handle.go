@@ -81,6 +81,7 @@ func (l *Landlord) destroy(c *pgxpool.Conn) {
 // sent is a statement on its way, its tenant context accepted: exactly one
 // of mrr (the lean path) and br (the pgx batch path) holds its result.
 type sent struct {
+	r   *route
 	c   *pgxpool.Conn
 	mrr *pgconn.MultiResultReader
 	br  pgx.BatchResults
@@ -103,7 +104,7 @@ func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error)
 			h.l.destroy(c)
 			continue
 		}
-		forget(ctx, c, sql, err)
+		forget(ctx, c, r, sql, err)
 		c.Release()
 		return sent{}, err
 	}
@@ -131,13 +132,18 @@ func start(ctx context.Context, r *route, c *pgxpool.Conn, sql string, args []an
 			br.Close()
 			return sent{}, err
 		}
-		return sent{c: c, br: br}, nil
+		return sent{r: r, c: c, br: br}, nil
 	}
 	enter, err := conn.Prepare(ctx, r.enter.name, r.enter.sql)
 	if err != nil {
 		return sent{}, err
 	}
-	sd, err := conn.Prepare(ctx, sql, sql)
+	var sd *pgconn.StatementDescription
+	if r.t.Model == tenant.ModelSchema {
+		sd, err = prepareInSchema(ctx, conn.PgConn(), r, enter, sql, false)
+	} else {
+		sd, err = conn.Prepare(ctx, sql, sql)
+	}
 	if err != nil {
 		return sent{}, err
 	}
@@ -160,7 +166,7 @@ func start(ctx context.Context, r *route, c *pgxpool.Conn, sql string, args []an
 	if !mrr.NextResult() {
 		return sent{}, closeErr(mrr)
 	}
-	return sent{c: c, mrr: mrr}, nil
+	return sent{r: r, c: c, mrr: mrr}, nil
 }
 
 func closeErr(mrr *pgconn.MultiResultReader) error {
@@ -194,11 +200,18 @@ func plainArgs(args []any) bool {
 
 // forget drops a prepared statement that the server says is stale (its
 // result type changed after a migration), so the next call prepares it anew.
-func forget(ctx context.Context, c *pgxpool.Conn, sql string, err error) {
+func forget(ctx context.Context, c *pgxpool.Conn, r *route, sql string, err error) {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "0A000" || pgErr.Code == "26000") && !c.Conn().IsClosed() {
-		_ = c.Conn().Deallocate(ctx, sql)
+	if !errors.As(err, &pgErr) || (pgErr.Code != "0A000" && pgErr.Code != "26000") || c.Conn().IsClosed() {
+		return
 	}
+	if r.t.Model == tenant.ModelSchema {
+		k := stmtKey{r.t.Schema, sql}
+		stmtsOf(c.Conn().PgConn()).forget(k)
+		_ = c.Conn().PgConn().Deallocate(ctx, stmtName(k))
+		return
+	}
+	_ = c.Conn().Deallocate(ctx, sql)
 }
 
 // Exec runs sql as the tenant in ctx.
@@ -219,7 +232,7 @@ func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 			err = cerr
 		}
 		if err != nil {
-			forget(ctx, s.c, sql, err)
+			forget(ctx, s.c, s.r, sql, err)
 		}
 	}
 	s.c.Release()
@@ -239,7 +252,7 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	}
 	return &tenantRows{
 		Rows: pgx.RowsFromResultReader(s.c.Conn().TypeMap(), s.mrr.ResultReader()),
-		mrr:  s.mrr, c: s.c, ctx: ctx, sql: sql,
+		mrr:  s.mrr, r: s.r, c: s.c, ctx: ctx, sql: sql,
 	}, nil
 }
 
@@ -276,7 +289,7 @@ func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error
 			err = cerr
 		}
 		if err == nil {
-			return &tx{Tx: br.Tx(), c: c}, nil
+			return &tx{Tx: br.Tx(), r: r, c: c}, nil
 		}
 		if refused(err) && attempt < 2 {
 			h.l.destroy(c)

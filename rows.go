@@ -14,9 +14,11 @@ import (
 type tenantRows struct {
 	pgx.Rows
 	mrr    *pgconn.MultiResultReader
+	r      *route
 	c      *pgxpool.Conn
 	ctx    context.Context
 	sql    string
+	inTx   bool // inside a Tx: the transaction owns the connection
 	err    error
 	closed bool
 }
@@ -39,13 +41,17 @@ func (r *tenantRows) Close() {
 	r.closed = true
 	r.Rows.Close()
 	r.err = r.Rows.Err()
-	if err := r.mrr.Close(); r.err == nil {
-		r.err = err
+	if r.mrr != nil {
+		if err := r.mrr.Close(); r.err == nil {
+			r.err = err
+		}
 	}
 	if r.err != nil {
-		forget(r.ctx, r.c, r.sql, r.err)
+		forget(r.ctx, r.c, r.r, r.sql, r.err)
 	}
-	r.c.Release()
+	if !r.inTx {
+		r.c.Release()
+	}
 }
 
 func (r *tenantRows) Err() error {

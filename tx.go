@@ -4,13 +4,18 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/landlordhq/landlord/tenant"
 )
 
 // tx is a pgx transaction begun by a Handle. It returns its connection to
-// the pool when it ends.
+// the pool when it ends. For schema tenants its statements are prepared per
+// schema (see stmtcache.go); otherwise pgx runs them.
 type tx struct {
 	pgx.Tx
+	r    *route
 	c    *pgxpool.Conn
 	done bool
 }
@@ -39,6 +44,61 @@ func (t *tx) release() {
 // Conn returns nil: the connection belongs to the pool, and using it outside
 // the transaction would run without the tenant context.
 func (t *tx) Conn() *pgx.Conn { return nil }
+
+// schemaPath reports whether a call takes the per-schema statement path.
+func (t *tx) schemaPath(args []any) bool {
+	return t.r.t.Model == tenant.ModelSchema && !t.done && plainArgs(args)
+}
+
+// prepare returns the statement for sql in the tenant's schema, and its
+// encoded arguments.
+func (t *tx) prepare(ctx context.Context, sql string, args []any) (*pgconn.StatementDescription, *pgx.ExtendedQueryBuilder, error) {
+	pc := t.c.Conn().PgConn()
+	sd, err := prepareInSchema(ctx, pc, t.r, nil, sql, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	eqb := eqbPool.Get().(*pgx.ExtendedQueryBuilder)
+	if err := eqb.Build(t.c.Conn().TypeMap(), sd, args); err != nil {
+		eqbPool.Put(eqb)
+		return nil, nil, err
+	}
+	return sd, eqb, nil
+}
+
+func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if !t.schemaPath(args) {
+		return t.Tx.Exec(ctx, sql, args...)
+	}
+	sd, eqb, err := t.prepare(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	defer eqbPool.Put(eqb)
+	tag, err := t.c.Conn().PgConn().ExecStatement(ctx, sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats).Close()
+	if err != nil {
+		forget(ctx, t.c, t.r, sql, err)
+	}
+	return tag, err
+}
+
+func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if !t.schemaPath(args) {
+		return t.Tx.Query(ctx, sql, args...)
+	}
+	sd, eqb, err := t.prepare(ctx, sql, args)
+	if err != nil {
+		return errRows(err), err
+	}
+	defer eqbPool.Put(eqb)
+	rr := t.c.Conn().PgConn().ExecStatement(ctx, sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
+	return &tenantRows{Rows: pgx.RowsFromResultReader(t.c.Conn().TypeMap(), rr), r: t.r, c: t.c, ctx: ctx, sql: sql, inTx: true}, nil
+}
+
+func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, _ := t.Query(ctx, sql, args...)
+	return row{rows}
+}
 
 // batchResults are the results of Handle.SendBatch; closing them returns the
 // connection.

@@ -1,0 +1,366 @@
+package landlord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// TestOpenRefusesUnsafeAppRole: tenant traffic never runs as a role that
+// row-level security would not bind (THREATS I01, I02).
+func TestOpenRefusesUnsafeAppRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		setup string // run as the superuser; %s is the app role
+	}{
+		{"member of the owner", "GRANT landlord_owner TO %s"},
+		{"bypassrls", "ALTER ROLE %s BYPASSRLS"},
+		{"superuser", "ALTER ROLE %s SUPERUSER"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			app := fmt.Sprintf("unsafe_app_%d_%d", i, time.Now().UnixNano()%1e9)
+			db := server.NewDB(t, template)
+			l, err := Open(ctx, db.URL, testMigrations(), Config{AppRole: app})
+			if err != nil {
+				t.Fatalf("open with a fresh app role: %v", err)
+			}
+			l.Close()
+			admin, err := pgx.Connect(ctx, db.AdminURL)
+			must(t, err)
+			defer admin.Close(ctx)
+			_, err = admin.Exec(ctx, fmt.Sprintf(c.setup, pgx.Identifier{app}.Sanitize()))
+			must(t, err)
+			t.Cleanup(func() {
+				// The role is cluster-wide: leave nothing unsafe behind.
+				_, _ = admin.Exec(context.Background(), fmt.Sprintf("ALTER ROLE %s NOSUPERUSER NOBYPASSRLS", pgx.Identifier{app}.Sanitize()))
+			})
+			l, err = Open(ctx, db.URL, testMigrations(), Config{AppRole: app})
+			if err == nil {
+				l.Close()
+				t.Fatal("Open accepted an app role that row-level security does not bind")
+			}
+			if !errors.Is(err, ErrUnsafeRole) {
+				t.Fatalf("got %v, want ErrUnsafeRole", err)
+			}
+		})
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, cfg := range []Config{
+		{MaxConns: -1}, {TenantPoolConns: -1}, {MaxTenantPools: -1}, {DirectoryMaxAge: -time.Second},
+		{AppRole: "Bad Role"}, {AppRole: "landlord_owner"},
+	} {
+		if l, err := Open(ctx, "postgres://nowhere.invalid/x", testMigrations(), cfg); err == nil {
+			l.Close()
+			t.Errorf("Open(%+v) succeeded", cfg)
+		}
+	}
+	if _, err := Open(ctx, "postgres://%zz", testMigrations(), Config{}); err == nil {
+		t.Error("a malformed URL was accepted")
+	}
+	if _, err := Open(ctx, "postgres://user:hunter2@nowhere.invalid:1/x?connect_timeout=1", testMigrations(), Config{}); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("unreachable server: %v (must fail without showing the password)", err)
+	}
+}
+
+// TestStates: read-only tenants are read-only in the database, suspended
+// ones get a typed error, and a state change reaches the cached route.
+func TestStates(t *testing.T) {
+	for _, m := range tenant.Models {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			l, _ := setup(t, Config{})
+			tn := createTenant(t, l, "shop", m)
+			tctx := WithTenant(ctx, tn.ID)
+			h := l.Handle()
+			_, err := h.Exec(tctx, `INSERT INTO parents (id, name) VALUES (1, 'p')`)
+			must(t, err)
+			admin, err := l.Admin(ctx, "test state changes")
+			must(t, err)
+
+			_, err = admin.SetState(ctx, tn.ID, tenant.StateReadOnly)
+			must(t, err)
+			var n int
+			must(t, h.QueryRow(tctx, `SELECT count(*) FROM parents`).Scan(&n))
+			if n != 1 {
+				t.Fatalf("read-only tenant reads %d rows, want 1", n)
+			}
+			_, err = h.Exec(tctx, `INSERT INTO parents (id, name) VALUES (2, 'q')`)
+			if !isCode(err, "25006") { // read_only_sql_transaction
+				t.Fatalf("write to a read-only tenant: %v, want read-only transaction error", err)
+			}
+			tx, err := h.Begin(tctx)
+			must(t, err)
+			_, err = tx.Exec(tctx, `DELETE FROM parents`)
+			tx.Rollback(ctx)
+			if !isCode(err, "25006") {
+				t.Fatalf("write in a transaction of a read-only tenant: %v", err)
+			}
+
+			_, err = admin.SetState(ctx, tn.ID, tenant.StateSuspended)
+			must(t, err)
+			_, err = h.Exec(tctx, `SELECT 1`)
+			if !errors.Is(err, tenant.ErrSuspended) {
+				t.Fatalf("suspended tenant: %v, want ErrSuspended", err)
+			}
+			// An admin scope still reaches it.
+			must(t, admin.Tenant(ctx, tn.ID).QueryRow(ctx, `SELECT count(*) FROM parents`).Scan(&n))
+
+			_, err = admin.SetState(ctx, tn.ID, tenant.StateActive)
+			must(t, err)
+			_, err = h.Exec(tctx, `INSERT INTO parents (id, name) VALUES (2, 'q')`)
+			must(t, err)
+			if _, err := admin.SetState(ctx, tn.ID, tenant.StateMoving); err == nil {
+				t.Fatal("moving is set by moves, not by hand")
+			}
+		})
+	}
+}
+
+// TestDirectoryChangeReachesRoute: a state change written by another process
+// reaches this one's cached route through the directory's notifications.
+func TestDirectoryChangeReachesRoute(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db := setup(t, Config{})
+	tn := createTenant(t, l, "shop", tenant.ModelRow)
+	tctx := WithTenant(ctx, tn.ID)
+	_, err := l.Handle().Exec(tctx, `SELECT 1`) // cache the route
+	must(t, err)
+	other, err := Open(ctx, db.URL, testMigrations(), Config{})
+	must(t, err)
+	defer other.Close()
+	admin, err := other.Admin(ctx, "suspend from another process")
+	must(t, err)
+	_, err = admin.SetState(ctx, tn.ID, tenant.StateSuspended)
+	must(t, err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err = l.Handle().Exec(tctx, `SELECT 1`)
+		if errors.Is(err, tenant.ErrSuspended) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the suspension never reached the other process: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestUnknownAndDeletedTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t, Config{})
+	_, err := l.Handle().Exec(WithTenant(ctx, tenant.NewID()), `SELECT 1`)
+	if !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("unknown tenant: %v", err)
+	}
+	for _, m := range tenant.Models {
+		tn := createTenant(t, l, "gone-"+string(m), m)
+		tctx := WithTenant(ctx, tn.ID)
+		_, err := l.Handle().Exec(tctx, `INSERT INTO parents (id, name) VALUES (1, 'p')`)
+		must(t, err)
+		must(t, l.DeleteTenant(ctx, tn.ID))
+		if _, err := l.Handle().Exec(tctx, `SELECT 1`); !errors.Is(err, tenant.ErrNotFound) {
+			t.Fatalf("%s: deleted tenant: %v", m, err)
+		}
+	}
+}
+
+func TestAdmin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t, Config{})
+	if _, err := l.Admin(ctx, "  "); !errors.Is(err, ErrNoReason) {
+		t.Fatalf("admin scope without a reason: %v", err)
+	}
+	var ids []tenant.ID
+	for _, m := range tenant.Models {
+		tn := createTenant(t, l, "each-"+string(m), m)
+		ids = append(ids, tn.ID)
+		_, err := l.Handle().Exec(WithTenant(ctx, tn.ID), `INSERT INTO parents (id, name) VALUES (1, $1)`, string(m))
+		must(t, err)
+	}
+	admin, err := l.Admin(ctx, "count every tenant's parents")
+	must(t, err)
+	seen := map[string]string{}
+	err = admin.Each(ctx, directory.Filter{}, func(ctx context.Context, tn tenant.Tenant, q Querier) error {
+		var name string
+		if err := q.QueryRow(ctx, `SELECT name FROM parents`).Scan(&name); err != nil {
+			return err
+		}
+		seen[tn.Slug] = name
+		return nil
+	})
+	must(t, err)
+	for _, m := range tenant.Models {
+		if seen["each-"+string(m)] != string(m) {
+			t.Errorf("Each saw %v", seen)
+		}
+	}
+	ts, err := admin.Tenants(ctx, directory.Filter{Model: tenant.ModelSchema})
+	must(t, err)
+	if len(ts) != 1 || ts[0].ID != ids[1] {
+		t.Errorf("Tenants(schema) = %v", ts)
+	}
+	// A fixed-tenant handle ignores the context's tenant.
+	var name string
+	must(t, admin.Tenant(ctx, ids[0]).QueryRow(WithTenant(ctx, ids[2]), `SELECT name FROM parents`).Scan(&name))
+	if name != "row" {
+		t.Errorf("admin.Tenant(row) read %q", name)
+	}
+}
+
+// TestBatchAndTx covers the handle's other paths: batches, transactions,
+// named arguments and a statement whose result type changed after a
+// migration-like change.
+func TestBatchAndTx(t *testing.T) {
+	for _, m := range tenant.Models {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			l, _ := setup(t, Config{})
+			tn := createTenant(t, l, "shop", m)
+			tctx := WithTenant(ctx, tn.ID)
+			h := l.Handle()
+
+			b := &pgx.Batch{}
+			for i := 1; i <= 3; i++ {
+				b.Queue(`INSERT INTO parents (id, name) VALUES ($1, $2)`, i, fmt.Sprint("p", i))
+			}
+			var count int
+			b.Queue(`SELECT count(*) FROM parents`).QueryRow(func(r pgx.Row) error { return r.Scan(&count) })
+			must(t, h.SendBatch(tctx, b).Close())
+			if count != 3 {
+				t.Fatalf("batch saw %d rows, want 3", count)
+			}
+			bt := &pgx.Batch{}
+			bt.BeginTx(pgx.TxOptions{})
+			if err := h.SendBatch(tctx, bt).Close(); !errors.Is(err, ErrBatchTx) {
+				t.Fatalf("batch with its own transaction: %v", err)
+			}
+
+			// Named arguments take the pgx batch path.
+			var name string
+			must(t, h.QueryRow(tctx, `SELECT name FROM parents WHERE id = @id`, pgx.NamedArgs{"id": 2}).Scan(&name))
+			if name != "p2" {
+				t.Fatalf("named args read %q", name)
+			}
+
+			err := pgx.BeginFunc(tctx, h, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(tctx, `DELETE FROM parents WHERE id = 1`); err != nil {
+					return err
+				}
+				return errors.New("roll back")
+			})
+			if err == nil || err.Error() != "roll back" {
+				t.Fatalf("BeginFunc: %v", err)
+			}
+			must(t, h.QueryRow(tctx, `SELECT count(*) FROM parents`).Scan(&count))
+			if count != 3 {
+				t.Fatalf("rolled back delete left %d rows", count)
+			}
+			tx, err := h.BeginTx(tctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+			must(t, err)
+			var iso string
+			must(t, tx.QueryRow(tctx, `SELECT current_setting('transaction_isolation')`).Scan(&iso))
+			must(t, tx.Commit(ctx))
+			if iso != "serializable" {
+				t.Fatalf("isolation %q", iso)
+			}
+			if tx.Conn() != nil {
+				t.Fatal("a tenant transaction exposes its connection")
+			}
+
+			// A statement cached before the table changed shape fails once
+			// and works again after.
+			must(t, h.QueryRow(tctx, `SELECT * FROM parents WHERE id = 1`).Scan(new(tenant.ID), new(int64), &name))
+			admin, err := pgx.Connect(ctx, l.admin.Config().ConnConfig.ConnString())
+			must(t, err)
+			defer admin.Close(ctx)
+			tables := []string{pgx.Identifier{tn.Schema, "parents"}.Sanitize()}
+			if m == tenant.ModelDatabase {
+				cfg, err := l.prov.ConnConfig(ctx, tn.Server, tn.Database, "")
+				must(t, err)
+				admin.Close(ctx)
+				admin, err = pgx.ConnectConfig(ctx, cfg)
+				must(t, err)
+			}
+			_, err = admin.Exec(ctx, `SET ROLE landlord_owner; ALTER TABLE `+tables[0]+` ADD COLUMN note text; RESET ROLE`)
+			must(t, err)
+			for i := 0; ; i++ {
+				err := h.QueryRow(tctx, `SELECT * FROM parents WHERE id = 1`).Scan(new(tenant.ID), new(int64), &name, new(*string))
+				if err == nil {
+					break
+				}
+				if i > 0 {
+					t.Fatalf("statement still failing after the table changed: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestSchemaTenantsAtDifferentVersions alternates two schema tenants whose
+// tables differ in shape (as during a fleet migration) on one connection:
+// each must get its own columns, through the handle and in transactions,
+// with no "cached plan must not change result type" on the way (THREATS I19).
+func TestSchemaTenantsAtDifferentVersions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db := setup(t, Config{MaxConns: 1})
+	a := createTenant(t, l, "ahead", tenant.ModelSchema)
+	b := createTenant(t, l, "behind", tenant.ModelSchema)
+	admin, err := pgx.Connect(ctx, db.URL)
+	must(t, err)
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, `SET ROLE landlord_owner; ALTER TABLE `+pgx.Identifier{a.Schema, "parents"}.Sanitize()+` ADD COLUMN note text; RESET ROLE`)
+	must(t, err)
+	h := l.Handle()
+	for _, tn := range []tenant.Tenant{a, b} {
+		_, err := h.Exec(WithTenant(ctx, tn.ID), `INSERT INTO parents (id, name) VALUES (1, 'p')`)
+		must(t, err)
+	}
+	cols := func(q Querier, ctx context.Context) int {
+		rows, err := q.Query(ctx, `SELECT * FROM parents`)
+		must(t, err)
+		rows.Next()
+		n := len(rows.FieldDescriptions())
+		rows.Close()
+		must(t, rows.Err())
+		return n
+	}
+	for round := 0; round < 5; round++ {
+		for _, c := range []struct {
+			tn   tenant.Tenant
+			want int
+		}{{a, 4}, {b, 3}} {
+			tctx := WithTenant(ctx, c.tn.ID)
+			if got := cols(h, tctx); got != c.want {
+				t.Fatalf("round %d: %s sees %d columns, want %d", round, c.tn.Slug, got, c.want)
+			}
+			tx, err := h.Begin(tctx)
+			must(t, err)
+			if got := cols(tx, tctx); got != c.want {
+				t.Fatalf("round %d: %s in a transaction sees %d columns, want %d", round, c.tn.Slug, got, c.want)
+			}
+			must(t, tx.Commit(ctx))
+		}
+	}
+}
