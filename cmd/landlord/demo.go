@@ -18,7 +18,7 @@ and shows PostgreSQL refusing every attempt to read across tenants.`,
 
   # on a server of your own
   landlord demo --database-url postgres://admin@db.example.com/landlord`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withDatabase(cmd.Context(), cmd.ErrOrStderr(), func(url string) error {
 				return demo.Run(cmd.Context(), url, cmd.OutOrStdout())
