@@ -71,9 +71,8 @@ func refused(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "42704" && strings.Contains(pgErr.Message, refusedSetting)
 }
 
-// destroy closes a connection instead of returning it to its pool.
-func (l *Landlord) destroy(c *pgxpool.Conn) {
-	l.cfg.Logger.Warn("replaced a connection that carried session state left by tenant SQL (SET, SET ROLE or set_config(..., false))")
+// discard closes a connection instead of returning it to its pool.
+func (l *Landlord) discard(c *pgxpool.Conn) {
 	conn := c.Hijack()
 	go conn.Close(context.Background())
 }
@@ -81,10 +80,13 @@ func (l *Landlord) destroy(c *pgxpool.Conn) {
 // sent is a statement on its way, its tenant context accepted: exactly one
 // of mrr (the lean path) and br (the pgx batch path) holds its result.
 type sent struct {
-	r   *route
-	c   *pgxpool.Conn
-	mrr *pgconn.MultiResultReader
-	br  pgx.BatchResults
+	r *route
+	c *pgxpool.Conn
+	// leftState: sql may leave session state; the connection is closed
+	// after the call.
+	leftState bool
+	mrr       *pgconn.MultiResultReader
+	br        pgx.BatchResults
 }
 
 // send routes ctx, acquires a connection and sends the enter statement and
@@ -98,10 +100,12 @@ func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error)
 		}
 		s, err := start(ctx, r, c, sql, args)
 		if err == nil {
+			s.leftState = leavesSessionState(sql)
 			return s, nil
 		}
 		if refused(err) && attempt < 2 {
-			h.l.destroy(c)
+			h.l.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
+			h.l.discard(c)
 			continue
 		}
 		forget(ctx, c, r, sql, err)
@@ -235,7 +239,7 @@ func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 			forget(ctx, s.c, s.r, sql, err)
 		}
 	}
-	s.c.Release()
+	h.l.finish(s.c, s.leftState)
 	return tag, err
 }
 
@@ -248,11 +252,11 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	}
 	if s.br != nil {
 		rows, err := s.br.Query()
-		return &batchRows{Rows: rows, br: s.br, c: s.c}, err
+		return &batchRows{Rows: rows, br: s.br, l: h.l, c: s.c, leftState: s.leftState}, err
 	}
 	return &tenantRows{
 		Rows: pgx.RowsFromResultReader(s.c.Conn().TypeMap(), s.mrr.ResultReader()),
-		mrr:  s.mrr, r: s.r, c: s.c, ctx: ctx, sql: sql,
+		mrr:  s.mrr, l: h.l, r: s.r, c: s.c, leftState: s.leftState, ctx: ctx, sql: sql,
 	}, nil
 }
 
@@ -289,10 +293,11 @@ func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error
 			err = cerr
 		}
 		if err == nil {
-			return &tx{Tx: br.Tx(), r: r, c: c}, nil
+			return &tx{Tx: br.Tx(), l: h.l, r: r, c: c}, nil
 		}
 		if refused(err) && attempt < 2 {
-			h.l.destroy(c)
+			h.l.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
+			h.l.discard(c)
 			continue
 		}
 		c.Release() // the pool destroys a connection left in a transaction
@@ -319,12 +324,16 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			if refused(err) && attempt < 2 {
-				h.l.destroy(c)
+				h.l.discard(c)
 				continue
 			}
 			c.Release()
 			return pgx.FailedBatchResults(&pgx.Batch{}, err)
 		}
-		return &batchResults{BatchResults: br, c: c}
+		left := false
+		for _, q := range b.QueuedQueries {
+			left = left || leavesSessionState(q.SQL)
+		}
+		return &batchResults{BatchResults: br, l: h.l, c: c, leftState: left}
 	}
 }

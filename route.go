@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -17,26 +16,30 @@ import (
 // they end with the transaction and a pooled connection carries nothing to
 // its next user (THREATS I06).
 //
-// Before it sets anything it checks that the connection carries no session
-// state: no session-level tenant setting, role or search path (tenant SQL
-// could have left one with SET or set_config(..., false)). If it does, the
-// statement fails, which aborts the round trip before the guarded statement
-// runs; the handle then destroys the connection and retries on another
-// (see refused). The check costs three setting reads; overriding the role
-// and path in every transaction instead would cost two setting changes and
-// their reverts on every call.
-//
 // In the row and database models only the tenant setting changes: the
 // connection's session role and search path are already the right ones. In
 // the schema model the transaction also switches to the tenant's role and
 // schema. pg_temp goes last on every path, so a temporary table can never
 // shadow a tenant table (THREATS I18). A read-only tenant's transactions are
 // read-only in the database itself.
+//
+// Session state that tenant SQL leaves behind is handled in two layers.
+// Statements that can leave it (SET, RESET, DECLARE, LISTEN, PREPARE,
+// set_config, session advisory locks; see leavesSessionState) cost their
+// connection: it is closed after the call instead of going back to the pool.
+// And before it sets anything, the enter statement checks that the
+// connection has no session-level role, the one leftover that would change
+// what a later transaction may touch (a function could set one where no
+// statement text shows it). If it has, the enter statement fails, which
+// aborts the round trip before the guarded statement runs; the handle then
+// closes the connection and retries on another (see refused). A leftover
+// tenant setting or search path needs no check: every transaction sets its
+// own tenant, and privileges keep any other path away from tenant tables.
+// The check costs one setting read; overriding the role in every
+// transaction would cost a setting change and its revert on every call.
 type enter struct{ name, sql string }
 
-const dirtyCheck = `CASE WHEN coalesce(current_setting('landlord.tenant_id', true), '') <> ''
-	OR current_setting('role') <> 'none' OR current_setting('search_path') <> $2
-	THEN current_setting('` + refusedSetting + `') END`
+const dirtyCheck = `CASE WHEN current_setting('role') <> 'none' THEN current_setting('` + refusedSetting + `') END`
 
 // refusedSetting names no setting: reading it is how the enter statement
 // raises its error, with a message that says why.
@@ -48,9 +51,9 @@ var (
 	enterSharedRO = enter{"landlord_enter_ro", `SELECT ` + dirtyCheck + `,
 		set_config('landlord.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)`}
 	enterSchema = enter{"landlord_enter_schema", `SELECT ` + dirtyCheck + `,
-		set_config('landlord.tenant_id', $1, true), set_config('role', $3, true), set_config('search_path', $4, true)`}
+		set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`}
 	enterSchemaRO = enter{"landlord_enter_schema_ro", `SELECT ` + dirtyCheck + `,
-		set_config('landlord.tenant_id', $1, true), set_config('role', $3, true), set_config('search_path', $4, true),
+		set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true),
 		set_config('transaction_read_only', 'on', true)`}
 	enters = []enter{enterShared, enterSharedRO, enterSchema, enterSchemaRO}
 )
@@ -91,15 +94,15 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	switch t.Model {
 	case tenant.ModelRow:
 		r.enter = pick(readOnly, enterShared, enterSharedRO)
-		r.enterArgs = [][]byte{id, []byte(searchPath(provision.SharedSchema))}
+		r.enterArgs = [][]byte{id}
 		r.pool = l.appPool
 	case tenant.ModelSchema:
 		r.enter = pick(readOnly, enterSchema, enterSchemaRO)
-		r.enterArgs = [][]byte{id, []byte(searchPath(provision.SharedSchema)), []byte(t.ID.RoleName()), []byte(searchPath(t.Schema))}
+		r.enterArgs = [][]byte{id, []byte(t.ID.RoleName()), []byte(searchPath(t.Schema))}
 		r.pool = l.appPool
 	case tenant.ModelDatabase:
 		r.enter = pick(readOnly, enterShared, enterSharedRO)
-		r.enterArgs = [][]byte{id, []byte(searchPath(t.Schema))}
+		r.enterArgs = [][]byte{id}
 		// Keyed by id and epoch: a moved tenant never reaches its old
 		// pool (THREATS I22).
 		key := poolKey{id: t.ID, epoch: t.Epoch}

@@ -13,14 +13,16 @@ import (
 // Closing it reads the rest of the round trip and returns the connection.
 type tenantRows struct {
 	pgx.Rows
-	mrr    *pgconn.MultiResultReader
-	r      *route
-	c      *pgxpool.Conn
-	ctx    context.Context
-	sql    string
-	inTx   bool // inside a Tx: the transaction owns the connection
-	err    error
-	closed bool
+	mrr       *pgconn.MultiResultReader
+	l         *Landlord
+	r         *route
+	c         *pgxpool.Conn
+	leftState bool
+	ctx       context.Context
+	sql       string
+	inTx      bool // inside a Tx: the transaction owns the connection
+	err       error
+	closed    bool
 }
 
 func (r *tenantRows) Next() bool {
@@ -50,7 +52,7 @@ func (r *tenantRows) Close() {
 		forget(r.ctx, r.c, r.r, r.sql, r.err)
 	}
 	if !r.inTx {
-		r.c.Release()
+		r.l.finish(r.c, r.leftState)
 	}
 }
 
@@ -68,10 +70,12 @@ func (r *tenantRows) Conn() *pgx.Conn { return nil }
 // batch.
 type batchRows struct {
 	pgx.Rows
-	br     pgx.BatchResults
-	c      *pgxpool.Conn
-	err    error
-	closed bool
+	br        pgx.BatchResults
+	l         *Landlord
+	c         *pgxpool.Conn
+	leftState bool
+	err       error
+	closed    bool
 }
 
 func (r *batchRows) Next() bool {
@@ -95,7 +99,7 @@ func (r *batchRows) Close() {
 	if err := r.br.Close(); r.err == nil {
 		r.err = err
 	}
-	r.c.Release()
+	r.l.finish(r.c, r.leftState)
 }
 
 func (r *batchRows) Err() error {

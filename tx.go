@@ -15,9 +15,11 @@ import (
 // schema (see stmtcache.go); otherwise pgx runs them.
 type tx struct {
 	pgx.Tx
-	r    *route
-	c    *pgxpool.Conn
-	done bool
+	l         *Landlord
+	r         *route
+	c         *pgxpool.Conn
+	leftState bool // a statement may have left session state
+	done      bool
 }
 
 func (t *tx) Commit(ctx context.Context) error {
@@ -37,7 +39,7 @@ func (t *tx) Rollback(ctx context.Context) error {
 func (t *tx) release() {
 	if !t.done {
 		t.done = true
-		t.c.Release()
+		t.l.finish(t.c, t.leftState)
 	}
 }
 
@@ -67,6 +69,7 @@ func (t *tx) prepare(ctx context.Context, sql string, args []any) (*pgconn.State
 }
 
 func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	t.leftState = t.leftState || leavesSessionState(sql)
 	if !t.schemaPath(args) {
 		return t.Tx.Exec(ctx, sql, args...)
 	}
@@ -83,6 +86,7 @@ func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 }
 
 func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	t.leftState = t.leftState || leavesSessionState(sql)
 	if !t.schemaPath(args) {
 		return t.Tx.Query(ctx, sql, args...)
 	}
@@ -92,7 +96,7 @@ func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 	}
 	defer eqbPool.Put(eqb)
 	rr := t.c.Conn().PgConn().ExecStatement(ctx, sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
-	return &tenantRows{Rows: pgx.RowsFromResultReader(t.c.Conn().TypeMap(), rr), r: t.r, c: t.c, ctx: ctx, sql: sql, inTx: true}, nil
+	return &tenantRows{Rows: pgx.RowsFromResultReader(t.c.Conn().TypeMap(), rr), l: t.l, r: t.r, c: t.c, ctx: ctx, sql: sql, inTx: true}, nil
 }
 
 func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -100,19 +104,29 @@ func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return row{rows}
 }
 
+// SendBatch sends b within the transaction.
+func (t *tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	for _, q := range b.QueuedQueries {
+		t.leftState = t.leftState || leavesSessionState(q.SQL)
+	}
+	return t.Tx.SendBatch(ctx, b)
+}
+
 // batchResults are the results of Handle.SendBatch; closing them returns the
 // connection.
 type batchResults struct {
 	pgx.BatchResults
-	c      *pgxpool.Conn
-	closed bool
+	l         *Landlord
+	c         *pgxpool.Conn
+	leftState bool
+	closed    bool
 }
 
 func (b *batchResults) Close() error {
 	err := b.BatchResults.Close()
 	if !b.closed {
 		b.closed = true
-		b.c.Release()
+		b.l.finish(b.c, b.leftState)
 	}
 	return err
 }

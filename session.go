@@ -1,0 +1,97 @@
+package landlord
+
+import (
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// leavesSessionState reports whether sql may leave session state on its
+// connection that outlives its transaction: a session-level SET or RESET, a
+// set_config call, DISCARD, a cursor declared WITH HOLD, LISTEN, PREPARE,
+// LOAD, or a session-level advisory lock. Such a statement costs its
+// connection, which is closed after the call instead of going back to the
+// pool (THREATS I06, I26). The check is lexical and errs on the side of
+// closing; the enter statement's role check backs it up for state that a
+// function sets out of sight.
+func leavesSessionState(sql string) bool {
+	if containsFold(sql, "set_config") || containsFold(sql, "pg_advisory_lock") || containsFold(sql, "pg_try_advisory_lock") {
+		return true
+	}
+	first, rest := firstWord(sql)
+	switch strings.ToLower(first) {
+	case "set":
+		// SET LOCAL, SET TRANSACTION and SET CONSTRAINTS end with the
+		// transaction.
+		switch next, _ := firstWord(rest); strings.ToLower(next) {
+		case "local", "transaction", "constraints":
+			return false
+		}
+		return true
+	case "reset", "discard", "declare", "listen", "prepare", "load":
+		return true
+	}
+	return false
+}
+
+// firstWord returns the first word of sql after blanks and comments, and
+// what follows it.
+func firstWord(sql string) (word, rest string) {
+	for {
+		sql = strings.TrimLeft(sql, " \t\r\n\f(")
+		switch {
+		case strings.HasPrefix(sql, "--"):
+			_, after, found := strings.Cut(sql, "\n")
+			if !found {
+				return "", ""
+			}
+			sql = after
+		case strings.HasPrefix(sql, "/*"):
+			_, after, found := strings.Cut(sql, "*/")
+			if !found {
+				return "", ""
+			}
+			sql = after
+		default:
+			end := strings.IndexFunc(sql, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_')
+			})
+			if end < 0 {
+				return sql, ""
+			}
+			return sql[:end], sql[end:]
+		}
+	}
+}
+
+// containsFold reports whether s contains the lower-case ASCII word sub, in
+// any case, without allocating.
+func containsFold(s, sub string) bool {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+// finish returns a connection after a call: to its pool, or closed when the
+// call may have left session state on it.
+func (l *Landlord) finish(c *pgxpool.Conn, leftState bool) {
+	if leftState {
+		l.discard(c)
+		return
+	}
+	c.Release()
+}
