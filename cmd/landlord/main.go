@@ -17,8 +17,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil
 	stop()
-	if err != nil {
+	switch {
+	case err != nil && interrupted:
+		// Whatever was under way stopped where it was; every operation can
+		// be run again to finish it.
+		fmt.Fprintln(os.Stderr, "landlord: interrupted:", err)
+		os.Exit(exitInterrupted)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "landlord:", err)
 		os.Exit(exitCode(err))
 	}
@@ -28,6 +35,8 @@ func main() {
 const (
 	exitError = 1 // the operation failed
 	exitUsage = 2 // bad command line or bad input
+
+	exitInterrupted = 130 // stopped by Ctrl-C or SIGTERM, as shells report SIGINT
 )
 
 // usageError marks errors in what the user asked for, as opposed to failures
