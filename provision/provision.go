@@ -24,6 +24,12 @@ import (
 // SharedSchema holds the tables of row tenants on every server.
 const SharedSchema = "shared"
 
+// TemplateSchema is the name of the schema that provisioning templates hold:
+// one in the control database, cloned for new schema tenants, and one in the
+// template database (TemplateDatabase), copied for new database tenants.
+// Fleet migrations keep both at the head version.
+const TemplateSchema = "landlord_template"
+
 // Config holds the optional settings of a Provisioner.
 type Config struct {
 	// OwnerRole owns every object Landlord creates. Default "landlord_owner".
@@ -104,6 +110,11 @@ func (p *Provisioner) Roles() Roles { return p.roles }
 
 // Installation returns the installation's identity.
 func (p *Provisioner) Installation() directory.Installation { return p.inst }
+
+// TemplateDatabase is the name of the installation's template database, from
+// which database tenants are created. It is derived from the installation id,
+// so two installations on one cluster never share one.
+func (p *Provisioner) TemplateDatabase() string { return "landlord_tpl_" + p.inst.ID.Hex()[:16] }
 
 // Migrator returns the migrator of the tenant tables.
 func (p *Provisioner) Migrator() *migration.Migrator { return p.mig }
