@@ -95,3 +95,22 @@ func (a *Admin) ResumeTenant(ctx context.Context, id tenant.ID) (tenant.Tenant, 
 	a.log(ctx, "resume tenant", slog.String("tenant", id.String()))
 	return a.l.prov.Resume(ctx, id)
 }
+
+// Incompatible lists the tenants whose tables are at a migration version
+// outside the range this installation was opened with (Config.MinSchemaVersion
+// and MaxSchemaVersion): the tenants that block a deploy of this code until
+// fleet migrations move them.
+func (a *Admin) Incompatible(ctx context.Context) ([]tenant.Tenant, error) {
+	a.log(ctx, "list incompatible tenants")
+	ts, err := a.l.dir.List(ctx, directory.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	var out []tenant.Tenant
+	for _, t := range ts {
+		if !a.l.compatible(t.SchemaVersion) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}

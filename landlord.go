@@ -54,6 +54,13 @@ type Config struct {
 	// DirectoryMaxAge bounds how long a cached directory entry is used
 	// without a fresh read, should a change notification be lost. Default 30s.
 	DirectoryMaxAge time.Duration
+	// MinSchemaVersion and MaxSchemaVersion state the migration versions of
+	// the tenant tables this code works with; 0 leaves a bound open. A
+	// tenant outside the range gets a *tenant.VersionError from the handle
+	// instead of running SQL against tables of another shape, and
+	// Admin.Incompatible lists the tenants that would block a deploy.
+	MinSchemaVersion int
+	MaxSchemaVersion int
 }
 
 func (c *Config) setDefaults() {
@@ -81,6 +88,10 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MaxTenantPools must not be negative")
 	case c.DirectoryMaxAge < 0:
 		return errors.New("landlord config: DirectoryMaxAge must not be negative")
+	case c.MinSchemaVersion < 0 || c.MaxSchemaVersion < 0:
+		return errors.New("landlord config: MinSchemaVersion and MaxSchemaVersion must not be negative")
+	case c.MaxSchemaVersion != 0 && c.MaxSchemaVersion < c.MinSchemaVersion:
+		return errors.New("landlord config: MaxSchemaVersion is below MinSchemaVersion")
 	}
 	return nil
 }

@@ -87,6 +87,9 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	default:
 		r.err = &tenant.StateError{ID: t.ID, State: t.State}
 	}
+	if r.err == nil && !l.compatible(t.SchemaVersion) {
+		r.err = &tenant.VersionError{ID: t.ID, Version: t.SchemaVersion, Min: l.cfg.MinSchemaVersion, Max: l.cfg.MaxSchemaVersion}
+	}
 	if err := tenant.CheckIdent(t.Schema); err != nil {
 		return nil, fmt.Errorf("route tenant %s: %w", t.ID, err)
 	}
@@ -119,6 +122,11 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 		return nil, fmt.Errorf("route tenant %s: model %q: %w", t.ID, t.Model, tenant.ErrBadModel)
 	}
 	return r, nil
+}
+
+// compatible reports whether tables at version v fit the configured range.
+func (l *Landlord) compatible(v int) bool {
+	return v >= l.cfg.MinSchemaVersion && (l.cfg.MaxSchemaVersion == 0 || v <= l.cfg.MaxSchemaVersion)
 }
 
 func pick(readOnly bool, rw, ro enter) enter {

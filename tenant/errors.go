@@ -1,6 +1,9 @@
 package tenant
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrBadSlug is returned by NormalizeSlug for a slug that breaks the slug
 // rules or is reserved. The wrapping message says which rule.
@@ -62,4 +65,35 @@ func (e *StateError) Is(target error) bool {
 		return target == ErrNotReady
 	}
 	return false
+}
+
+// ErrSchemaVersion matches a *VersionError: the tenant's tables are at a
+// migration version outside the range the application's code needs.
+var ErrSchemaVersion = errors.New("tenant schema version incompatible")
+
+// VersionError is returned by the tenant handle for a tenant whose tables
+// are at a version outside [Min, Max] (a bound of 0 is open): the code would
+// run against tables of another shape, so no SQL is sent. Migrating the
+// tenant (or deploying code that supports its version) clears it.
+type VersionError struct {
+	ID       ID
+	Version  int
+	Min, Max int
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("tenant %s is at schema version %d, outside the range %s this code supports", e.ID, e.Version, versionRange(e.Min, e.Max))
+}
+
+// Is matches ErrSchemaVersion.
+func (e *VersionError) Is(target error) bool { return target == ErrSchemaVersion }
+
+func versionRange(lo, hi int) string {
+	switch {
+	case hi == 0:
+		return fmt.Sprintf("%d and later", lo)
+	case lo == 0:
+		return fmt.Sprintf("up to %d", hi)
+	}
+	return fmt.Sprintf("%d-%d", lo, hi)
 }
