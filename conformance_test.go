@@ -132,13 +132,25 @@ func TestConformance(t *testing.T) {
 	for _, m := range tenant.Models {
 		t.Run(string(m), func(t *testing.T) {
 			t.Parallel()
-			runConformance(t, m)
+			runConformance(t, m, Config{})
 		})
 	}
 }
 
-func runConformance(t *testing.T, m tenant.Model) {
-	p := newPair(t, m, Config{})
+// TestConformanceThroughPgBouncer runs the same suite with tenant traffic
+// through a real PgBouncer in transaction pooling mode (THREATS I06, I19).
+func TestConformanceThroughPgBouncer(t *testing.T) {
+	b := server.PgBouncer(t)
+	for _, m := range tenant.Models {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			runConformance(t, m, Config{Pooler: &Pooler{Host: b.Host(), Port: uint16(b.Port())}})
+		})
+	}
+}
+
+func runConformance(t *testing.T, m tenant.Model, cfg Config) {
+	p := newPair(t, m, cfg)
 	h := p.l.Handle()
 	bg := context.Background()
 
@@ -347,7 +359,28 @@ func TestPoolAlternation(t *testing.T) {
 	for _, m := range tenant.Models {
 		t.Run(string(m), func(t *testing.T) {
 			t.Parallel()
-			p := newPair(t, m, Config{MaxConns: 1, TenantPoolConns: 1})
+			runPoolAlternation(t, m, Config{MaxConns: 1, TenantPoolConns: 1})
+		})
+	}
+}
+
+// TestPoolAlternationThroughPgBouncer: the same, behind PgBouncer in
+// transaction mode, where a server connection serves another client at every
+// transaction.
+func TestPoolAlternationThroughPgBouncer(t *testing.T) {
+	b := server.PgBouncer(t)
+	for _, m := range tenant.Models {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			runPoolAlternation(t, m, Config{MaxConns: 1, TenantPoolConns: 1, Pooler: &Pooler{Host: b.Host(), Port: uint16(b.Port())}})
+		})
+	}
+}
+
+func runPoolAlternation(t *testing.T, m tenant.Model, cfg Config) {
+	{
+		{
+			p := newPair(t, m, cfg)
 			h := p.l.Handle()
 			expect := func(ctx context.Context, who string, want tenant.Tenant) {
 				t.Helper()
@@ -390,8 +423,8 @@ func TestPoolAlternation(t *testing.T) {
 				expect(p.ctxB, "B", p.b)
 
 				// A leaves session-level state behind on purpose. Its
-				// connection serves the next call correctly and is then
-				// destroyed.
+				// connection is closed after the call; behind a
+				// transaction pooler the statement is refused instead.
 				pid := func() (pid int) {
 					must(t, h.QueryRow(p.ctxA, `SELECT pg_backend_pid()`).Scan(&pid))
 					return pid
@@ -399,11 +432,19 @@ func TestPoolAlternation(t *testing.T) {
 				before := pid()
 				_, err = h.Exec(p.ctxA, `SELECT set_config('search_path', $1, false), set_config('landlord.tenant_id', $2, false)`,
 					pgx.Identifier{p.a.Schema}.Sanitize(), p.a.ID.String())
-				must(t, err)
+				if cfg.Pooler != nil {
+					if !errors.Is(err, ErrSessionState) {
+						t.Fatalf("behind a pooler, a session-level set_config: %v, want ErrSessionState", err)
+					}
+				} else {
+					must(t, err)
+				}
 				expect(p.ctxB, "B", p.b)
-				pid()
-				if after := pid(); after == before {
-					t.Fatalf("the connection that carried session state (pid %d) was not destroyed", before)
+				if cfg.Pooler == nil {
+					pid()
+					if after := pid(); after == before {
+						t.Fatalf("the connection that carried session state (pid %d) was not destroyed", before)
+					}
 				}
 
 				// A's rows are unchanged by the rolled back transaction.
@@ -414,6 +455,6 @@ func TestPoolAlternation(t *testing.T) {
 				}
 			}
 			p.bIntact(t)
-		})
+		}
 	}
 }

@@ -22,3 +22,11 @@ var ErrBatchTx = errors.New("batch begins a transaction")
 
 // ErrClosed is returned by a Landlord that has been closed.
 var ErrClosed = errors.New("landlord closed")
+
+// ErrSessionState is returned, before anything is sent, for a statement that
+// could leave session state on its server connection (a session-level SET,
+// DISCARD, DECLARE ... WITH HOLD, LISTEN, PREPARE, set_config, a session
+// advisory lock) when tenant traffic goes through a transaction-pooling
+// connection pooler (Config.Pooler): the pooler would hand that state to
+// another client's next transaction.
+var ErrSessionState = errors.New("statement would leave session state on a pooled server connection")

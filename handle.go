@@ -98,6 +98,10 @@ func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error)
 		if err != nil {
 			return sent{}, err
 		}
+		if r.pooled && leavesSessionState(sql) {
+			c.Release()
+			return sent{}, ErrSessionState
+		}
 		s, err := start(ctx, r, c, sql, args)
 		if err == nil {
 			s.leftState = leavesSessionState(sql)
@@ -127,7 +131,7 @@ var eqbPool = sync.Pool{New: func() any { return new(pgx.ExtendedQueryBuilder) }
 // round trips.
 func start(ctx context.Context, r *route, c *pgxpool.Conn, sql string, args []any) (sent, error) {
 	conn := c.Conn()
-	if !plainArgs(args) {
+	if r.pooled || !plainArgs(args) {
 		b := &pgx.Batch{}
 		r.queueEnter(b)
 		b.Queue(sql, args...)
@@ -252,7 +256,14 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	}
 	if s.br != nil {
 		rows, err := s.br.Query()
-		return &batchRows{Rows: rows, br: s.br, l: h.l, c: s.c, leftState: s.leftState}, err
+		br := &batchRows{Rows: rows, br: s.br, l: h.l, c: s.c, leftState: s.leftState}
+		if err != nil {
+			// As with pgx, a Query that fails returns closed rows: callers
+			// need not close them.
+			br.Close()
+			return errRows(err), err
+		}
+		return br, nil
 	}
 	return &tenantRows{
 		Rows: pgx.RowsFromResultReader(s.c.Conn().TypeMap(), s.mrr.ResultReader()),
@@ -316,6 +327,14 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		r, c, err := h.acquire(ctx)
 		if err != nil {
 			return pgx.FailedBatchResults(&pgx.Batch{}, err)
+		}
+		if r.pooled {
+			for _, q := range b.QueuedQueries {
+				if leavesSessionState(q.SQL) {
+					c.Release()
+					return pgx.FailedBatchResults(&pgx.Batch{}, ErrSessionState)
+				}
+			}
 		}
 		nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
 		r.queueEnter(nb)

@@ -61,6 +61,27 @@ type Config struct {
 	// Admin.Incompatible lists the tenants that would block a deploy.
 	MinSchemaVersion int
 	MaxSchemaVersion int
+	// Pooler sends tenant traffic through a connection pooler in transaction
+	// pooling mode (PgBouncer's pool_mode = transaction) at this address,
+	// while Landlord's own administration connects to the server directly.
+	// See Pooler for what changes.
+	Pooler *Pooler
+}
+
+// Pooler is the address of a transaction-pooling connection pooler in front
+// of the control server. Behind such a pooler a server connection serves a
+// different client at every transaction, so Landlord then keeps nothing on a
+// connection between transactions: statements are not prepared (pgx's exec
+// mode: one round trip, parsed every time, inside the tenant's context),
+// every transaction sets the tenant, role and search path itself, and a
+// statement that could leave session state on the server connection (see
+// leavesSessionState) is refused with ErrSessionState before it is sent.
+// Database tenants reach their databases through the pooler too, so it must
+// accept every tenant database and role (PgBouncer: a "*" fallback database
+// and auth_query or an auth_file with the tenant roles).
+type Pooler struct {
+	Host string
+	Port uint16
 }
 
 func (c *Config) setDefaults() {
@@ -92,6 +113,8 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MinSchemaVersion and MaxSchemaVersion must not be negative")
 	case c.MaxSchemaVersion != 0 && c.MaxSchemaVersion < c.MinSchemaVersion:
 		return errors.New("landlord config: MaxSchemaVersion is below MinSchemaVersion")
+	case c.Pooler != nil && (c.Pooler.Host == "" || c.Pooler.Port == 0):
+		return errors.New("landlord config: Pooler needs a Host and a Port")
 	}
 	return nil
 }

@@ -408,3 +408,27 @@ func TestSchemaVersionGate(t *testing.T) {
 		t.Fatal("an empty version range was accepted")
 	}
 }
+
+// TestFailedQueryReleases: a Query that fails hands back closed rows and its
+// connection, on both paths (a pool of one would hang otherwise).
+func TestFailedQueryReleases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t, Config{MaxConns: 1})
+	tctx := WithTenant(ctx, createTenant(t, l, "shop", tenant.ModelRow).ID)
+	h := l.Handle()
+	for i := 0; i < 3; i++ {
+		if _, err := h.Query(tctx, `SELECT nope FROM parents WHERE id = @id`, pgx.NamedArgs{"id": 1}); err == nil {
+			t.Fatal("a bad query succeeded on the batch path")
+		}
+		rows, _ := h.Query(tctx, `SELECT nope FROM parents`)
+		rows.Close()
+		if rows.Err() == nil {
+			t.Fatal("a bad query succeeded on the lean path")
+		}
+	}
+	tctx2, cancel := context.WithTimeout(tctx, 5*time.Second)
+	defer cancel()
+	var n int
+	must(t, h.QueryRow(tctx2, `SELECT count(*) FROM parents`).Scan(&n))
+}

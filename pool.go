@@ -25,10 +25,18 @@ func (l *Landlord) newPool(ctx context.Context, cc *pgx.ConnConfig, schema strin
 	if err != nil {
 		return nil, err
 	}
-	cc.RuntimeParams["search_path"] = searchPath(schema)
 	cfg.ConnConfig = cc
 	cfg.MaxConns = maxConns
 	cfg.AfterConnect = prepareTenantConn
+	if p := l.cfg.Pooler; p != nil {
+		// Nothing may live on a connection between transactions, and
+		// poolers refuse a search_path at startup: see Pooler.
+		cc.Host, cc.Port, cc.Fallbacks = p.Host, p.Port, nil
+		cc.DefaultQueryExecMode = pgx.QueryExecModeExec
+		cfg.AfterConnect = checkTenantRole
+	} else {
+		cc.RuntimeParams["search_path"] = searchPath(schema)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool for %s@%s: %w", cc.User, cc.Database, err)
@@ -36,16 +44,24 @@ func (l *Landlord) newPool(ctx context.Context, cc *pgx.ConnConfig, schema strin
 	return pool, nil
 }
 
-// prepareTenantConn runs once on each new tenant connection: it refuses a
-// role that row-level security would not bind (THREATS I02) and prepares the
-// enter statements.
-func prepareTenantConn(ctx context.Context, conn *pgx.Conn) error {
+// checkTenantRole refuses a role that row-level security would not bind
+// (THREATS I02). It runs once on each new tenant connection.
+func checkTenantRole(ctx context.Context, conn *pgx.Conn) error {
 	var super, bypass bool
 	if err := conn.QueryRow(ctx, `SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&super, &bypass); err != nil {
 		return fmt.Errorf("check tenant role: %w", err)
 	}
 	if super || bypass {
 		return fmt.Errorf("role %s is a superuser or has BYPASSRLS: %w", conn.Config().User, ErrUnsafeRole)
+	}
+	return nil
+}
+
+// prepareTenantConn runs once on each new tenant connection: it checks the
+// role and prepares the enter statements.
+func prepareTenantConn(ctx context.Context, conn *pgx.Conn) error {
+	if err := checkTenantRole(ctx, conn); err != nil {
+		return err
 	}
 	for _, e := range enters {
 		if _, err := conn.Prepare(ctx, e.name, e.sql); err != nil {

@@ -56,6 +56,18 @@ var (
 		set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true),
 		set_config('transaction_read_only', 'on', true)`}
 	enters = []enter{enterShared, enterSharedRO, enterSchema, enterSchemaRO}
+
+	// Behind a transaction pooler nothing is prepared (name is the SQL
+	// itself) and every transaction sets all three settings: the server
+	// connection may have served anyone before. The role "none" is the
+	// connection's own login role.
+	enterPooled   = enter{poolerSQL, poolerSQL}
+	enterPooledRO = enter{poolerROSQL, poolerROSQL}
+)
+
+const (
+	poolerSQL   = `SELECT set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`
+	poolerROSQL = poolerSQL + `, set_config('transaction_read_only', 'on', true)`
 )
 
 // searchPath is the search path of a connection or transaction that works
@@ -65,6 +77,7 @@ func searchPath(schema string) string { return pgx.Identifier{schema}.Sanitize()
 // route is the cached routing entry of one tenant at one routing epoch.
 type route struct {
 	t         tenant.Tenant
+	pooled    bool // behind a transaction pooler: see Pooler
 	enter     enter
 	enterArgs [][]byte // the enter statement's parameters, encoded once
 	pool      func(context.Context) (*pgxpool.Pool, error)
@@ -120,6 +133,15 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 		}
 	default:
 		return nil, fmt.Errorf("route tenant %s: model %q: %w", t.ID, t.Model, tenant.ErrBadModel)
+	}
+	if l.cfg.Pooler != nil {
+		r.pooled = true
+		r.enter = pick(readOnly, enterPooled, enterPooledRO)
+		role := "none"
+		if t.Model == tenant.ModelSchema {
+			role = t.ID.RoleName()
+		}
+		r.enterArgs = [][]byte{id, []byte(role), []byte(searchPath(t.Schema))}
 	}
 	return r, nil
 }

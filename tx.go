@@ -49,7 +49,7 @@ func (t *tx) Conn() *pgx.Conn { return nil }
 
 // schemaPath reports whether a call takes the per-schema statement path.
 func (t *tx) schemaPath(args []any) bool {
-	return t.r.t.Model == tenant.ModelSchema && !t.done && plainArgs(args)
+	return t.r.t.Model == tenant.ModelSchema && !t.r.pooled && !t.done && plainArgs(args)
 }
 
 // prepare returns the statement for sql in the tenant's schema, and its
@@ -68,7 +68,19 @@ func (t *tx) prepare(ctx context.Context, sql string, args []any) (*pgconn.State
 	return sd, eqb, nil
 }
 
+// pooledRefusal is ErrSessionState for a statement that would leave session
+// state behind a transaction pooler.
+func (t *tx) pooledRefusal(sql string) error {
+	if t.r.pooled && leavesSessionState(sql) {
+		return ErrSessionState
+	}
+	return nil
+}
+
 func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.pooledRefusal(sql); err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	t.leftState = t.leftState || leavesSessionState(sql)
 	if !t.schemaPath(args) {
 		return t.Tx.Exec(ctx, sql, args...)
@@ -86,6 +98,9 @@ func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 }
 
 func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.pooledRefusal(sql); err != nil {
+		return errRows(err), err
+	}
 	t.leftState = t.leftState || leavesSessionState(sql)
 	if !t.schemaPath(args) {
 		return t.Tx.Query(ctx, sql, args...)
@@ -107,6 +122,9 @@ func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // SendBatch sends b within the transaction.
 func (t *tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	for _, q := range b.QueuedQueries {
+		if err := t.pooledRefusal(q.SQL); err != nil {
+			return pgx.FailedBatchResults(&pgx.Batch{}, err)
+		}
 		t.leftState = t.leftState || leavesSessionState(q.SQL)
 	}
 	return t.Tx.SendBatch(ctx, b)

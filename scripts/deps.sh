@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what a fresh Debian or Ubuntu machine lacks to build, run and test
-# Landlord: the PostgreSQL server binaries. Everything else comes from the Go
-# module proxy. It changes nothing when the binaries are already there.
+# Landlord: the PostgreSQL server binaries, and PgBouncer for the tests that
+# run tenant traffic through a transaction pooler. Everything else comes from
+# the Go module proxy. It changes nothing when they are already there.
 set -eu
 
 have_server() {
@@ -12,13 +13,17 @@ have_server() {
 	command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1
 }
 
-if have_server; then
+have_pgbouncer() {
+	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]
+}
+
+if have_server && have_pgbouncer; then
 	exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-	echo "deps: no PostgreSQL server binaries found, and no apt-get to install them." >&2
-	echo "deps: install PostgreSQL 15 or newer (macOS: brew install postgresql) or set LANDLORD_PG_BIN." >&2
+	echo "deps: PostgreSQL server binaries or PgBouncer missing, and no apt-get to install them." >&2
+	echo "deps: install PostgreSQL 15 or newer and PgBouncer (macOS: brew install postgresql pgbouncer), or set LANDLORD_PG_BIN." >&2
 	exit 1
 fi
 
@@ -26,8 +31,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
-echo "deps: installing the PostgreSQL server (apt-get install postgresql)" >&2
+echo "deps: installing the PostgreSQL server and PgBouncer (apt-get install postgresql pgbouncer)" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-have_server
+$SUDO apt-get install -y -qq --no-install-recommends postgresql pgbouncer >/dev/null
+have_server && have_pgbouncer

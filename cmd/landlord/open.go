@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/demo"
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// helpMigrations and helpExitCodes end the Long help of every tenants and
+// servers command, so that each says how it opens the installation and what
+// its exit code means.
+const (
+	helpMigrations = `
+Opening the installation needs the application's tenant-table migrations:
+--migrations DIR names the directory holding its NNN_name.up.sql files.
+Without --migrations the demo's migrations (one products table) are used,
+which suits only an installation made by "landlord demo" or by these commands
+without --migrations.`
+
+	helpExitCodes = `
+Exit codes: 0 done; 1 the operation failed, which includes a tenant that is not
+in the directory, a slug that is already taken and an unknown server; 2 bad
+command line or bad input (a malformed slug, model, state, display name or id,
+a missing --reason or --yes), in which case no tenant was changed.`
+)
+
+// addMigrationsFlag adds --migrations to parent and, through persistence,
+// to all of its subcommands.
+func addMigrationsFlag(parent *cobra.Command, dir *string) {
+	parent.PersistentFlags().StringVar(dir, "migrations", "",
+		"directory of the application's NNN_name.up.sql tenant-table migrations (default: the demo's)")
+}
+
+// loadMigrations returns the migrations in dir, or the demo's when dir is
+// empty. A directory that cannot be read or holds no usable set is bad
+// input, reported before any database is touched.
+func loadMigrations(dir string) (fs.FS, error) {
+	if dir == "" {
+		return demo.Migrations(), nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--migrations: %w", err)}
+	}
+	if !st.IsDir() {
+		return nil, usageError{fmt.Errorf("--migrations %q: not a directory", dir)}
+	}
+	fsys := os.DirFS(dir)
+	set, err := migration.Load(fsys)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--migrations %q: %w", dir, err)}
+	}
+	if set.Head() == 0 {
+		return nil, usageError{fmt.Errorf("--migrations %q: no NNN_name.up.sql files in it", dir)}
+	}
+	return fsys, nil
+}
+
+// installation is an open Landlord installation for the length of one
+// command. Besides the Landlord it keeps a directory of its own on an
+// administrator pool, for what Landlord does not expose: the provisioning
+// ledger, the server list and filtered listings.
+type installation struct {
+	ll    *landlord.Landlord
+	admin *pgxpool.Pool // control database, as the administrator
+	dir   *directory.Directory
+}
+
+// withInstallation opens the installation at the control database (given,
+// or the embedded server's; see globals.withDatabase) with the migrations in
+// migrationsDir, runs fn, and closes everything again, the embedded server
+// included. The migrations are checked before anything is started.
+func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrationsDir string, fn func(in *installation) error) error {
+	migrations, err := loadMigrations(migrationsDir)
+	if err != nil {
+		return err
+	}
+	return g.withDatabase(ctx, stderr, func(url string) error {
+		in, err := openInstallation(ctx, url, migrations, g.logger(stderr))
+		if err != nil {
+			return err
+		}
+		defer in.close()
+		return fn(in)
+	})
+}
+
+// openInstallation opens the installation at url with migrations.
+func openInstallation(ctx context.Context, url string, migrations fs.FS, log *slog.Logger) (*installation, error) {
+	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		ll.Close()
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	cfg.MaxConns = 2
+	admin, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		ll.Close()
+		return nil, fmt.Errorf("connect to control database: %w", err)
+	}
+	return &installation{ll: ll, admin: admin, dir: directory.New(admin)}, nil
+}
+
+func (in *installation) close() {
+	in.admin.Close()
+	in.ll.Close()
+}
+
+// serverConnConfig returns the settings that reach database on server s as
+// the administrator: those of the control database URL, with the host and
+// port of s when it has its own. This is how provisioning reaches a server
+// (provision.Provisioner.ConnConfig).
+func (in *installation) serverConnConfig(s directory.Server, database string) *pgx.ConnConfig {
+	cfg := in.admin.Config().ConnConfig.Copy()
+	if s.Host != "" {
+		cfg.Host, cfg.Port = s.Host, uint16(s.Port)
+		cfg.Fallbacks = nil
+	}
+	cfg.Database = database
+	return cfg
+}
+
+// server returns the directory's entry for server id.
+func (in *installation) server(ctx context.Context, id string) (directory.Server, error) {
+	servers, err := in.dir.Servers(ctx)
+	if err != nil {
+		return directory.Server{}, err
+	}
+	for _, s := range servers {
+		if s.ID == id {
+			return s, nil
+		}
+	}
+	return directory.Server{}, fmt.Errorf("server %q is not in the directory", id)
+}
+
+// tenantRef is a tenant as the command line names it: by id or by slug.
+type tenantRef struct {
+	arg  string
+	id   tenant.ID // zero when arg is not an id
+	slug string    // normalized; "" when arg is not a valid slug
+}
+
+// parseTenantRef reads an ID|SLUG argument. An id is tried first; an
+// argument that is neither an id nor a valid slug is bad input.
+func parseTenantRef(arg string) (tenantRef, error) {
+	ref := tenantRef{arg: arg}
+	if id, err := tenant.ParseID(arg); err == nil {
+		if id.IsZero() {
+			return ref, usageError{fmt.Errorf("tenant id %q: %w: the zero id names no tenant", arg, tenant.ErrBadID)}
+		}
+		ref.id = id
+	}
+	slug, err := tenant.NormalizeSlug(arg)
+	if err == nil {
+		ref.slug = slug
+	} else if ref.id.IsZero() {
+		return ref, usageError{fmt.Errorf("%w (and not a tenant id either)", err)}
+	}
+	return ref, nil
+}
+
+// lookup finds the tenant ref names. An argument that is both an id and a
+// valid slug (32 hex digits starting with a letter) falls back to the slug
+// when no tenant has that id.
+func (r tenantRef) lookup(ctx context.Context, dir *directory.Directory) (tenant.Tenant, error) {
+	if !r.id.IsZero() {
+		t, err := dir.Get(ctx, r.id)
+		if err == nil || r.slug == "" || !errors.Is(err, tenant.ErrNotFound) {
+			return t, err
+		}
+	}
+	return dir.GetBySlug(ctx, r.slug)
+}
+
+// tenantArg is the usage text of commands that take one tenant.
+const tenantArg = "ID|SLUG"
+
+// placement describes where a tenant's tables live, for tables meant for
+// people: the schema (row and schema models) or the database, with the
+// server when it is not the directory's own.
+func placement(t tenant.Tenant) string {
+	p := t.Schema
+	if t.Model == tenant.ModelDatabase {
+		p = t.Database + " (database)"
+	}
+	if t.Server != "" && t.Server != directory.DefaultServer {
+		p += " on " + t.Server
+	}
+	return p
+}
+
+// oneLine keeps error text that is printed inside a table on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

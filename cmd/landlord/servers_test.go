@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/tenant"
+)
+
+func TestServersList(t *testing.T) {
+	t.Parallel()
+	db := setupDB(t, installed)
+	createTenant(t, db, "row-one", tenant.ModelRow)
+	createTenant(t, db, "row-two", tenant.ModelRow)
+	createTenant(t, db, "schema-one", tenant.ModelSchema)
+	createTenant(t, db, "database-one", tenant.ModelDatabase)
+	// A server no one listens on, and a tenant row placed there by hand.
+	adminExec(t, db, `INSERT INTO landlord.servers (id, host, port, database) VALUES ('far', '127.0.0.1', 1, 'landlord')`)
+	adminExec(t, db, `INSERT INTO landlord.tenants (id, slug, model, server_id, schema_name, database_name, state)
+		VALUES ($1, 'far-one', 'schema', 'far', $2, 'landlord', 'active')`, tenant.NewID(), "t_"+strings.Repeat("0", 32))
+
+	var version string
+	conn, err := pgx.Connect(t.Context(), db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(t.Context(), `SELECT split_part(current_setting('server_version'), ' ', 1)`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+
+	out := mustRun(t, append([]string{"servers", "list", "--json"}, dbFlag(db)...)...)
+	lines := slices.Collect(strings.Lines(out))
+	if len(lines) != 2 {
+		t.Fatalf("servers list --json printed %d lines, want 2:\n%s", len(lines), out)
+	}
+	wantKeys := []string{"database", "host", "id", "port", "reachable", "tenants", "version"}
+	var main serverView
+	if got := keys(decode(t, lines[1], &main)); !slices.Equal(got, wantKeys) {
+		t.Errorf("reachable server's fields: %v, want %v", got, wantKeys)
+	}
+	if main.ID != "main" || !main.Reachable || main.Version != version || main.Database != db.Name || main.Host != "" || main.Error != "" {
+		t.Errorf("main server: %+v; want reachable, version %s, database %s", main, version, db.Name)
+	}
+	if want := map[string]int{"row": 2, "schema": 1, "database": 1}; !maps.Equal(main.Tenants, want) {
+		t.Errorf("main server's tenants: %v, want %v", main.Tenants, want)
+	}
+	var far serverView
+	if got := keys(decode(t, lines[0], &far)); !slices.Equal(got, append(wantKeys[:0:0], "database", "error", "host", "id", "port", "reachable", "tenants", "version")) {
+		t.Errorf("unreachable server's fields: %v", got)
+	}
+	if far.ID != "far" || far.Reachable || far.Error == "" || far.Version != "" || far.Host != "127.0.0.1" || far.Port != 1 {
+		t.Errorf("unreachable server: %+v", far)
+	}
+	if want := map[string]int{"row": 0, "schema": 1, "database": 0}; !maps.Equal(far.Tenants, want) {
+		t.Errorf("far server's tenants: %v, want %v", far.Tenants, want)
+	}
+
+	out = mustRun(t, append([]string{"servers", "list"}, dbFlag(db)...)...)
+	rows := slices.Collect(strings.Lines(out))
+	if len(rows) != 3 || !strings.HasPrefix(rows[0], "SERVER") ||
+		!strings.HasPrefix(rows[1], "far") || !strings.Contains(rows[1], "127.0.0.1:1") || !strings.Contains(rows[1], "no: ") ||
+		!strings.HasPrefix(rows[2], "main") || !strings.Contains(rows[2], version) || !strings.Contains(rows[2], "yes") {
+		t.Errorf("servers list table:\n%s", out)
+	}
+	if f := strings.Fields(rows[2]); len(f) < 8 || f[4] != "2" || f[5] != "1" || f[6] != "1" {
+		t.Errorf("main server's counts in the table: %q", rows[2])
+	}
+}
