@@ -81,6 +81,7 @@ func (l *Landlord) discard(c *pgxpool.Conn) {
 // of mrr (the lean path) and br (the pgx batch path) holds its result.
 type sent struct {
 	r *route
+	o obs
 	c *pgxpool.Conn
 	// leftState: sql may leave session state; the connection is closed
 	// after the call.
@@ -98,22 +99,27 @@ func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error)
 		if err != nil {
 			return sent{}, err
 		}
+		o := h.l.begin(r)
 		if r.pooled && leavesSessionState(sql) {
 			c.Release()
+			o.end(ErrSessionState)
 			return sent{}, ErrSessionState
 		}
 		s, err := start(ctx, r, c, sql, args)
 		if err == nil {
+			s.o = o
 			s.leftState = leavesSessionState(sql)
 			return s, nil
 		}
 		if refused(err) && attempt < 2 {
+			h.l.countReplaced()
 			h.l.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
 			h.l.discard(c)
 			continue
 		}
 		forget(ctx, c, r, sql, err)
 		c.Release()
+		o.end(err)
 		return sent{}, err
 	}
 }
@@ -244,6 +250,7 @@ func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 		}
 	}
 	h.l.finish(s.c, s.leftState)
+	s.o.end(err)
 	return tag, err
 }
 
@@ -256,7 +263,7 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	}
 	if s.br != nil {
 		rows, err := s.br.Query()
-		br := &batchRows{Rows: rows, br: s.br, l: h.l, c: s.c, leftState: s.leftState}
+		br := &batchRows{Rows: rows, br: s.br, l: h.l, o: s.o, c: s.c, leftState: s.leftState}
 		if err != nil {
 			// As with pgx, a Query that fails returns closed rows: callers
 			// need not close them.
@@ -267,7 +274,7 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	}
 	return &tenantRows{
 		Rows: pgx.RowsFromResultReader(s.c.Conn().TypeMap(), s.mrr.ResultReader()),
-		mrr:  s.mrr, l: h.l, r: s.r, c: s.c, leftState: s.leftState, ctx: ctx, sql: sql,
+		mrr:  s.mrr, l: h.l, o: s.o, r: s.r, c: s.c, leftState: s.leftState, ctx: ctx, sql: sql,
 	}, nil
 }
 
@@ -304,9 +311,10 @@ func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error
 			err = cerr
 		}
 		if err == nil {
-			return &tx{Tx: br.Tx(), l: h.l, r: r, c: c}, nil
+			return &tx{Tx: br.Tx(), l: h.l, o: h.l.begin(r), r: r, c: c}, nil
 		}
 		if refused(err) && attempt < 2 {
+			h.l.countReplaced()
 			h.l.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
 			h.l.discard(c)
 			continue
@@ -353,6 +361,6 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		for _, q := range b.QueuedQueries {
 			left = left || leavesSessionState(q.SQL)
 		}
-		return &batchResults{BatchResults: br, l: h.l, c: c, leftState: left}
+		return &batchResults{BatchResults: br, l: h.l, o: h.l.begin(r), c: c, leftState: left}
 	}
 }

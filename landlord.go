@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/migration"
@@ -61,6 +62,20 @@ type Config struct {
 	// Admin.Incompatible lists the tenants that would block a deploy.
 	MinSchemaVersion int
 	MaxSchemaVersion int
+	// Metrics, when set, receives Landlord's Prometheus metrics: calls,
+	// errors and latency of the busiest tenants (see MetricsTenants) and of
+	// all others together, pool connections and acquires, the routing cache.
+	Metrics prometheus.Registerer
+	// MetricsTenants bounds how many tenants get series of their own.
+	// Default 50.
+	MetricsTenants int
+	// TagSessions sets application_name to "landlord tenant <id>" in every
+	// tenant transaction, so pg_stat_activity and server logs (%a in
+	// log_line_prefix) show whose work a backend is doing. It costs a
+	// setting change per call. (pg_stat_statements separates schema and
+	// database tenants by role and database already; row tenants share one
+	// role, and it has no per-application key.)
+	TagSessions bool
 	// Pooler sends tenant traffic through a connection pooler in transaction
 	// pooling mode (PgBouncer's pool_mode = transaction) at this address,
 	// while Landlord's own administration connects to the server directly.
@@ -97,6 +112,9 @@ func (c *Config) setDefaults() {
 	if c.MaxTenantPools == 0 {
 		c.MaxTenantPools = 32
 	}
+	if c.MetricsTenants == 0 {
+		c.MetricsTenants = 50
+	}
 }
 
 func (c *Config) validate() error {
@@ -113,6 +131,8 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MinSchemaVersion and MaxSchemaVersion must not be negative")
 	case c.MaxSchemaVersion != 0 && c.MaxSchemaVersion < c.MinSchemaVersion:
 		return errors.New("landlord config: MaxSchemaVersion is below MinSchemaVersion")
+	case c.MetricsTenants < 0:
+		return errors.New("landlord config: MetricsTenants must not be negative")
 	case c.Pooler != nil && (c.Pooler.Host == "" || c.Pooler.Port == 0):
 		return errors.New("landlord config: Pooler needs a Host and a Port")
 	}
@@ -129,6 +149,8 @@ type Landlord struct {
 	routes *directory.Cache[*route]
 	app    *pgxpool.Pool // the control server's tenant-traffic pool
 	dbs    *tenantPools
+	// metrics is nil when Config.Metrics is.
+	metrics *metrics
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -204,6 +226,26 @@ func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
 	})
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l.stop = stop
+	if l.cfg.Metrics != nil {
+		l.metrics = newMetrics(l, l.cfg.MetricsTenants)
+		if err := l.cfg.Metrics.Register(l.metrics); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			t := time.NewTicker(admitEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case now := <-t.C:
+					l.metrics.admit(now)
+				}
+			}
+		}()
+	}
 	ready := make(chan struct{})
 	l.done.Add(1)
 	go func() {
@@ -246,6 +288,9 @@ func (l *Landlord) Close() {
 		l.stop()
 	}
 	l.done.Wait()
+	if l.metrics != nil {
+		l.cfg.Metrics.Unregister(l.metrics)
+	}
 	if l.dbs != nil {
 		l.dbs.closeAll()
 	}

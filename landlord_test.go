@@ -432,3 +432,27 @@ func TestFailedQueryReleases(t *testing.T) {
 	var n int
 	must(t, h.QueryRow(tctx2, `SELECT count(*) FROM parents`).Scan(&n))
 }
+
+// TestTagSessions: with TagSessions each transaction carries the tenant in
+// application_name, and nothing of it outlives the transaction.
+func TestTagSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t, Config{TagSessions: true, MaxConns: 1})
+	for _, m := range tenant.Models {
+		tn := createTenant(t, l, "tagged-"+string(m), m)
+		tctx := WithTenant(ctx, tn.ID)
+		var name string
+		must(t, l.Handle().QueryRow(tctx, `SELECT current_setting('application_name')`).Scan(&name))
+		if want := "landlord tenant " + tn.ID.String(); name != want {
+			t.Fatalf("%s: application_name %q, want %q", m, name, want)
+		}
+		tx, err := l.Handle().Begin(tctx)
+		must(t, err)
+		must(t, tx.QueryRow(tctx, `SELECT current_setting('application_name')`).Scan(&name))
+		must(t, tx.Rollback(ctx))
+		if !strings.Contains(name, tn.ID.String()) {
+			t.Fatalf("%s: in a transaction, application_name %q", m, name)
+		}
+	}
+}

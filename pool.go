@@ -27,7 +27,8 @@ func (l *Landlord) newPool(ctx context.Context, cc *pgx.ConnConfig, schema strin
 	}
 	cfg.ConnConfig = cc
 	cfg.MaxConns = maxConns
-	cfg.AfterConnect = prepareTenantConn
+	enters := preparedEnters(l.cfg.TagSessions)
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error { return prepareTenantConn(ctx, conn, enters) }
 	if p := l.cfg.Pooler; p != nil {
 		// Nothing may live on a connection between transactions, and
 		// poolers refuse a search_path at startup: see Pooler.
@@ -59,7 +60,7 @@ func checkTenantRole(ctx context.Context, conn *pgx.Conn) error {
 
 // prepareTenantConn runs once on each new tenant connection: it checks the
 // role and prepares the enter statements.
-func prepareTenantConn(ctx context.Context, conn *pgx.Conn) error {
+func prepareTenantConn(ctx context.Context, conn *pgx.Conn, enters []enter) error {
 	if err := checkTenantRole(ctx, conn); err != nil {
 		return err
 	}
@@ -176,4 +177,11 @@ func (p *tenantPools) closeAll() {
 	for _, pool := range all {
 		pool.Close()
 	}
+}
+
+// len returns the number of open pools.
+func (p *tenantPools) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pools)
 }

@@ -3,6 +3,7 @@ package landlord
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,6 +38,10 @@ import (
 // own tenant, and privileges keep any other path away from tenant tables.
 // The check costs one setting read; overriding the role in every
 // transaction would cost a setting change and its revert on every call.
+//
+// With Config.TagSessions each transaction also sets application_name to
+// "landlord tenant <id>", so pg_stat_activity and server logs (%a in
+// log_line_prefix) show whose work a backend is doing.
 type enter struct{ name, sql string }
 
 const dirtyCheck = `CASE WHEN current_setting('role') <> 'none' THEN current_setting('` + refusedSetting + `') END`
@@ -45,30 +50,62 @@ const dirtyCheck = `CASE WHEN current_setting('role') <> 'none' THEN current_set
 // raises its error, with a message that says why.
 const refusedSetting = "landlord.refused: session state was left on this connection"
 
-var (
-	enterShared = enter{"landlord_enter", `SELECT ` + dirtyCheck + `,
-		set_config('landlord.tenant_id', $1, true)`}
-	enterSharedRO = enter{"landlord_enter_ro", `SELECT ` + dirtyCheck + `,
-		set_config('landlord.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)`}
-	enterSchema = enter{"landlord_enter_schema", `SELECT ` + dirtyCheck + `,
-		set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`}
-	enterSchemaRO = enter{"landlord_enter_schema_ro", `SELECT ` + dirtyCheck + `,
-		set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true),
-		set_config('transaction_read_only', 'on', true)`}
-	enters = []enter{enterShared, enterSharedRO, enterSchema, enterSchemaRO}
-
-	// Behind a transaction pooler nothing is prepared (name is the SQL
-	// itself) and every transaction sets all three settings: the server
-	// connection may have served anyone before. The role "none" is the
-	// connection's own login role.
-	enterPooled   = enter{poolerSQL, poolerSQL}
-	enterPooledRO = enter{poolerROSQL, poolerROSQL}
-)
+// enterKind is what an enter statement sets besides the tenant.
+type enterKind int
 
 const (
-	poolerSQL   = `SELECT set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`
-	poolerROSQL = poolerSQL + `, set_config('transaction_read_only', 'on', true)`
+	kindShared enterKind = iota // row and database models: the tenant only
+	kindSchema                  // schema model: tenant, role and search path
+	// kindPooled is for traffic behind a transaction pooler: nothing is
+	// prepared (the name is the SQL itself), nothing is checked, and every
+	// transaction sets tenant, role and path, since the server connection
+	// may have served anyone before. The role "none" is the connection's
+	// own login role.
+	kindPooled
 )
+
+// enterFor composes the enter statement of kind. Parameters: $1 the tenant
+// id; for kindSchema and kindPooled $2 the role and $3 the search path; when
+// tagged, the application name last.
+func enterFor(kind enterKind, readOnly, tagged bool) enter {
+	var b strings.Builder
+	name := "landlord_enter"
+	b.WriteString("SELECT ")
+	if kind != kindPooled {
+		b.WriteString(dirtyCheck + ", ")
+	}
+	b.WriteString("set_config('landlord.tenant_id', $1, true)")
+	next := 2
+	if kind != kindShared {
+		b.WriteString(", set_config('role', $2, true), set_config('search_path', $3, true)")
+		next = 4
+		name += "_schema"
+	}
+	if readOnly {
+		b.WriteString(", set_config('transaction_read_only', 'on', true)")
+		name += "_ro"
+	}
+	if tagged {
+		fmt.Fprintf(&b, ", set_config('application_name', $%d, true)", next)
+		name += "_tagged"
+	}
+	if kind == kindPooled {
+		return enter{b.String(), b.String()}
+	}
+	return enter{name, b.String()}
+}
+
+// preparedEnters are the enter statements prepared on every tenant
+// connection that is not behind a pooler.
+func preparedEnters(tagged bool) []enter {
+	var out []enter
+	for _, k := range []enterKind{kindShared, kindSchema} {
+		for _, ro := range []bool{false, true} {
+			out = append(out, enterFor(k, ro, tagged))
+		}
+	}
+	return out
+}
 
 // searchPath is the search path of a connection or transaction that works
 // in schema.
@@ -81,13 +118,17 @@ type route struct {
 	enter     enter
 	enterArgs [][]byte // the enter statement's parameters, encoded once
 	pool      func(context.Context) (*pgxpool.Pool, error)
-	err       error // set for tenants that must not get traffic
-	adminOK   bool  // an admin scope may still reach the tenant
+	err       error        // set for tenants that must not get traffic
+	adminOK   bool         // an admin scope may still reach the tenant
+	stats     *tenantStats // nil without metrics
 }
 
 // buildRoute turns a directory row into a route.
 func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	r := &route{t: t}
+	if l.metrics != nil {
+		r.stats = l.metrics.stats(t)
+	}
 	readOnly := false
 	switch t.State {
 	case tenant.StateActive:
@@ -107,17 +148,16 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 		return nil, fmt.Errorf("route tenant %s: %w", t.ID, err)
 	}
 	id := []byte(t.ID.String())
+	kind := kindShared
 	switch t.Model {
 	case tenant.ModelRow:
-		r.enter = pick(readOnly, enterShared, enterSharedRO)
 		r.enterArgs = [][]byte{id}
 		r.pool = l.appPool
 	case tenant.ModelSchema:
-		r.enter = pick(readOnly, enterSchema, enterSchemaRO)
+		kind = kindSchema
 		r.enterArgs = [][]byte{id, []byte(t.ID.RoleName()), []byte(searchPath(t.Schema))}
 		r.pool = l.appPool
 	case tenant.ModelDatabase:
-		r.enter = pick(readOnly, enterShared, enterSharedRO)
 		r.enterArgs = [][]byte{id}
 		// Keyed by id and epoch: a moved tenant never reaches its old
 		// pool (THREATS I22).
@@ -136,26 +176,23 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	}
 	if l.cfg.Pooler != nil {
 		r.pooled = true
-		r.enter = pick(readOnly, enterPooled, enterPooledRO)
+		kind = kindPooled
 		role := "none"
 		if t.Model == tenant.ModelSchema {
 			role = t.ID.RoleName()
 		}
 		r.enterArgs = [][]byte{id, []byte(role), []byte(searchPath(t.Schema))}
 	}
+	if l.cfg.TagSessions {
+		r.enterArgs = append(r.enterArgs, []byte("landlord tenant "+t.ID.String()))
+	}
+	r.enter = enterFor(kind, readOnly, l.cfg.TagSessions)
 	return r, nil
 }
 
 // compatible reports whether tables at version v fit the configured range.
 func (l *Landlord) compatible(v int) bool {
 	return v >= l.cfg.MinSchemaVersion && (l.cfg.MaxSchemaVersion == 0 || v <= l.cfg.MaxSchemaVersion)
-}
-
-func pick(readOnly bool, rw, ro enter) enter {
-	if readOnly {
-		return ro
-	}
-	return rw
 }
 
 func (l *Landlord) appPool(context.Context) (*pgxpool.Pool, error) { return l.app, nil }

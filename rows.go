@@ -15,6 +15,7 @@ type tenantRows struct {
 	pgx.Rows
 	mrr       *pgconn.MultiResultReader
 	l         *Landlord
+	o         obs
 	r         *route
 	c         *pgxpool.Conn
 	leftState bool
@@ -53,6 +54,7 @@ func (r *tenantRows) Close() {
 	}
 	if !r.inTx {
 		r.l.finish(r.c, r.leftState)
+		r.o.end(r.err)
 	}
 }
 
@@ -72,6 +74,7 @@ type batchRows struct {
 	pgx.Rows
 	br        pgx.BatchResults
 	l         *Landlord
+	o         obs
 	c         *pgxpool.Conn
 	leftState bool
 	err       error
@@ -100,6 +103,7 @@ func (r *batchRows) Close() {
 		r.err = err
 	}
 	r.l.finish(r.c, r.leftState)
+	r.o.end(r.err)
 }
 
 func (r *batchRows) Err() error {

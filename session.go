@@ -90,8 +90,16 @@ func containsFold(s, sub string) bool {
 // call may have left session state on it.
 func (l *Landlord) finish(c *pgxpool.Conn, leftState bool) {
 	if leftState {
+		l.countReplaced()
 		l.discard(c)
 		return
 	}
 	c.Release()
+}
+
+// countReplaced counts a connection closed for session state, for metrics.
+func (l *Landlord) countReplaced() {
+	if l.metrics != nil {
+		l.metrics.dirty.Add(1)
+	}
 }

@@ -16,6 +16,7 @@ import (
 type tx struct {
 	pgx.Tx
 	l         *Landlord
+	o         obs
 	r         *route
 	c         *pgxpool.Conn
 	leftState bool // a statement may have left session state
@@ -24,22 +25,23 @@ type tx struct {
 
 func (t *tx) Commit(ctx context.Context) error {
 	err := t.Tx.Commit(ctx)
-	t.release()
+	t.release(err)
 	return err
 }
 
 func (t *tx) Rollback(ctx context.Context) error {
 	err := t.Tx.Rollback(ctx)
-	t.release()
+	t.release(nil)
 	return err
 }
 
 // release gives the connection back once. pgxpool destroys it instead if the
 // transaction could not be ended (THREATS I06).
-func (t *tx) release() {
+func (t *tx) release(err error) {
 	if !t.done {
 		t.done = true
 		t.l.finish(t.c, t.leftState)
+		t.o.end(err)
 	}
 }
 
@@ -135,6 +137,7 @@ func (t *tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 type batchResults struct {
 	pgx.BatchResults
 	l         *Landlord
+	o         obs
 	c         *pgxpool.Conn
 	leftState bool
 	closed    bool
@@ -145,6 +148,7 @@ func (b *batchResults) Close() error {
 	if !b.closed {
 		b.closed = true
 		b.l.finish(b.c, b.leftState)
+		b.o.end(err)
 	}
 	return err
 }
