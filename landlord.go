@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/landlordhq/landlord/audit"
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
@@ -69,6 +70,11 @@ type Config struct {
 	// MetricsTenants bounds how many tenants get series of their own.
 	// Default 50.
 	MetricsTenants int
+	// StartupAudit says what Open does with the findings of the isolation
+	// audit (package audit) of the control database: AuditWarn (the
+	// default) logs each one; AuditRefuse also fails Open when any finding
+	// is an error; AuditOff skips the audit.
+	StartupAudit AuditMode
 	// TagSessions sets application_name to "landlord tenant <id>" in every
 	// tenant transaction, so pg_stat_activity and server logs (%a in
 	// log_line_prefix) show whose work a backend is doing. It costs a
@@ -82,6 +88,16 @@ type Config struct {
 	// See Pooler for what changes.
 	Pooler *Pooler
 }
+
+// AuditMode is what Open does with the startup audit's findings.
+type AuditMode int
+
+// Audit modes; see Config.StartupAudit.
+const (
+	AuditWarn AuditMode = iota
+	AuditRefuse
+	AuditOff
+)
 
 // Pooler is the address of a transaction-pooling connection pooler in front
 // of the control server. Behind such a pooler a server connection serves a
@@ -131,6 +147,8 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MinSchemaVersion and MaxSchemaVersion must not be negative")
 	case c.MaxSchemaVersion != 0 && c.MaxSchemaVersion < c.MinSchemaVersion:
 		return errors.New("landlord config: MaxSchemaVersion is below MinSchemaVersion")
+	case c.StartupAudit < AuditWarn || c.StartupAudit > AuditOff:
+		return errors.New("landlord config: StartupAudit must be AuditWarn, AuditRefuse or AuditOff")
 	case c.MetricsTenants < 0:
 		return errors.New("landlord config: MetricsTenants must not be negative")
 	case c.Pooler != nil && (c.Pooler.Host == "" || c.Pooler.Port == 0):
@@ -220,6 +238,9 @@ func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
 	if err := l.checkAppRole(ctx); err != nil {
 		return err
 	}
+	if err := l.startupAudit(ctx); err != nil {
+		return err
+	}
 	l.dbs = newTenantPools(l.cfg.MaxTenantPools)
 	l.routes = directory.NewCache(l.dir, l.buildRoute, directory.CacheConfig{
 		MaxAge: l.cfg.DirectoryMaxAge, Logger: l.cfg.Logger,
@@ -277,6 +298,27 @@ func (l *Landlord) checkAppRole(ctx context.Context) error {
 	}
 	if len(owns) > 0 {
 		return fmt.Errorf("role %s owns or may become the owner of %v: %w", l.cfg.AppRole, owns, ErrUnsafeRole)
+	}
+	return nil
+}
+
+// startupAudit runs the isolation audit of the control database as
+// Config.StartupAudit says.
+func (l *Landlord) startupAudit(ctx context.Context) error {
+	if l.cfg.StartupAudit == AuditOff {
+		return nil
+	}
+	findings, err := audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole})
+	if err != nil {
+		return fmt.Errorf("startup audit: %w", err)
+	}
+	for _, f := range findings {
+		l.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "isolation audit finding",
+			slog.String("check", f.Check), slog.String("severity", string(f.Severity)), slog.String("object", f.Object),
+			slog.String("threat", f.Threat), slog.String("message", f.Message), slog.String("fix", f.Fix))
+	}
+	if l.cfg.StartupAudit == AuditRefuse {
+		return audit.AsError(findings)
 	}
 	return nil
 }

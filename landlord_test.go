@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -454,5 +455,32 @@ func TestTagSessions(t *testing.T) {
 		if !strings.Contains(name, tn.ID.String()) {
 			t.Fatalf("%s: in a transaction, application_name %q", m, name)
 		}
+	}
+}
+
+// TestStartupAudit: with AuditRefuse, Open fails on an isolation mistake in
+// the catalog; with the default it only logs it.
+func TestStartupAudit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db := setup(t, Config{StartupAudit: AuditRefuse}) // clean: opens
+	l.Close()
+	admin, err := pgx.Connect(ctx, db.AdminURL)
+	must(t, err)
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, `ALTER TABLE shared.items NO FORCE ROW LEVEL SECURITY`)
+	must(t, err)
+	if l, err := Open(ctx, db.URL, testMigrations(), Config{StartupAudit: AuditRefuse}); err == nil {
+		l.Close()
+		t.Fatal("Open accepted a tenant table without forced row-level security")
+	} else if !strings.Contains(err.Error(), "audit") {
+		t.Fatalf("refusal: %v", err)
+	}
+	var logs strings.Builder
+	l, err = Open(ctx, db.URL, testMigrations(), Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	must(t, err)
+	l.Close()
+	if !strings.Contains(logs.String(), "rls_not_forced") {
+		t.Fatalf("the default mode did not log the finding:\n%s", logs.String())
 	}
 }
