@@ -9,7 +9,7 @@ import (
 // leavesSessionState reports whether sql may leave session state on its
 // connection that outlives its transaction: a session-level SET or RESET, a
 // set_config call, DISCARD, a cursor declared WITH HOLD, LISTEN, PREPARE,
-// LOAD, or a session-level advisory lock. Such a statement costs its
+// LOAD, a temporary table, or a session-level advisory lock. Such a statement costs its
 // connection, which is closed after the call instead of going back to the
 // pool (THREATS I06, I26). The check is lexical and errs on the side of
 // closing; the enter statement's role check backs it up for state that a
@@ -30,6 +30,17 @@ func leavesSessionState(sql string) bool {
 		return true
 	case "reset", "discard", "declare", "listen", "prepare", "load":
 		return true
+	case "create":
+		// A temporary table lives as long as the session.
+		next, rest := firstWord(rest)
+		switch strings.ToLower(next) {
+		case "local", "global":
+			next, _ = firstWord(rest)
+		}
+		switch strings.ToLower(next) {
+		case "temp", "temporary":
+			return true
+		}
 	}
 	return false
 }

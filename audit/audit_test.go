@@ -101,6 +101,12 @@ func TestChecks(t *testing.T) {
 			LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
 			CREATE TRIGGER touch BEFORE INSERT ON shared.products FOR EACH ROW EXECUTE FUNCTION public.touch()`,
 			[]key{{"trigger_search_path", "touch on shared.products", "I24", sev}}},
+		{"function setting a session-level value", `CREATE FUNCTION public.remember(text) RETURNS void
+			LANGUAGE sql AS $$ SELECT set_config('app.last_customer', $1, false) $$`,
+			[]key{{"session_setting_function", "public.remember(text)", "I06", sev}}},
+		{"plpgsql SET without LOCAL", `CREATE FUNCTION public.widen() RETURNS void
+			LANGUAGE plpgsql AS $$ BEGIN SET work_mem = '1GB'; END $$`,
+			[]key{{"session_setting_function", "public.widen()", "I06", sev}}},
 		{"LEAKPROOF function", `CREATE FUNCTION public.peek(bigint) RETURNS boolean
 			LANGUAGE sql IMMUTABLE LEAKPROOF AS 'SELECT $1 > 0'`,
 			[]key{{"leakproof_function", "public.peek(bigint)", "I10", sev}}},

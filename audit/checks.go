@@ -324,6 +324,13 @@ FROM guarded g
 JOIN pg_trigger tg ON tg.tgrelid = g.oid AND NOT tg.tgisinternal AND tg.tgparentid = 0
 JOIN funcs f ON f.oid = tg.tgfoid
 WHERE NOT f.pinned AND f.prolang NOT IN (SELECT oid FROM pg_language WHERE lanname IN ('c', 'internal'))`},
+		{"session_setting_function", "I06", SeverityError, `
+SELECT fname, 'changes a setting for the whole session (set_config(..., false), or SET without LOCAL): on a pooled connection the value outlives the transaction and the next tenant reads it',
+       format('make the change transaction-local in %s (set_config(..., true) or SET LOCAL), or give the function a SET clause for the setting', fname)
+FROM funcs
+WHERE prolang NOT IN (SELECT oid FROM pg_language WHERE lanname IN ('c', 'internal')) AND (
+	prosrc ~* 'set_config\s*\([^;]*,\s*(false|''f''|''false''|''off''|''no''|0)\s*\)'
+	OR prosrc ~* '(^|;|\ybegin|\ythen|\yelse|\yloop)\s*(set|reset)\s+(?!(local|transaction|constraints)\y)(session\s+)?[a-z_"]')`},
 		{"leakproof_function", "I10", SeverityError, `
 SELECT fname, 'is LEAKPROOF: the planner may call it on other tenants'' rows before the tenant policy filters them, and whatever it reveals (an error, a notice) leaks them',
        format('ALTER FUNCTION %s NOT LEAKPROOF', fname)

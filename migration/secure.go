@@ -44,7 +44,8 @@ ORDER BY c.relname`
 // shapeSQL lists every way the tables of a schema break DESIGN.md §1: each
 // tenant table has tenant_id uuid NOT NULL leading its primary key, every
 // unique constraint or index and every foreign key (on both sides), and
-// foreign keys stay inside the schema.
+// foreign keys stay inside the schema. Materialized views are refused too:
+// they have no row-level security (THREATS I16).
 const shapeSQL = `
 WITH t AS (
 	SELECT c.oid, c.relname, a.attnum AS tid, a.attnotnull, a.atttypid, c.relnamespace
@@ -60,9 +61,14 @@ SELECT relname, problem FROM (
 	UNION ALL
 	SELECT relname, 'tenant_id must be NOT NULL' FROM t WHERE tid IS NOT NULL AND NOT attnotnull
 	UNION ALL
-	SELECT t.relname, 'tenant_id has a default other than the tenant context' FROM t
-	JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = t.tid
-	WHERE pg_get_expr(d.adbin, d.adrelid) NOT LIKE '%landlord.tenant_id%'
+	-- pg_get_expr locks the table it deparses for: the OFFSET 0 fence keeps
+	-- the planner from calling it on defaults of other schemas' tables,
+	-- which concurrent migrations of other tenants hold locked.
+	SELECT relname, 'tenant_id has a default other than the tenant context' FROM (
+		SELECT t.relname, d.adbin, d.adrelid FROM t
+		JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = t.tid
+		OFFSET 0
+	) td WHERE pg_get_expr(td.adbin, td.adrelid) NOT LIKE '%landlord.tenant_id%'
 	UNION ALL
 	SELECT relname, 'has no primary key; it must be (tenant_id, ...)' FROM t
 	WHERE tid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = t.oid AND k.contype = 'p')
@@ -83,6 +89,9 @@ SELECT relname, problem FROM (
 		k.conkey[1] IS DISTINCT FROM t.tid OR
 		k.confkey[1] IS DISTINCT FROM (SELECT r.attnum FROM pg_attribute r
 			WHERE r.attrelid = k.confrelid AND r.attname = 'tenant_id' AND NOT r.attisdropped))
+	UNION ALL
+	SELECT c.relname, 'is a materialized view: it stores a copy of rows that row-level security does not guard, which every role with SELECT reads (keep per-tenant results in tenant tables)'
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'm'
 	UNION ALL
 	SELECT t.relname, format('foreign key %s references %s outside the schema', k.conname, k.confrelid::regclass::text)
 	FROM t JOIN pg_constraint k ON k.conrelid = t.oid JOIN pg_class rc ON rc.oid = k.confrelid

@@ -31,6 +31,12 @@ func TestApplyRefusesShape(t *testing.T) {
 			want:  []string{"notes: has no tenant_id column"},
 		},
 		{
+			name:  "materialized view",
+			sql:   `CREATE MATERIALIZED VIEW notes AS SELECT tenant_id, count(*) AS n FROM products GROUP BY tenant_id;`,
+			table: "notes",
+			want:  []string{"notes: is a materialized view"},
+		},
+		{
 			name:  "nullable tenant_id",
 			sql:   `CREATE TABLE notes (tenant_id uuid, id bigint NOT NULL, UNIQUE (tenant_id, id));`,
 			table: "notes",

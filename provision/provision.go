@@ -176,14 +176,33 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 	target := migration.Target{Schema: SharedSchema, Grantee: p.cfg.AppRole}
 	if exists {
 		v, err := p.mig.Version(ctx, conn, target)
-		if err != nil || v > 0 {
+		if err != nil {
 			return err
+		}
+		if v > 0 {
+			// An app role new to this installation gets its grants now.
+			return p.grantShared(ctx, conn)
 		}
 	} else if err := p.createSchema(ctx, conn, SharedSchema, ""); err != nil {
 		return err
 	}
 	if _, err := p.mig.Apply(ctx, conn, target); err != nil {
 		return fmt.Errorf("migrate shared schema: %w", err)
+	}
+	return nil
+}
+
+// grantShared gives the app role the four data privileges on the shared
+// tables, as migrations do.
+func (p *Provisioner) grantShared(ctx context.Context, conn *pgxpool.Conn) error {
+	s, app := ident(SharedSchema), ident(p.cfg.AppRole)
+	_, err := conn.Exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s;
+		GRANT USAGE ON SCHEMA %s TO %s;
+		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s;
+		GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %s TO %s; COMMIT`,
+		ident(p.cfg.OwnerRole), s, app, s, app, s, app))
+	if err != nil {
+		return fmt.Errorf("grant the shared tables to %s: %w", p.cfg.AppRole, err)
 	}
 	return nil
 }
