@@ -80,10 +80,27 @@ func (p *Provisioner) server(ctx context.Context, id string) (directory.Server, 
 }
 
 // Create provisions a tenant and returns it ready for traffic. Bad input is
-// refused before anything is written. A crash part way leaves the tenant in
-// state provisioning; Resume, Reconcile or a Create with the same Request.ID
-// finishes it.
+// refused before anything is written. A request without an ID gets a
+// pre-provisioned tenant when the pool (Fill) holds one of its model on its
+// server; otherwise a schema tenant is cloned from the template schema and a
+// database tenant copied from the template database (PrepareTemplates),
+// or migrated when a template cannot be had. A crash part way leaves the
+// tenant in state provisioning; Resume, Reconcile or a Create with the same
+// Request.ID finishes it.
 func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, error) {
+	return p.create(ctx, req, methodAuto)
+}
+
+// method is how create provisions; MeasureCreate compares them.
+type method int
+
+const (
+	methodAuto     method = iota // a pooled tenant if there is one, else the templates
+	methodTemplate               // the templates, never the pool
+	methodMigrate                // every migration on the new tenant, as before templates
+)
+
+func (p *Provisioner) create(ctx context.Context, req Request, how method) (tenant.Tenant, error) {
 	if err := req.normalize(); err != nil {
 		return tenant.Tenant{}, err
 	}
@@ -100,7 +117,17 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 			return tenant.Tenant{}, err
 		}
 	} else {
+		// A sign-up with no id of its own may get a pre-provisioned
+		// tenant: renaming one is faster than creating one.
+		if how == methodAuto {
+			if t, ok, err := p.claim(ctx, req); err != nil || ok {
+				return t, err
+			}
+		}
 		req.ID = tenant.NewID()
+	}
+	if req.Model == tenant.ModelRow {
+		return p.createRow(ctx, req)
 	}
 	schema, database, err := p.placement(ctx, req.ID, req.Model, req.Server)
 	if err != nil {
@@ -109,12 +136,6 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 	t := tenant.Tenant{
 		ID: req.ID, Slug: req.Slug, DisplayName: req.DisplayName, Model: req.Model,
 		Server: req.Server, Schema: schema, Database: database, State: tenant.StateProvisioning,
-	}
-	if t.Model == tenant.ModelRow {
-		// A row tenant is only a directory entry: one transaction makes it
-		// whole, so it is born active.
-		t.State = tenant.StateActive
-		t.SchemaVersion = p.mig.Set().Head()
 	}
 	start := time.Now()
 	if err := p.dir.Insert(ctx, t); err != nil {
@@ -130,12 +151,16 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 		}
 		return tenant.Tenant{}, err
 	}
-	if t.Model == tenant.ModelRow {
-		p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant created", slog.String("tenant", t.ID.String()),
-			slog.String("slug", t.Slug), slog.String("model", string(t.Model)), slog.Duration("took", time.Since(start)))
-		return p.dir.Get(ctx, t.ID)
+	if t.Model == tenant.ModelSchema && how != methodMigrate {
+		if out, done, err := p.createSchemaFast(ctx, t); done {
+			if err == nil {
+				p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant created", slog.String("tenant", t.ID.String()),
+					slog.String("slug", t.Slug), slog.String("model", string(t.Model)), slog.Duration("took", time.Since(start)))
+			}
+			return out, err
+		}
 	}
-	t, err = p.Resume(ctx, t.ID)
+	t, err = p.resumeWith(ctx, t.ID, how == methodMigrate)
 	if err == nil {
 		p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant created", slog.String("tenant", t.ID.String()),
 			slog.String("slug", t.Slug), slog.String("model", string(t.Model)), slog.Duration("took", time.Since(start)))
@@ -143,13 +168,47 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 	return t, err
 }
 
+// createRow records a row tenant. It is only a directory entry: one
+// statement makes it whole, with its server looked up and its ledger entry
+// written, so it is born active.
+func (p *Provisioner) createRow(ctx context.Context, req Request) (tenant.Tenant, error) {
+	start := time.Now()
+	t, ok, err := p.dir.InsertActive(ctx, tenant.Tenant{ID: req.ID, Slug: req.Slug, DisplayName: req.DisplayName, Model: req.Model,
+		Server: req.Server, Schema: SharedSchema, SchemaVersion: p.mig.Set().Head()})
+	if err != nil {
+		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, "23505") {
+			// Two requests with the same id raced; the other one inserted.
+			if got, gerr := p.dir.Get(ctx, req.ID); gerr == nil {
+				if got.Slug != req.Slug || got.Model != req.Model {
+					return tenant.Tenant{}, fmt.Errorf("tenant %s exists as %s (%s): %w", got.ID, got.Slug, got.Model, tenant.ErrSlugTaken)
+				}
+				return got, nil
+			}
+		}
+		return tenant.Tenant{}, err
+	}
+	if !ok {
+		return tenant.Tenant{}, fmt.Errorf("server %q: %w", req.Server, ErrUnknownServer)
+	}
+	p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant created", slog.String("tenant", t.ID.String()),
+		slog.String("slug", t.Slug), slog.String("model", string(t.Model)), slog.Duration("took", time.Since(start)))
+	return t, nil
+}
+
 // Resume finishes the provisioning of tenant id. It is what Create runs after
 // writing the intent, and it is safe to run any number of times, also
 // concurrently: a per-tenant lock makes the second caller wait.
 func (p *Provisioner) Resume(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+	return p.resumeWith(ctx, id, false)
+}
+
+// resumeWith is Resume; migrate makes the objects without templates.
+func (p *Provisioner) resumeWith(ctx context.Context, id tenant.ID, migrate bool) (tenant.Tenant, error) {
 	var out tenant.Tenant
 	err := p.withTenantLock(ctx, id, func(conn *pgx.Conn) (err error) {
-		out, err = p.resume(ctx, conn, id)
+		pu := p.forTenant(id)
+		pu.migrate = migrate
+		out, err = p.resumeFor(ctx, conn, id, pu)
 		return err
 	})
 	if err != nil {
@@ -160,6 +219,10 @@ func (p *Provisioner) Resume(ctx context.Context, id tenant.ID) (tenant.Tenant, 
 
 // resume is Resume for a caller that holds the tenant's lock on conn.
 func (p *Provisioner) resume(ctx context.Context, conn *pgx.Conn, id tenant.ID) (tenant.Tenant, error) {
+	return p.resumeFor(ctx, conn, id, p.forTenant(id))
+}
+
+func (p *Provisioner) resumeFor(ctx context.Context, conn *pgx.Conn, id tenant.ID, pu purpose) (tenant.Tenant, error) {
 	t, err := p.dir.Get(ctx, id)
 	if err != nil {
 		return t, err
@@ -176,9 +239,9 @@ func (p *Provisioner) resume(ctx context.Context, conn *pgx.Conn, id tenant.ID) 
 	case tenant.ModelRow:
 		version = p.mig.Set().Head()
 	case tenant.ModelSchema:
-		version, err = p.createSchemaTenant(ctx, conn, t)
+		version, err = p.createSchemaTenant(ctx, conn, t, pu)
 	case tenant.ModelDatabase:
-		version, err = p.createDatabaseTenant(ctx, t)
+		version, err = p.createDatabaseTenant(ctx, t, pu)
 	}
 	if err != nil {
 		_ = p.dir.Log(ctx, id, "create", "failed", err.Error())
@@ -253,58 +316,157 @@ func lockKeys(id tenant.ID) (int32, int32) {
 	return lockNamespace, int32(uint32(id[12])<<24 | uint32(id[13])<<16 | uint32(id[14])<<8 | uint32(id[15]))
 }
 
-// createSchemaTenant creates the tenant's role and schema in one transaction
-// and migrates the schema. Each part skips what a previous attempt finished.
-func (p *Provisioner) createSchemaTenant(ctx context.Context, conn *pgx.Conn, t tenant.Tenant) (int, error) {
-	role, schema := t.ID.RoleName(), t.Schema
-	if err := p.dir.Log(ctx, t.ID, "create", "schema", schema); err != nil {
+// createSchemaTenant creates the tenant's role, schema and tables in one
+// transaction: a replay of the template's clone script. When the migration
+// set cannot be cloned, or the schema exists from an earlier attempt, the
+// transaction creates what is missing of the role and schema, and the
+// migrations then run one by one. Each part skips what a previous attempt
+// finished. pu says whom the objects are for.
+func (p *Provisioner) createSchemaTenant(ctx context.Context, conn *pgx.Conn, t tenant.Tenant, pu purpose) (int, error) {
+	if err := p.dir.Log(ctx, t.ID, pu.op, "schema", t.Schema); err != nil {
 		return 0, err
 	}
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var haveRole, haveSchema bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1), EXISTS (SELECT FROM pg_namespace WHERE nspname = $2)`,
-			role, schema).Scan(&haveRole, &haveSchema); err != nil {
-			return err
-		}
-		var b strings.Builder
-		if !haveRole {
-			fmt.Fprintf(&b, "CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;", ident(role))
-		}
-		// Also on a role an earlier attempt left: Reconcile removes only
-		// what carries the marker.
-		fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident(role), literal(p.marker(t.ID)))
-		// The app role may switch to the tenant role for one transaction;
-		// being NOINHERIT, it has none of its privileges otherwise.
-		fmt.Fprintf(&b, "GRANT %s TO %s;", ident(role), ident(p.cfg.AppRole))
-		if !haveSchema {
-			fmt.Fprintf(&b, "SET LOCAL ROLE %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s;",
-				ident(p.cfg.OwnerRole), ident(schema), ident(schema), literal(p.marker(t.ID)))
-		}
-		_, err := tx.Exec(ctx, b.String())
+	var script *cloneScript
+	if !pu.migrate {
+		script = p.cloneScriptOrNil(ctx)
+	}
+	var cloned bool
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) (err error) {
+		cloned, err = p.schemaTenantTx(ctx, tx, t, script, pu.mark)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("create role and schema: %w", err)
 	}
-	res, err := p.mig.Apply(ctx, conn, migration.Target{Schema: schema, Grantee: role})
+	if cloned {
+		return script.Version, nil
+	}
+	res, err := p.mig.Apply(ctx, conn, migration.Target{Schema: t.Schema, Grantee: t.ID.RoleName()})
 	if err != nil {
 		return 0, err
 	}
 	return res.To, nil
 }
 
+// createSchemaFast finishes a schema tenant whose intent Create has just
+// written, in one transaction on a pool connection: objects, ledger and
+// activation commit together, so a crash leaves the tenant in state
+// provisioning with nothing created. It takes the tenant's lock for the
+// transaction without waiting; when another session holds it (Reconcile
+// resuming the new tenant) or the set cannot be cloned, done is false and
+// the caller resumes as usual.
+func (p *Provisioner) createSchemaFast(ctx context.Context, t tenant.Tenant) (out tenant.Tenant, done bool, err error) {
+	script := p.cloneScriptOrNil(ctx)
+	if script == nil {
+		return out, false, nil
+	}
+	conn, err := p.admin.Acquire(ctx)
+	if err != nil {
+		return out, false, nil
+	}
+	defer conn.Release()
+	errSkip := errors.New("resume instead")
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		k1, k2 := lockKeys(t.ID)
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, k1, k2).Scan(&locked); err != nil {
+			return err
+		}
+		if !locked {
+			return errSkip
+		}
+		if err := directory.LogStep(ctx, tx, t.ID, "create", "schema", t.Schema); err != nil {
+			return err
+		}
+		cloned, err := p.schemaTenantTx(ctx, tx, t, script, p.marker(t.ID))
+		if err != nil {
+			return err
+		}
+		if !cloned {
+			return errSkip // objects of an earlier attempt: Resume migrates them
+		}
+		out, err = directory.Activate(ctx, tx, t.ID, script.Version)
+		return err
+	})
+	if errors.Is(err, errSkip) {
+		return out, false, nil
+	}
+	if err != nil {
+		_ = p.dir.Log(ctx, t.ID, "create", "failed", err.Error())
+		return out, true, fmt.Errorf("provision tenant %s: %w", t.ID, err)
+	}
+	return out, true, nil
+}
+
+// cloneScriptOrNil returns the clone script of the migration set, or nil
+// when schema tenants must be migrated instead. A template that cannot be
+// built is logged and makes this tenant a migrated one: templates are
+// only ever a shortcut.
+func (p *Provisioner) cloneScriptOrNil(ctx context.Context) *cloneScript {
+	s, ok, err := p.schemaScript(ctx)
+	if err != nil {
+		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "template schema unavailable; migrating the tenant instead", slog.String("error", err.Error()))
+	}
+	if !ok || err != nil {
+		return nil
+	}
+	return &s
+}
+
+// schemaTenantTx creates, in tx, what is missing of a schema tenant's role
+// and schema and, when the schema is new and script is not nil, its tables
+// and ledger. cloned reports the latter.
+func (p *Provisioner) schemaTenantTx(ctx context.Context, tx pgx.Tx, t tenant.Tenant, script *cloneScript, mark string) (cloned bool, err error) {
+	role, schema := t.ID.RoleName(), t.Schema
+	var haveRole, haveSchema bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1), EXISTS (SELECT FROM pg_namespace WHERE nspname = $2)`,
+		role, schema).Scan(&haveRole, &haveSchema); err != nil {
+		return false, err
+	}
+	var b strings.Builder
+	if !haveRole {
+		fmt.Fprintf(&b, "CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;", ident(role))
+	}
+	// Also on a role an earlier attempt left: Reconcile removes only
+	// what carries the marker.
+	fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident(role), literal(mark))
+	// The app role may switch to the tenant role for one transaction;
+	// being NOINHERIT, it has none of its privileges otherwise.
+	fmt.Fprintf(&b, "GRANT %s TO %s;", ident(role), ident(p.cfg.AppRole))
+	if !haveSchema {
+		fmt.Fprintf(&b, "SET LOCAL ROLE %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s;\n",
+			ident(p.cfg.OwnerRole), ident(schema), ident(schema), literal(mark))
+		if script != nil {
+			// The search_path a migration runs with (migration.Migrator),
+			// so unqualified names resolve as they did in the template.
+			fmt.Fprintf(&b, "SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL check_function_bodies = off;\n", ident(schema))
+			b.WriteString(script.ddl(schema))
+			b.WriteString(script.grants(schema, role))
+			b.WriteString(script.ledger(schema))
+			b.WriteString("SET LOCAL check_function_bodies TO DEFAULT; SET LOCAL search_path TO DEFAULT; SET LOCAL ROLE NONE;")
+			cloned = true
+		}
+	}
+	if _, err := tx.Exec(ctx, b.String()); err != nil {
+		return false, err
+	}
+	return cloned, nil
+}
+
 // createDatabaseTenant creates the tenant's login role and database, locks
-// the database down and migrates the tenant schema inside it.
-func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant) (int, error) {
+// the database down and finishes the tenant schema inside it. On the
+// directory's own server the database is a copy of the template database,
+// whose schema is renamed to the tenant's; elsewhere, or when the template
+// cannot be had, it comes from template0 and the schema is migrated.
+func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant, pu purpose) (int, error) {
 	role, db := t.ID.RoleName(), t.Database
-	mark := p.marker(t.ID)
-	if err := p.dir.Log(ctx, t.ID, "create", "role", role); err != nil {
+	if err := p.dir.Log(ctx, t.ID, pu.op, "role", role); err != nil {
 		return 0, err
 	}
 	if err := p.ensureRole(ctx, role, "LOGIN NOINHERIT", p.roles.Password(role)); err != nil {
 		return 0, err
 	}
-	if err := p.exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident(role), literal(mark))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident(role), literal(pu.mark))); err != nil {
 		return 0, err
 	}
 	var exists bool
@@ -312,19 +474,16 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant)
 		return 0, err
 	}
 	if !exists {
-		if err := p.dir.Log(ctx, t.ID, "create", "database", db); err != nil {
+		if err := p.dir.Log(ctx, t.ID, pu.op, "database", db); err != nil {
 			return 0, err
 		}
-		// template0 holds nothing an installation added to template1
-		// (THREATS I21). WAL_LOG avoids the checkpoints FILE_COPY forces.
-		err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG", ident(db), ident(p.cfg.OwnerRole)))
-		if err != nil && !isCode(err, "42P04") { // duplicate_database: a concurrent attempt
-			return 0, fmt.Errorf("create database: %w", err)
+		if err := p.createDatabase(ctx, t, !pu.migrate); err != nil {
+			return 0, err
 		}
 	}
 	if err := p.exec(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS %s;
 		REVOKE ALL ON DATABASE %s FROM PUBLIC;
-		GRANT CONNECT ON DATABASE %s TO %s`, ident(db), literal(mark), ident(db), ident(db), ident(role))); err != nil {
+		GRANT CONNECT ON DATABASE %s TO %s`, ident(db), literal(pu.mark), ident(db), ident(db), ident(role))); err != nil {
 		return 0, fmt.Errorf("lock down database: %w", err)
 	}
 	conn, err := p.connect(ctx, t.Server, db)
@@ -332,16 +491,168 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant)
 		return 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	// No public schema: nothing on a tenant's search path but its own tables.
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s; DROP SCHEMA IF EXISTS public; CREATE SCHEMA IF NOT EXISTS %s; COMMIT`,
-		ident(p.cfg.OwnerRole), ident(t.Schema))); err != nil {
+	target := migration.Target{Schema: t.Schema, Grantee: role}
+	// The clone script names the relations of the set's template, which
+	// the template database holds too when it is at the set's head.
+	var script *cloneScript
+	if !pu.migrate {
+		if s, ok, err := p.schemaScript(ctx); err == nil && ok {
+			script = &s
+		}
+	}
+	// No public schema: nothing on a tenant's search path but its own
+	// tables. A copy of the template holds the template's schema, migrated
+	// and with its ledger: it becomes the tenant's, in one transaction.
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var fromTemplate, haveSchema bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1), EXISTS (SELECT FROM pg_namespace WHERE nspname = $2)`,
+			TemplateSchema, t.Schema).Scan(&fromTemplate, &haveSchema); err != nil {
+			return err
+		}
+		adopt := fromTemplate && !haveSchema
+		sql := fmt.Sprintf(`SET LOCAL ROLE %s; DROP SCHEMA IF EXISTS public;`, ident(p.cfg.OwnerRole))
+		switch {
+		case adopt:
+			sql += fmt.Sprintf(`ALTER SCHEMA %s RENAME TO %s;`, ident(TemplateSchema), ident(t.Schema))
+		case !haveSchema:
+			sql += fmt.Sprintf(`CREATE SCHEMA %s;`, ident(t.Schema))
+		}
+		if _, err := tx.Exec(ctx, sql); err != nil || !adopt {
+			return err
+		}
+		var version int
+		if err := tx.QueryRow(ctx, `WITH u AS (UPDATE landlord.target_migrations SET target = $1 WHERE target = $2 RETURNING version)
+			SELECT coalesce(max(version), 0) FROM u`, t.Schema, TemplateSchema).Scan(&version); err != nil {
+			return err
+		}
+		if script == nil || version != script.Version {
+			if err := migration.Secure(ctx, tx, target); err != nil {
+				return err
+			}
+		} else if _, err := tx.Exec(ctx, script.grants(t.Schema, role)); err != nil {
+			// The grants each migration step would have given the role,
+			// by name.
+			return err
+		}
+		return repinFunctions(ctx, tx, TemplateSchema, t.Schema)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("create tenant schema: %w", err)
 	}
-	res, err := p.mig.Apply(ctx, conn, migration.Target{Schema: t.Schema, Grantee: role})
+	res, err := p.mig.Apply(ctx, conn, target)
 	if err != nil {
 		return 0, err
 	}
 	return res.To, nil
+}
+
+// createDatabase creates the database of tenant t: a copy of the template
+// database when t is on the directory's own server and the template is
+// ready and useTemplate is set, else a database from template0.
+func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTemplate bool) error {
+	db, owner := ident(t.Database), ident(p.cfg.OwnerRole)
+	if useTemplate && t.Server == directory.DefaultServer {
+		ok, err := p.templateDatabase(ctx)
+		if err != nil {
+			p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "template database unavailable; creating the tenant database from template0",
+				slog.String("error", err.Error()))
+		}
+		for attempt := 0; ok && err == nil; attempt++ {
+			// WAL_LOG: FILE_COPY forces two checkpoints per database.
+			err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s STRATEGY WAL_LOG", db, owner, ident(p.TemplateDatabase())))
+			switch {
+			case err == nil || isCode(err, "42P04"): // duplicate_database: a concurrent attempt
+				return nil
+			case isCode(err, "55006") && attempt < 3:
+				// "source database is being accessed by other users": a
+				// fleet run is migrating the template. PostgreSQL waited
+				// five seconds already; wait a little more.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+				}
+			case isCode(err, "55006", "3D000"): // still busy, or dropped meanwhile
+				p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "template database busy; creating the tenant database from template0",
+					slog.String("error", err.Error()))
+				ok = false
+			default:
+				return fmt.Errorf("create database from template: %w", err)
+			}
+		}
+	}
+	// template0 holds nothing an installation added to template1
+	// (THREATS I21).
+	err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG", db, owner))
+	if err != nil && !isCode(err, "42P04") {
+		return fmt.Errorf("create database: %w", err)
+	}
+	return nil
+}
+
+// purpose says whom the objects of a schema or database tenant are made
+// for: a tenant, or the pool.
+type purpose struct {
+	mark string // the comment on every object
+	op   string // the ledger operation of the steps
+	// migrate makes the objects without templates, as every tenant was
+	// made before there were any: MeasureCreate's baseline.
+	migrate bool
+}
+
+// forTenant is the purpose of a tenant's own objects.
+func (p *Provisioner) forTenant(id tenant.ID) purpose {
+	return purpose{mark: p.marker(id), op: "create"}
+}
+
+// repinFunctions rewrites the pinned search paths of the functions in schema
+// to (renamed from schema from) so that a function created with
+// SET search_path FROM CURRENT in the template keeps finding its tables after
+// the rename (THREATS I09, I24). The new path is set through set_config, a
+// bind parameter, and copied with FROM CURRENT; nothing is spliced into SQL
+// but the function's own signature as PostgreSQL prints it.
+func repinFunctions(ctx context.Context, tx pgx.Tx, from, to string) error {
+	rows, err := tx.Query(ctx, `SELECT p.oid::regprocedure::text, substr(c, length('search_path=') + 1)
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, unnest(p.proconfig) c
+		WHERE n.nspname = $1 AND c LIKE 'search\_path=%'`, to)
+	if err != nil {
+		return err
+	}
+	type pin struct{ fn, path string }
+	pins, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pin, error) {
+		var x pin
+		err := r.Scan(&x.fn, &x.path)
+		return x, err
+	})
+	if err != nil {
+		return fmt.Errorf("read pinned search paths: %w", err)
+	}
+	for _, pn := range pins {
+		path := strings.ReplaceAll(pn.path, pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize())
+		path = replaceWord(path, from, pgx.Identifier{to}.Sanitize())
+		if path == pn.path {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, path); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "ALTER FUNCTION "+pn.fn+" SET search_path FROM CURRENT"); err != nil {
+			return fmt.Errorf("repin %s: %w", pn.fn, err)
+		}
+	}
+	return nil
+}
+
+// replaceWord replaces each element of the comma-separated list path that is
+// exactly the unquoted identifier word.
+func replaceWord(path, word, with string) string {
+	parts := strings.Split(path, ",")
+	for i, p := range parts {
+		if strings.TrimSpace(p) == word {
+			parts[i] = strings.Replace(p, word, with, 1)
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // ConnConfig returns the connection settings for database on server as the

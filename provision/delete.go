@@ -177,22 +177,50 @@ func (p *Provisioner) dropDatabaseTenant(ctx context.Context, id tenant.ID) erro
 	return nil
 }
 
-// dropDatabase drops the database of tenant id. FORCE ends the sessions on
-// it, which are the tenant role's; ending another role's session takes that
-// role's privileges, so an administrator that is not a superuser first joins
-// the tenant's role.
+// dropDatabase drops the database of tenant id. It first closes the
+// database to new connections and ends the tenant role's sessions on it;
+// ending another role's session takes that role's privileges, so an
+// administrator that is not a superuser first joins the tenant's role. It
+// does not use DROP DATABASE ... WITH (FORCE): that also terminates
+// autovacuum workers, which PostgreSQL lets only a superuser do, while a
+// plain DROP DATABASE stops them itself.
 func (p *Provisioner) dropDatabase(ctx context.Context, id tenant.ID) error {
-	role := id.RoleName()
-	var exists bool
-	if err := p.admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
+	role, db := id.RoleName(), id.DatabaseName()
+	var dbExists, roleExists bool
+	if err := p.admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1), EXISTS (SELECT FROM pg_roles WHERE rolname = $2)`,
+		db, role).Scan(&dbExists, &roleExists); err != nil {
 		return err
 	}
-	if exists {
+	if !dbExists {
+		return nil
+	}
+	if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false", ident(db))); err != nil {
+		return fmt.Errorf("close database %s to new connections: %w", db, err)
+	}
+	if roleExists {
 		if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident(role))); err != nil {
 			return fmt.Errorf("join role %s to end its sessions: %w", role, err)
 		}
 	}
-	return p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(id.DatabaseName())))
+	for attempt := 0; ; attempt++ {
+		// Every client session we may end: the tenant's and Landlord's
+		// own (the provisioner may hold one on the tenant database).
+		if _, err := p.admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+			  AND pg_has_role(current_user, usesysid, 'MEMBER')`, db); err != nil {
+			return fmt.Errorf("end sessions on %s: %w", db, err)
+		}
+		err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s", ident(db)))
+		if err == nil || !isCode(err, "55006") || attempt >= 20 {
+			return err
+		}
+		// A session was still ending ("being accessed by other users").
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Report says what Reconcile did.

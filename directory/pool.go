@@ -1,0 +1,282 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Querier is a connection, a pool or a transaction. The functions that take
+// one run on it, so that their writes commit together with the caller's own
+// work.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var (
+	_ Querier = (*pgx.Conn)(nil)
+	_ Querier = (pgx.Tx)(nil)
+)
+
+// TemplateScript is one row of landlord.template_scripts: the DDL that
+// clones the template schema at the migration set with hash SetHash.
+type TemplateScript struct {
+	SetHash string
+	Version int    // the set's head
+	Script  string // "" when the set cannot be cloned
+	Note    string // why not, when Script is ""
+}
+
+// LoadTemplateScript returns the script stored for setHash on q; found is
+// false when none is stored.
+func LoadTemplateScript(ctx context.Context, q Querier, setHash string) (s TemplateScript, found bool, err error) {
+	var script *string
+	err = q.QueryRow(ctx, `SELECT set_hash, version, script, note FROM landlord.template_scripts WHERE set_hash = $1`, setHash).
+		Scan(&s.SetHash, &s.Version, &script, &s.Note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return TemplateScript{}, false, nil
+	}
+	if err != nil {
+		return TemplateScript{}, false, fmt.Errorf("read template script: %w", err)
+	}
+	if script != nil {
+		s.Script = *script
+	}
+	return s, true, nil
+}
+
+// SaveTemplateScript stores s, replacing what was stored for the same set.
+func (d *Directory) SaveTemplateScript(ctx context.Context, s TemplateScript) error {
+	var script any
+	if s.Script != "" {
+		script = s.Script
+	}
+	_, err := d.db.Exec(ctx, `INSERT INTO landlord.template_scripts (set_hash, version, script, note) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (set_hash) DO UPDATE SET version = EXCLUDED.version, script = EXCLUDED.script, note = EXCLUDED.note, created_at = now()`,
+		s.SetHash, s.Version, script, s.Note)
+	if err != nil {
+		return fmt.Errorf("store template script: %w", err)
+	}
+	return nil
+}
+
+// Activate moves tenant id from provisioning to active at schema version
+// version on q and logs the step, so that both commit with the caller's
+// transaction. A tenant in another state gets a *tenant.StateError.
+func Activate(ctx context.Context, q Querier, id tenant.ID, version int) (tenant.Tenant, error) {
+	t, err := scanTenant(q.QueryRow(ctx, `WITH t AS (
+			UPDATE landlord.tenants SET state = 'active', schema_version = $2
+			WHERE id = $1 AND state = 'provisioning' RETURNING `+tenantColumns+`
+		), l AS (
+			INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail) SELECT id, 'create', 'active', '' FROM t
+		)
+		SELECT `+tenantColumns+` FROM t`, id, version))
+	if errors.Is(err, pgx.ErrNoRows) {
+		var state string
+		if err := q.QueryRow(ctx, `SELECT state FROM landlord.tenants WHERE id = $1`, id).Scan(&state); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return tenant.Tenant{}, fmt.Errorf("tenant %s: %w", id, tenant.ErrNotFound)
+			}
+			return tenant.Tenant{}, fmt.Errorf("look up tenant %s: %w", id, err)
+		}
+		return tenant.Tenant{}, &tenant.StateError{ID: id, State: tenant.State(state)}
+	}
+	if err != nil {
+		return t, fmt.Errorf("activate tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// LogStep appends one step to the provisioning ledger on q.
+func LogStep(ctx context.Context, q Querier, id tenant.ID, operation, step, detail string) error {
+	return logStep(ctx, q, id, operation, step, detail)
+}
+
+// Pooled is one row of landlord.tenant_pool: a pre-provisioned tenant that
+// nobody has claimed.
+type Pooled struct {
+	ID            tenant.ID
+	Model         tenant.Model
+	Server        string
+	Schema        string
+	Database      string
+	Ready         bool // false: the intent is written, the objects may not exist yet
+	SchemaVersion int
+	CreatedAt     time.Time
+}
+
+const pooledColumns = `id, model, server_id, schema_name, database_name, state = 'ready', schema_version, created_at`
+
+func scanPooled(r pgx.Row) (Pooled, error) {
+	var e Pooled
+	var model string
+	err := r.Scan(&e.ID, &model, &e.Server, &e.Schema, &e.Database, &e.Ready, &e.SchemaVersion, &e.CreatedAt)
+	e.Model = tenant.Model(model)
+	return e, err
+}
+
+// AddPooled records the intent to pre-provision e (state filling) and logs
+// it, before any of its objects exist.
+func (d *Directory) AddPooled(ctx context.Context, e Pooled) error {
+	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO landlord.tenant_pool (id, model, server_id, schema_name, database_name, state)
+			VALUES ($1, $2, $3, $4, $5, 'filling')`, e.ID, string(e.Model), e.Server, e.Schema, e.Database); err != nil {
+			return err
+		}
+		return logStep(ctx, tx, e.ID, "pool", "intent", string(e.Model))
+	})
+	if err != nil {
+		return fmt.Errorf("record pooled tenant %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// SetPooledReady marks the pooled tenant id ready at schema version version:
+// from now on a claim may hand it out.
+func (d *Directory) SetPooledReady(ctx context.Context, id tenant.ID, version int) error {
+	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE landlord.tenant_pool SET state = 'ready', schema_version = $2 WHERE id = $1`, id, version)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("pooled tenant %s: %w", id, tenant.ErrNotFound)
+		}
+		return logStep(ctx, tx, id, "pool", "ready", "")
+	})
+	if err != nil {
+		return fmt.Errorf("mark pooled tenant %s ready: %w", id, err)
+	}
+	return nil
+}
+
+// ListPooled returns the pooled tenants of model on server, oldest first.
+func (d *Directory) ListPooled(ctx context.Context, model tenant.Model, server string) ([]Pooled, error) {
+	rows, err := d.db.Query(ctx, `SELECT `+pooledColumns+` FROM landlord.tenant_pool
+		WHERE model = $1 AND server_id = $2 ORDER BY created_at, id`, string(model), server)
+	if err != nil {
+		return nil, fmt.Errorf("list pooled tenants: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pooled, error) { return scanPooled(r) })
+}
+
+// RemovePooled deletes the pool entry id, if it is still unclaimed, and logs
+// it. removed is false when no such entry exists (a claim took it).
+func (d *Directory) RemovePooled(ctx context.Context, id tenant.ID) (removed bool, err error) {
+	err = pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM landlord.tenant_pool WHERE id = $1`, id)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		removed = true
+		return logStep(ctx, tx, id, "pool", "removed", "")
+	})
+	if err != nil {
+		return false, fmt.Errorf("remove pooled tenant %s: %w", id, err)
+	}
+	return removed, nil
+}
+
+// ClaimRequest is what a sign-up asks of the pool.
+type ClaimRequest struct {
+	Model         tenant.Model
+	Server        string
+	SchemaVersion int // only entries at this version are handed out
+	Slug          string
+	DisplayName   string
+}
+
+// Claim hands out the oldest ready pooled tenant that matches c: in one
+// transaction it deletes the pool entry, inserts the tenant (active, with
+// c's slug and display name), logs the steps and runs fn, which rewrites
+// what marks the objects as pooled. Concurrent claims skip the entries
+// others hold, so no two get the same tenant. ok is false when no entry
+// matches; a taken slug returns an error wrapping tenant.ErrSlugTaken and
+// leaves the pool as it was, as does an error from fn.
+func (d *Directory) Claim(ctx context.Context, c ClaimRequest, fn func(ctx context.Context, tx pgx.Tx, e Pooled) error) (t tenant.Tenant, ok bool, err error) {
+	err = pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		var e Pooled
+		var model, state string
+		err := tx.QueryRow(ctx, `WITH c AS (
+				DELETE FROM landlord.tenant_pool WHERE id = (
+					SELECT id FROM landlord.tenant_pool
+					WHERE state = 'ready' AND model = $1 AND server_id = $2 AND schema_version = $3
+					ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+				RETURNING *
+			), t AS (
+				INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version)
+				SELECT id, $4, $5, model, server_id, schema_name, database_name, 'active', schema_version FROM c
+				RETURNING `+tenantColumns+`
+			), l AS (
+				INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
+				SELECT t.id, 'create', s.step, s.detail FROM t CROSS JOIN LATERAL
+					(VALUES (1, 'intent', t.model || ' ' || t.slug), (2, 'claimed', 'pool'), (3, 'active', '')) s (n, step, detail)
+				ORDER BY s.n
+			)
+			SELECT t.id, t.slug, t.display_name, t.model, t.server_id, t.schema_name, t.database_name, t.state,
+				t.schema_version, t.routing_epoch, t.created_at, t.updated_at, c.created_at FROM t, c`,
+			string(c.Model), c.Server, c.SchemaVersion, c.Slug, c.DisplayName).
+			Scan(&t.ID, &t.Slug, &t.DisplayName, &model, &t.Server, &t.Schema, &t.Database, &state, &t.SchemaVersion, &t.Epoch, &t.CreatedAt, &t.UpdatedAt, &e.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		t.Model, t.State = tenant.Model(model), tenant.State(state)
+		e.ID, e.Model, e.Server, e.Schema, e.Database, e.Ready, e.SchemaVersion = t.ID, t.Model, t.Server, t.Schema, t.Database, true, t.SchemaVersion
+		if err := fn(ctx, tx, e); err != nil {
+			return err
+		}
+		ok = true
+		return nil
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tenants_slug_key" {
+		return tenant.Tenant{}, false, fmt.Errorf("slug %q: %w", c.Slug, tenant.ErrSlugTaken)
+	}
+	if err != nil {
+		return tenant.Tenant{}, false, fmt.Errorf("claim a pooled %s tenant: %w", c.Model, err)
+	}
+	if !ok {
+		return tenant.Tenant{}, false, nil
+	}
+	return t, true, nil
+}
+
+// InsertActive records t, a tenant that is whole once it is recorded (a row
+// tenant), in state active, together with its first ledger entry, in one
+// statement. Its database is the one of its server; ok is false, and
+// nothing is written, when no server has t.Server as id. A taken slug
+// returns an error wrapping tenant.ErrSlugTaken.
+func (d *Directory) InsertActive(ctx context.Context, t tenant.Tenant) (out tenant.Tenant, ok bool, err error) {
+	out, err = scanTenant(d.db.QueryRow(ctx, `WITH s AS (
+			SELECT id, database FROM landlord.servers WHERE id = $5
+		), t AS (
+			INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version)
+			SELECT $1, $2, $3, $4, s.id, $6, s.database, 'active', $7 FROM s
+			RETURNING `+tenantColumns+`
+		), l AS (
+			INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
+			SELECT id, 'create', 'intent', model || ' ' || slug FROM t
+		)
+		SELECT `+tenantColumns+` FROM t`,
+		t.ID, t.Slug, t.DisplayName, string(t.Model), t.Server, t.Schema, t.SchemaVersion))
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return tenant.Tenant{}, false, nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tenants_slug_key":
+		return tenant.Tenant{}, false, fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
+	case err != nil:
+		return tenant.Tenant{}, false, fmt.Errorf("record tenant %q: %w", t.Slug, err)
+	}
+	return out, true, nil
+}
