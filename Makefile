@@ -26,9 +26,12 @@ bench: deps ## the core benchmark: row-model point lookups next to raw pgx, as r
 	$(GO) test -run '^$$' -bench 'RowLookupRatio' -benchtime 1x .
 
 .PHONY: fuzz
-fuzz: ## fuzz slug and identifier checks for a while (FUZZTIME=1m)
+fuzz: ## fuzz slugs, identifiers, hosts and JWTs for a while each (FUZZTIME=1m)
 	$(GO) test -run '^$$' -fuzz FuzzNormalizeSlug -fuzztime $${FUZZTIME:-1m} ./tenant/
 	$(GO) test -run '^$$' -fuzz FuzzCheckIdent -fuzztime $${FUZZTIME:-1m} ./tenant/
+	$(GO) test -run '^$$' -fuzz FuzzNormalizeHost -fuzztime $${FUZZTIME:-1m} ./httptenant/
+	$(GO) test -run '^$$' -fuzz FuzzResolveHost -fuzztime $${FUZZTIME:-1m} ./httptenant/
+	$(GO) test -run '^$$' -fuzz FuzzJWT -fuzztime $${FUZZTIME:-1m} ./httptenant/
 
 .PHONY: build
 build: ## build the landlord command into bin/

@@ -432,7 +432,7 @@ func TestAttack(t *testing.T) {
 	for _, m := range tenant.Models {
 		t.Run(string(m), func(t *testing.T) {
 			t.Parallel()
-			f := newFx(t, m, Config{MaxConns: 1, TenantPoolConns: 1})
+			f := newFx(t, m, Config{MaxConns: 1})
 			for _, p := range probes() {
 				if p.models != nil && !slices.Contains(p.models, m) {
 					continue

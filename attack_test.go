@@ -15,12 +15,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
-	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -141,6 +139,8 @@ func newFx(t *testing.T, m tenant.Model, cfg Config) *fx {
 	db := server.NewDB(t, attackTemplate)
 	f := &fx{m: m, db: db, notices: &noticeLog{}, log: &syncBuffer{}, supers: map[string]*superConn{}}
 	cfg.Logger = slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Every connection of the handle reports its notices to the test.
+	cfg.tweak = func(cc *pgx.ConnConfig) { cc.OnNotice = f.notices.add }
 	l, err := Open(ctx, db.URL, attackMigrations(), cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -157,7 +157,6 @@ func newFx(t *testing.T, m tenant.Model, cfg Config) *fx {
 			}
 		}
 	})
-	f.hookNotices(t, &l.app, l.cfg.MaxConns, provision.SharedSchema, nil)
 	f.a = createTenant(t, l, "alpha", m)
 	f.b = createTenant(t, l, "bravo", m)
 	// A materialized view over items, made by hand past the migrations
@@ -174,11 +173,6 @@ func newFx(t *testing.T, m tenant.Model, cfg Config) *fx {
 		f.exec(t, place, `SET ROLE {owner}`,
 			`CREATE MATERIALIZED VIEW {s}.items_mv AS SELECT tenant_id, id, secret FROM {s}.items WITH NO DATA`,
 			`RESET ROLE`, `GRANT SELECT ON {s}.items_mv TO `+pgx.Identifier{grantee}.Sanitize())
-	}
-	if m == tenant.ModelDatabase {
-		for _, tn := range []tenant.Tenant{f.a, f.b} {
-			f.hookNotices(t, nil, l.cfg.TenantPoolConns, tn.Schema, &tn)
-		}
 	}
 	f.ctxA = WithTenant(ctx, f.a.ID)
 	f.ctxB = WithTenant(ctx, f.b.ID)
@@ -223,34 +217,6 @@ func (f *fx) seed(t *testing.T, ctx context.Context, who string) {
 		_, err := f.h.Exec(ctx, q.sql, q.args...)
 		must(t, err)
 	}
-}
-
-// hookNotices replaces a pool of the handle with one made the same way
-// (newPool, the same connection settings) whose connections report their
-// notices to f.notices. For a tenant database it installs the tenant's pool
-// before the route first asks for it.
-func (f *fx) hookNotices(t *testing.T, slot **pgxpool.Pool, size int32, schema string, tn *tenant.Tenant) {
-	t.Helper()
-	ctx := context.Background()
-	if slot != nil {
-		cc := (*slot).Config().ConnConfig.Copy()
-		cc.OnNotice = f.notices.add
-		pool, err := f.l.newPool(ctx, cc, schema, size)
-		must(t, err)
-		old := *slot
-		*slot = pool
-		old.Close()
-		return
-	}
-	_, err := f.l.dbs.get(ctx, poolKey{id: tn.ID, epoch: tn.Epoch}, func(ctx context.Context) (*pgxpool.Pool, error) {
-		cc, err := f.l.prov.ConnConfig(ctx, tn.Server, tn.Database, tn.ID.RoleName())
-		if err != nil {
-			return nil, err
-		}
-		cc.OnNotice = f.notices.add
-		return f.l.newPool(ctx, cc, schema, size)
-	})
-	must(t, err)
 }
 
 // outcome is everything one statement gave its caller.

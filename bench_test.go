@@ -76,11 +76,15 @@ func setupLookup(b *testing.B) *lookupBench {
 func newLookupBench(b *testing.B) (*lookupBench, error) {
 	ctx := context.Background()
 	db := server.NewDB(b, template)
-	l, err := Open(ctx, db.URL, testMigrations(), Config{MaxConns: benchConns})
+	lb := &lookupBench{writes: new(atomic.Int64), rawWrite: new(atomic.Int64)}
+	// Count the tenant connections' writes with a counting dialer.
+	countWrites := dialCounting(lb.writes)
+	l, err := Open(ctx, db.URL, testMigrations(), Config{MaxConns: benchConns,
+		tweak: func(cc *pgx.ConnConfig) { cc.DialFunc = countWrites }})
 	if err != nil {
 		return nil, err
 	}
-	lb := &lookupBench{l: l, writes: new(atomic.Int64), rawWrite: new(atomic.Int64)}
+	lb.l = l
 	for i := range benchTenants {
 		t, err := l.CreateTenant(ctx, provision.Request{Slug: fmt.Sprintf("bench-%04d", i), Model: tenant.ModelRow})
 		if err != nil {
@@ -119,14 +123,6 @@ func newLookupBench(b *testing.B) (*lookupBench, error) {
 	if _, err := owner.Exec(ctx, `VACUUM ANALYZE raw.items`); err != nil {
 		return nil, err
 	}
-	// Count the tenant pool's writes: reopen it with a counting dialer.
-	l.app.Close()
-	cc := l.app.Config().ConnConfig.Copy()
-	cc.DialFunc = dialCounting(lb.writes)
-	if l.app, err = l.newPool(ctx, cc, provision.SharedSchema, benchConns); err != nil {
-		return nil, err
-	}
-	l.routes.Flush()
 	pc, err := pgxpool.ParseConfig(db.URL)
 	if err != nil {
 		return nil, err

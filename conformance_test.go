@@ -359,7 +359,7 @@ func TestPoolAlternation(t *testing.T) {
 	for _, m := range tenant.Models {
 		t.Run(string(m), func(t *testing.T) {
 			t.Parallel()
-			runPoolAlternation(t, m, Config{MaxConns: 1, TenantPoolConns: 1})
+			runPoolAlternation(t, m, Config{MaxConns: 1})
 		})
 	}
 }
@@ -372,7 +372,7 @@ func TestPoolAlternationThroughPgBouncer(t *testing.T) {
 	for _, m := range tenant.Models {
 		t.Run(string(m), func(t *testing.T) {
 			t.Parallel()
-			runPoolAlternation(t, m, Config{MaxConns: 1, TenantPoolConns: 1, Pooler: &Pooler{Host: b.Host(), Port: uint16(b.Port())}})
+			runPoolAlternation(t, m, Config{MaxConns: 1, Pooler: &Pooler{Host: b.Host(), Port: uint16(b.Port())}})
 		})
 	}
 }

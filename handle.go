@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -48,16 +48,12 @@ var (
 )
 
 // acquire routes ctx and acquires a connection for it.
-func (h *Handle) acquire(ctx context.Context) (*route, *pgxpool.Conn, error) {
+func (h *Handle) acquire(ctx context.Context) (*route, *pool.Conn, error) {
 	r, err := h.l.route(ctx, h.fixed, h.admin)
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := r.pool(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := pool.Acquire(ctx)
+	c, err := h.l.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: r.t.ID, OwnTables: r.t.Model == tenant.ModelSchema})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -71,18 +67,15 @@ func refused(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "42704" && strings.Contains(pgErr.Message, refusedSetting)
 }
 
-// discard closes a connection instead of returning it to its pool.
-func (l *Landlord) discard(c *pgxpool.Conn) {
-	conn := c.Hijack()
-	go conn.Close(context.Background())
-}
+// discard closes a connection instead of returning it for reuse.
+func (l *Landlord) discard(c *pool.Conn) { c.Discard() }
 
 // sent is a statement on its way, its tenant context accepted: exactly one
 // of mrr (the lean path) and br (the pgx batch path) holds its result.
 type sent struct {
 	r *route
 	o obs
-	c *pgxpool.Conn
+	c *pool.Conn
 	// leftState: sql may leave session state; the connection is closed
 	// after the call.
 	leftState bool
@@ -135,7 +128,7 @@ var eqbPool = sync.Pool{New: func() any { return new(pgx.ExtendedQueryBuilder) }
 // itself (a QueryRewriter such as pgx.NamedArgs, a result-format option) goes
 // through a pgx batch, which costs a little more client CPU and the same
 // round trips.
-func start(ctx context.Context, r *route, c *pgxpool.Conn, sql string, args []any) (sent, error) {
+func start(ctx context.Context, r *route, c *pool.Conn, sql string, args []any) (sent, error) {
 	conn := c.Conn()
 	if r.pooled || !plainArgs(args) {
 		b := &pgx.Batch{}
@@ -214,7 +207,7 @@ func plainArgs(args []any) bool {
 
 // forget drops a prepared statement that the server says is stale (its
 // result type changed after a migration), so the next call prepares it anew.
-func forget(ctx context.Context, c *pgxpool.Conn, r *route, sql string, err error) {
+func forget(ctx context.Context, c *pool.Conn, r *route, sql string, err error) {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || (pgErr.Code != "0A000" && pgErr.Code != "26000") || c.Conn().IsClosed() {
 		return

@@ -63,7 +63,7 @@ func TestConfigRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, cfg := range []Config{
-		{MaxConns: -1}, {TenantPoolConns: -1}, {MaxTenantPools: -1}, {DirectoryMaxAge: -time.Second},
+		{MaxConns: -1}, {MaxConnsPerTenant: -1}, {DirectoryMaxAge: -time.Second},
 		{AppRole: "Bad Role"}, {AppRole: "landlord_owner"},
 	} {
 		if l, err := Open(ctx, "postgres://nowhere.invalid/x", testMigrations(), cfg); err == nil {

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/landlordhq/landlord/tenant"
@@ -161,15 +160,22 @@ func (m *metrics) admit(now time.Time) {
 }
 
 var (
-	descCalls     = prometheus.NewDesc("landlord_tenant_calls_total", "Tenant handle calls, per busy tenant and \"other\".", []string{"tenant", "model"}, nil)
-	descErrors    = prometheus.NewDesc("landlord_tenant_errors_total", "Tenant handle calls that failed, per busy tenant and \"other\".", []string{"tenant", "model"}, nil)
-	descPoolConns = prometheus.NewDesc("landlord_pool_connections", "Connections of tenant-traffic pools, by state.", []string{"pool", "state"}, nil)
-	descPoolAcq   = prometheus.NewDesc("landlord_pool_acquires_total", "Connection acquires.", []string{"pool"}, nil)
-	descPoolWait  = prometheus.NewDesc("landlord_pool_acquire_waits_total", "Connection acquires that had to wait for a connection.", []string{"pool"}, nil)
-	descPoolDials = prometheus.NewDesc("landlord_pool_dials_total", "New server connections opened.", []string{"pool"}, nil)
-	descPools     = prometheus.NewDesc("landlord_tenant_pools", "Open pools of tenant databases.", nil, nil)
-	descRoutes    = prometheus.NewDesc("landlord_directory_cached_tenants", "Tenants in the routing cache.", nil, nil)
-	descDirty     = prometheus.NewDesc("landlord_connections_replaced_total", "Connections closed because tenant SQL may have left session state on them.", nil, nil)
+	descCalls         = prometheus.NewDesc("landlord_tenant_calls_total", "Tenant handle calls, per busy tenant and \"other\".", []string{"tenant", "model"}, nil)
+	descErrors        = prometheus.NewDesc("landlord_tenant_errors_total", "Tenant handle calls that failed, per busy tenant and \"other\".", []string{"tenant", "model"}, nil)
+	descPoolConns     = prometheus.NewDesc("landlord_pool_connections", "Tenant-traffic connections of a server, by state; their sum never exceeds the budget.", []string{"server", "state"}, nil)
+	descPoolBudget    = prometheus.NewDesc("landlord_pool_budget_connections", "The budget of tenant-traffic connections of a server.", []string{"server"}, nil)
+	descPoolWaiting   = prometheus.NewDesc("landlord_pool_waiting_acquires", "Acquires waiting for a connection.", []string{"server"}, nil)
+	descPoolAcq       = prometheus.NewDesc("landlord_pool_acquires_total", "Connections handed out.", []string{"server"}, nil)
+	descPoolWait      = prometheus.NewDesc("landlord_pool_acquire_waits_total", "Acquires that had to wait for a connection.", []string{"server"}, nil)
+	descPoolTimeouts  = prometheus.NewDesc("landlord_pool_acquire_timeouts_total", "Acquires whose context ended before a connection was free.", []string{"server"}, nil)
+	descPoolDials     = prometheus.NewDesc("landlord_pool_dials_total", "New server connections attempted.", []string{"server"}, nil)
+	descPoolDialErrs  = prometheus.NewDesc("landlord_pool_dial_errors_total", "New server connections that failed.", []string{"server"}, nil)
+	descPoolEvictions = prometheus.NewDesc("landlord_pool_evictions_total", "Idle connections closed to make room for another target.", []string{"server"}, nil)
+	descPoolRecycled  = prometheus.NewDesc("landlord_pool_recycled_total", "Connections replaced for age or for the schema tenants they served.", []string{"server"}, nil)
+	descPoolAffinity  = prometheus.NewDesc("landlord_pool_affinity_hits_total", "Acquires that got the connection that last served their tenant.", []string{"server"}, nil)
+	descPools         = prometheus.NewDesc("landlord_pool_targets", "Connection groups open on a server: the app role's and one per busy tenant database.", []string{"server"}, nil)
+	descRoutes        = prometheus.NewDesc("landlord_directory_cached_tenants", "Tenants in the routing cache.", nil, nil)
+	descDirty         = prometheus.NewDesc("landlord_connections_replaced_total", "Connections closed because tenant SQL may have left session state on them.", nil, nil)
 )
 
 // Describe sends nothing: the collector is unchecked, since its tenant
@@ -191,19 +197,29 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(m.other.errs.Load()), otherLabel, "")
 	m.other.duration.Collect(ch)
 
-	pool := func(name string, p *pgxpool.Pool) {
-		st := p.Stat()
-		ch <- prometheus.MustNewConstMetric(descPoolConns, prometheus.GaugeValue, float64(st.IdleConns()), name, "idle")
-		ch <- prometheus.MustNewConstMetric(descPoolConns, prometheus.GaugeValue, float64(st.AcquiredConns()), name, "in_use")
-		ch <- prometheus.MustNewConstMetric(descPoolConns, prometheus.GaugeValue, float64(st.ConstructingConns()), name, "opening")
-		ch <- prometheus.MustNewConstMetric(descPoolAcq, prometheus.CounterValue, float64(st.AcquireCount()), name)
-		ch <- prometheus.MustNewConstMetric(descPoolWait, prometheus.CounterValue, float64(st.EmptyAcquireCount()), name)
-		ch <- prometheus.MustNewConstMetric(descPoolDials, prometheus.CounterValue, float64(st.NewConnsCount()), name)
+	for _, sv := range m.l.conns.Stats().Servers {
+		gauge := func(state string, n int) {
+			ch <- prometheus.MustNewConstMetric(descPoolConns, prometheus.GaugeValue, float64(n), sv.Server, state)
+		}
+		gauge("idle", sv.Idle)
+		gauge("in_use", sv.InUse)
+		gauge("opening", sv.Dialing)
+		gauge("closing", sv.Closing)
+		ch <- prometheus.MustNewConstMetric(descPoolWaiting, prometheus.GaugeValue, float64(sv.Waiting), sv.Server)
+		ch <- prometheus.MustNewConstMetric(descPoolBudget, prometheus.GaugeValue, float64(sv.MaxConns), sv.Server)
+		count := func(d *prometheus.Desc, n uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), sv.Server)
+		}
+		count(descPoolAcq, sv.Acquires)
+		count(descPoolWait, sv.AcquireWaits)
+		count(descPoolTimeouts, sv.AcquireTimeouts)
+		count(descPoolDials, sv.Dials)
+		count(descPoolDialErrs, sv.DialErrors)
+		count(descPoolEvictions, sv.Evictions)
+		count(descPoolRecycled, sv.RecycledAge+sv.RecycledTenants)
+		count(descPoolAffinity, sv.AffinityHits)
+		ch <- prometheus.MustNewConstMetric(descPools, prometheus.GaugeValue, float64(len(sv.Targets)), sv.Server)
 	}
-	if app := m.l.app; app != nil {
-		pool("app", app)
-	}
-	ch <- prometheus.MustNewConstMetric(descPools, prometheus.GaugeValue, float64(m.l.dbs.len()))
 	ch <- prometheus.MustNewConstMetric(descRoutes, prometheus.GaugeValue, float64(m.l.routes.Len()))
 	ch <- prometheus.MustNewConstMetric(descDirty, prometheus.CounterValue, float64(m.dirty.Load()))
 }

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -117,7 +117,7 @@ type route struct {
 	pooled    bool // behind a transaction pooler: see Pooler
 	enter     enter
 	enterArgs [][]byte // the enter statement's parameters, encoded once
-	pool      func(context.Context) (*pgxpool.Pool, error)
+	target    pool.Target
 	err       error        // set for tenants that must not get traffic
 	adminOK   bool         // an admin scope may still reach the tenant
 	stats     *tenantStats // nil without metrics
@@ -152,25 +152,11 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	switch t.Model {
 	case tenant.ModelRow:
 		r.enterArgs = [][]byte{id}
-		r.pool = l.appPool
 	case tenant.ModelSchema:
 		kind = kindSchema
 		r.enterArgs = [][]byte{id, []byte(t.ID.RoleName()), []byte(searchPath(t.Schema))}
-		r.pool = l.appPool
 	case tenant.ModelDatabase:
 		r.enterArgs = [][]byte{id}
-		// Keyed by id and epoch: a moved tenant never reaches its old
-		// pool (THREATS I22).
-		key := poolKey{id: t.ID, epoch: t.Epoch}
-		r.pool = func(ctx context.Context) (*pgxpool.Pool, error) {
-			return l.dbs.get(ctx, key, func(ctx context.Context) (*pgxpool.Pool, error) {
-				cfg, err := l.prov.ConnConfig(ctx, t.Server, t.Database, t.ID.RoleName())
-				if err != nil {
-					return nil, err
-				}
-				return l.newPool(ctx, cfg, t.Schema, l.cfg.TenantPoolConns)
-			})
-		}
 	default:
 		return nil, fmt.Errorf("route tenant %s: model %q: %w", t.ID, t.Model, tenant.ErrBadModel)
 	}
@@ -187,6 +173,9 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 		r.enterArgs = append(r.enterArgs, []byte("landlord tenant "+t.ID.String()))
 	}
 	r.enter = enterFor(kind, readOnly, l.cfg.TagSessions)
+	// The target follows the placement: a moved tenant's routes, rebuilt at
+	// its new routing epoch, never reach its old database (THREATS I22).
+	r.target = l.targetOf(t)
 	return r, nil
 }
 
@@ -194,8 +183,6 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 func (l *Landlord) compatible(v int) bool {
 	return v >= l.cfg.MinSchemaVersion && (l.cfg.MaxSchemaVersion == 0 || v <= l.cfg.MaxSchemaVersion)
 }
-
-func (l *Landlord) appPool(context.Context) (*pgxpool.Pool, error) { return l.app, nil }
 
 // route returns the route of the tenant in ctx, or the typed error that
 // forbids its traffic. It sends no SQL when ctx carries no tenant.

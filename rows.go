@@ -6,7 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/landlordhq/landlord/pool"
 )
 
 // tenantRows reads the result of a statement sent by start on the lean path.
@@ -17,7 +17,7 @@ type tenantRows struct {
 	l         *Landlord
 	o         obs
 	r         *route
-	c         *pgxpool.Conn
+	c         *pool.Conn
 	leftState bool
 	ctx       context.Context
 	sql       string
@@ -75,7 +75,7 @@ type batchRows struct {
 	br        pgx.BatchResults
 	l         *Landlord
 	o         obs
-	c         *pgxpool.Conn
+	c         *pool.Conn
 	leftState bool
 	err       error
 	closed    bool

@@ -3,7 +3,7 @@ package landlord
 import (
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/landlordhq/landlord/pool"
 )
 
 // leavesSessionState reports whether sql may leave session state on its
@@ -99,7 +99,7 @@ func containsFold(s, sub string) bool {
 
 // finish returns a connection after a call: to its pool, or closed when the
 // call may have left session state on it.
-func (l *Landlord) finish(c *pgxpool.Conn, leftState bool) {
+func (l *Landlord) finish(c *pool.Conn, leftState bool) {
 	if leftState {
 		l.countReplaced()
 		l.discard(c)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/landlordhq/landlord/pool"
 
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -18,7 +18,7 @@ type tx struct {
 	l         *Landlord
 	o         obs
 	r         *route
-	c         *pgxpool.Conn
+	c         *pool.Conn
 	leftState bool // a statement may have left session state
 	done      bool
 }
@@ -35,7 +35,7 @@ func (t *tx) Rollback(ctx context.Context) error {
 	return err
 }
 
-// release gives the connection back once. pgxpool destroys it instead if the
+// release gives the connection back once. the manager closes it instead if the
 // transaction could not be ended (THREATS I06).
 func (t *tx) release(err error) {
 	if !t.done {
@@ -138,7 +138,7 @@ type batchResults struct {
 	pgx.BatchResults
 	l         *Landlord
 	o         obs
-	c         *pgxpool.Conn
+	c         *pool.Conn
 	leftState bool
 	closed    bool
 }

@@ -1,0 +1,121 @@
+package landlord
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/pool"
+	"github.com/landlordhq/landlord/provision"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Tenant traffic of every model goes through one connection manager
+// (package pool): one budget of server connections per server, a group of
+// connections per target (the app role on the server's database for the row
+// and schema models, each tenant database with its own role), fairness
+// between tenants, tenant-affine reuse and recycling by catalog growth.
+
+// newConns opens the connection manager.
+func (l *Landlord) newConns() (*pool.Manager, error) {
+	enters := preparedEnters(l.cfg.TagSessions)
+	afterConnect := func(ctx context.Context, conn *pgx.Conn) error { return prepareTenantConn(ctx, conn, enters) }
+	if l.cfg.Pooler != nil {
+		afterConnect = checkTenantRole
+	}
+	return pool.New(l.resolve, pool.Config{
+		MaxConns:          l.cfg.MaxConns,
+		MaxConnsPerTenant: l.cfg.MaxConnsPerTenant,
+		IdleTimeout:       l.cfg.IdleTimeout,
+		MaxDialsPerSecond: l.cfg.MaxDialsPerSecond,
+		AfterConnect:      afterConnect,
+		Logger:            l.cfg.Logger,
+	})
+}
+
+// resolve returns the connection settings of a target. The session's search
+// path is the schema the target's tables live in: statements are parsed,
+// and their parameter and result types fixed, when they are first prepared
+// on a connection, which happens outside any tenant context, so the path
+// points parsing at tables of the right shape (the shared ones, or the
+// tenant's own in its database). Execution always runs under the tenant's
+// context. Settings are cached per target; the manager calls this for every
+// connection it opens.
+func (l *Landlord) resolve(ctx context.Context, t pool.Target) (*pgx.ConnConfig, error) {
+	if cc, ok := l.resolved.Load(t); ok {
+		return cc.(*pgx.ConnConfig).Copy(), nil
+	}
+	cc, err := l.prov.ConnConfig(ctx, t.Server, t.Database, t.Role)
+	if err != nil {
+		return nil, err
+	}
+	schema := provision.SharedSchema
+	if t.Role != l.cfg.AppRole {
+		schema = t.Database // a tenant database holds the schema of its name
+	}
+	if p := l.cfg.Pooler; p != nil {
+		// Nothing may live on a connection between transactions, and
+		// poolers refuse a search_path at startup: see Pooler.
+		cc.Host, cc.Port, cc.Fallbacks = p.Host, p.Port, nil
+		cc.DefaultQueryExecMode = pgx.QueryExecModeExec
+	} else {
+		cc.RuntimeParams["search_path"] = searchPath(schema)
+	}
+	if l.cfg.tweak != nil {
+		l.cfg.tweak(cc)
+	}
+	l.resolved.Store(t, cc)
+	return cc.Copy(), nil
+}
+
+// appTarget is the target of the row and schema models on server.
+func (l *Landlord) appTarget(server string) pool.Target {
+	return pool.Target{Server: server, Database: l.controlDB, Role: l.cfg.AppRole}
+}
+
+// targetOf is where tenant t's traffic goes.
+func (l *Landlord) targetOf(t tenant.Tenant) pool.Target {
+	if t.Model == tenant.ModelDatabase {
+		return pool.Target{Server: t.Server, Database: t.Database, Role: t.ID.RoleName()}
+	}
+	return l.appTarget(t.Server)
+}
+
+// closeTarget closes every connection of tenant t's own target (a tenant
+// database), before it is dropped or moved, and forgets its settings.
+func (l *Landlord) closeTarget(ctx context.Context, t tenant.Tenant) error {
+	if t.Model != tenant.ModelDatabase {
+		return nil
+	}
+	target := l.targetOf(t)
+	l.resolved.Delete(target)
+	return l.conns.CloseTarget(ctx, target)
+}
+
+// checkTenantRole refuses a role that row-level security would not bind
+// (THREATS I02). It runs once on each new tenant connection.
+func checkTenantRole(ctx context.Context, conn *pgx.Conn) error {
+	var super, bypass bool
+	if err := conn.QueryRow(ctx, `SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&super, &bypass); err != nil {
+		return fmt.Errorf("check tenant role: %w", err)
+	}
+	if super || bypass {
+		return fmt.Errorf("role %s is a superuser or has BYPASSRLS: %w", conn.Config().User, ErrUnsafeRole)
+	}
+	return nil
+}
+
+// prepareTenantConn runs once on each new tenant connection: it checks the
+// role and prepares the enter statements.
+func prepareTenantConn(ctx context.Context, conn *pgx.Conn, enters []enter) error {
+	if err := checkTenantRole(ctx, conn); err != nil {
+		return err
+	}
+	for _, e := range enters {
+		if _, err := conn.Prepare(ctx, e.name, e.sql); err != nil {
+			return fmt.Errorf("prepare %s: %w", e.name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,733 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/landlordhq/landlord/tenant"
+)
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	ok := func(context.Context, Target) (*pgx.ConnConfig, error) { return nil, nil }
+	cases := []struct {
+		name    string
+		resolve Resolver
+		cfg     Config
+		want    string
+	}{
+		{"no resolver", nil, Config{}, "resolver"},
+		{"negative MaxConns", ok, Config{MaxConns: -1}, "MaxConns"},
+		{"per target over budget", ok, Config{MaxConns: 4, MaxConnsPerTarget: 5}, "MaxConnsPerTarget"},
+		{"per tenant over budget", ok, Config{MaxConns: 4, MaxConnsPerTenant: 5}, "MaxConnsPerTenant"},
+		{"negative per target", ok, Config{MaxConnsPerTarget: -2}, "MaxConnsPerTarget"},
+		{"negative burst", ok, Config{DialBurst: -1}, "DialBurst"},
+		{"negative dial timeout", ok, Config{DialTimeout: -time.Second}, "DialTimeout"},
+		{"backoff upside down", ok, Config{BackoffMin: time.Second, BackoffMax: time.Millisecond}, "BackoffMax"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(tc.resolve, tc.cfg)
+			if err == nil {
+				m.Close()
+				t.Fatalf("New accepted %+v", tc.cfg)
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q: want one line naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAcquireRejectsBadTarget(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{})
+	for _, tg := range []Target{
+		{Server: mainServer, Database: e.db},
+		{Server: mainServer, Role: "r"},
+		{Database: e.db, Role: "r"},
+	} {
+		if _, err := m.Acquire(t.Context(), key(tg, tenant.NewID())); !errors.Is(err, ErrBadTarget) {
+			t.Errorf("Acquire(%+v) = %v, want ErrBadTarget", tg, err)
+		}
+		if err := m.CloseTarget(t.Context(), tg); !errors.Is(err, ErrBadTarget) {
+			t.Errorf("CloseTarget(%+v) = %v, want ErrBadTarget", tg, err)
+		}
+	}
+	if n := len(m.Stats().Servers); n != 0 {
+		t.Errorf("bad targets left %d servers behind", n)
+	}
+}
+
+// A tenant's acquire gets the idle connection that last served it, whatever
+// the order connections came back in.
+func TestAffinity(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 4})
+	tg := e.target(e.db)
+	ids := []tenant.ID{tenant.NewID(), tenant.NewID(), tenant.NewID(), tenant.NewID()}
+	held := make([]*Conn, len(ids))
+	pids := map[tenant.ID]uint32{}
+	for i, id := range ids {
+		held[i] = acquire(t, m, key(tg, id))
+		pids[id] = pid(held[i])
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	for _, order := range [][]int{{3, 1, 0, 2}, {0, 2, 3, 1}} {
+		for _, i := range order {
+			held[i] = acquire(t, m, key(tg, ids[i]))
+			if got := pid(held[i]); got != pids[ids[i]] {
+				t.Errorf("tenant %d got backend %d, want %d, the one that served it last", i, got, pids[ids[i]])
+			}
+		}
+		// Give them back in yet another order.
+		for _, i := range []int{1, 3, 0, 2} {
+			held[i].Release()
+		}
+	}
+	st := serverStats(t, m)
+	if st.Dials != 4 || st.AffinityHits != 8 {
+		t.Errorf("dials %d, affinity hits %d: want 4 and 8", st.Dials, st.AffinityHits)
+	}
+
+	// A tenant with no connection of its own takes an idle one rather than
+	// opening another.
+	c := acquire(t, m, key(tg, tenant.NewID()))
+	ping(t, c)
+	c.Release()
+	if st := serverStats(t, m); st.Dials != 4 || st.AffinityMisses != 5 {
+		t.Errorf("new tenant: dials %d, misses %d: want 4 and 5", st.Dials, st.AffinityMisses)
+	}
+}
+
+// A connection its tenant keeps coming back to is not handed to a one-off
+// tenant while the pool can grow instead, and one-off tenants share the
+// connections nobody comes back to.
+func TestAffinityReservesHotTenants(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 4})
+	tg := e.target(e.db)
+	hot := tenant.NewID()
+	c := acquire(t, m, key(tg, hot))
+	hotPID := pid(c)
+	c.Release()
+	acquire(t, m, key(tg, hot)).Release() // an affinity hit: the connection is the hot tenant's now
+
+	stranger := acquire(t, m, key(tg, tenant.NewID()))
+	if pid(stranger) == hotPID {
+		t.Fatalf("a one-off tenant took the hot tenant's connection while the pool could grow")
+	}
+	c = acquire(t, m, key(tg, hot))
+	if pid(c) != hotPID {
+		t.Errorf("hot tenant got backend %d, want its own %d", pid(c), hotPID)
+	}
+	c.Release()
+	strangerPID := pid(stranger)
+	stranger.Release()
+	for range 3 {
+		c := acquire(t, m, key(tg, tenant.NewID()))
+		if pid(c) != strangerPID {
+			t.Errorf("one-off tenant got backend %d, want the free %d", pid(c), strangerPID)
+		}
+		c.Release()
+	}
+	if st := serverStats(t, m); st.Dials != 2 {
+		t.Errorf("%d dials, want 2", st.Dials)
+	}
+}
+
+// Schema tenants (OwnTables) wear a connection out after MaxTenantsPerConn
+// distinct tenants; row tenants never do.
+func TestRecycleByTenants(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{MaxConns: 1, MaxTenantsPerConn: 3})
+	tg := e.target(e.db)
+	use := func(id tenant.ID, own bool) uint32 {
+		t.Helper()
+		c := acquire(t, m, Key{Target: tg, Tenant: id, OwnTables: own})
+		defer c.Release()
+		ping(t, c)
+		return pid(c)
+	}
+	first := use(tenant.NewID(), false)
+	for range 10 {
+		if got := use(tenant.NewID(), false); got != first {
+			t.Fatalf("row tenants recycled the connection: backend %d, then %d", first, got)
+		}
+	}
+	a, b, c := tenant.NewID(), tenant.NewID(), tenant.NewID()
+	for _, id := range []tenant.ID{a, b, a, a, b} {
+		if got := use(id, true); got != first {
+			t.Fatalf("two schema tenants recycled the connection (limit 3): backend %d, then %d", first, got)
+		}
+	}
+	use(c, true) // the third distinct schema tenant: closed on release
+	if got := use(a, true); got == first {
+		t.Fatalf("backend %d still in use after serving 3 schema tenants", got)
+	}
+	st := serverStats(t, m)
+	if st.RecycledTenants != 1 {
+		t.Errorf("RecycledTenants = %d, want 1", st.RecycledTenants)
+	}
+	if n := e.backends(""); n != 1 {
+		t.Errorf("%d backends, want 1: the recycled one must be gone", n)
+	}
+}
+
+func TestRecycleByLifetime(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	const lifetime = 500 * time.Millisecond // at least 400 ms with jitter
+	m := e.manager(Config{MaxConns: 2, MaxConnLifetime: lifetime, IdleTimeout: -1})
+	tg := e.target(e.db)
+	id := tenant.NewID()
+
+	c := acquire(t, m, key(tg, id))
+	idlePID := pid(c)
+	c.Release()
+	held := acquire(t, m, key(tg, tenant.NewID()))
+	heldPID := pid(held)
+	if heldPID != idlePID {
+		t.Fatalf("second acquire opened a new connection instead of reusing the idle one")
+	}
+	// Past the lifetime, the connection in use is closed when released.
+	time.Sleep(lifetime + 50*time.Millisecond)
+	held.Release()
+	c = acquire(t, m, key(tg, id))
+	defer c.Release()
+	ping(t, c)
+	if pid(c) == heldPID {
+		t.Errorf("backend %d reused after its lifetime", heldPID)
+	}
+	if st := serverStats(t, m); st.RecycledAge != 1 {
+		t.Errorf("RecycledAge = %d, want 1", st.RecycledAge)
+	}
+	// And an idle one past its lifetime is closed by the reaper.
+	c.Release()
+	eventually(t, "the idle connection past its lifetime is closed", func() bool {
+		return serverStats(t, m).Open == 0 && e.backends("") == 0
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 4, IdleTimeout: 150 * time.Millisecond})
+	tg := e.target(e.db)
+	id := tenant.NewID()
+	var held []*Conn
+	for range 3 {
+		held = append(held, acquire(t, m, key(tg, id)))
+	}
+	held[0].Release()
+	held[1].Release()
+	eventually(t, "the two idle connections are closed", func() bool {
+		st := serverStats(t, m)
+		return st.Open == 1 && st.InUse == 1 && e.backends("") == 1
+	})
+	ping(t, held[2]) // the one in use is untouched
+	if st := serverStats(t, m); st.IdleClosed != 2 {
+		t.Errorf("IdleClosed = %d, want 2", st.IdleClosed)
+	}
+	held[2].Release()
+	eventually(t, "the last connection is closed", func() bool { return e.backends("") == 0 })
+}
+
+// When the budget is full, a new target takes the place of the least
+// recently used idle connection, and the target left without connections
+// is forgotten.
+func TestEvictIdleGroup(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	db1, db2, db3 := e.db, e.newDB(), e.newDB()
+	t1, t2, t3 := e.target(db1), e.target(db2), e.target(db3)
+	m := e.manager(Config{MaxConns: 2, MaxConnsPerTenant: 2})
+	id := tenant.NewID()
+	acquire(t, m, key(t1, id)).Release()
+	acquire(t, m, key(t2, id)).Release()
+
+	c3 := acquire(t, m, key(t3, id))
+	ping(t, c3)
+	st := serverStats(t, m)
+	if st.Evictions != 1 {
+		t.Errorf("Evictions = %d, want 1", st.Evictions)
+	}
+	if _, ok := targetStats(st, t1); ok {
+		t.Errorf("target %s still has a group after its only connection was evicted", t1)
+	}
+	if ts, ok := targetStats(st, t2); !ok || ts.Idle != 1 {
+		t.Errorf("target %s: %+v, want its idle connection kept (it was used more recently)", t2, ts)
+	}
+	if n := e.backends(db1); n != 0 {
+		t.Errorf("%d backends left on %s", n, db1)
+	}
+	if st.Open > 2 {
+		t.Errorf("Open = %d, over the budget of 2", st.Open)
+	}
+
+	// With every connection held there is nothing to evict: a third target
+	// waits and times out with the typed error.
+	c2 := acquire(t, m, key(t2, tenant.NewID()))
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := m.Acquire(ctx, key(t1, tenant.NewID()))
+	if !errors.Is(err, ErrAcquireTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("acquire with the budget held = %v, want ErrAcquireTimeout and DeadlineExceeded", err)
+	}
+	c2.Release()
+	c3.Release()
+}
+
+func TestAcquireTimeout(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{MaxConns: 2, MaxConnsPerTenant: 2})
+	tg := e.target(e.db)
+	a := acquire(t, m, key(tg, tenant.NewID()))
+	b := acquire(t, m, key(tg, tenant.NewID()))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := m.Acquire(ctx, key(tg, tenant.NewID())); !errors.Is(err, ErrAcquireTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("deadline: %v, want ErrAcquireTimeout wrapping DeadlineExceeded", err)
+	}
+	ctx, cancel = context.WithCancel(t.Context())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := m.Acquire(ctx, key(tg, tenant.NewID())); !errors.Is(err, ErrAcquireTimeout) || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancel: %v, want ErrAcquireTimeout wrapping Canceled", err)
+	}
+	st := serverStats(t, m)
+	if st.AcquireTimeouts != 2 || st.Waiting != 0 {
+		t.Errorf("timeouts %d, waiting %d: want 2 and 0", st.AcquireTimeouts, st.Waiting)
+	}
+
+	// A waiter without a deadline gets the next connection released.
+	got := make(chan *Conn)
+	go func() {
+		c, err := m.Acquire(context.Background(), key(tg, tenant.NewID()))
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	eventually(t, "the acquire waits", func() bool { return serverStats(t, m).Waiting == 1 })
+	aPID := pid(a)
+	a.Release()
+	c := <-got
+	if pid(c) != aPID {
+		t.Errorf("waiter got backend %d, want the released %d", pid(c), aPID)
+	}
+	c.Release()
+	b.Release()
+	if st := serverStats(t, m); st.Dials != 2 || st.Open > 2 {
+		t.Errorf("dials %d, open %d: want 2 and at most 2", st.Dials, st.Open)
+	}
+}
+
+// gatedResolver blocks every resolve until the gate is opened, counting
+// calls: the dials the manager starts.
+type gatedResolver struct {
+	e     *env
+	calls atomic.Int64
+	gate  chan struct{}
+}
+
+func (g *gatedResolver) resolve(ctx context.Context, t Target) (*pgx.ConnConfig, error) {
+	g.calls.Add(1)
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.e.resolver()(ctx, t)
+}
+
+// Many acquires for a target without connections cause one dial, not one
+// each; and a tenant queueing behind a busy target causes one more at a
+// time.
+func TestDialDeduplication(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	gr := &gatedResolver{e: e, gate: make(chan struct{})}
+	m := e.managerWith(gr.resolve, Config{MaxConns: 10, MaxConnsPerTenant: 10, MaxDialsPerSecond: -1})
+	tg := e.target(e.db)
+
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			c, err := m.Acquire(t.Context(), key(tg, tenant.NewID()))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ping(t, c)
+			c.Release()
+		})
+	}
+	eventually(t, "all acquires wait", func() bool { return serverStats(t, m).Waiting == n })
+	if got := gr.calls.Load(); got != 1 {
+		t.Errorf("%d acquires of a cold target started %d dials, want 1", n, got)
+	}
+	close(gr.gate)
+	wg.Wait()
+	if st := serverStats(t, m); st.Dials > 10 || st.Acquires != n {
+		t.Errorf("dials %d (budget 10), acquires %d (want %d)", st.Dials, st.Acquires, n)
+	}
+
+	// One tenant queueing many acquires behind a held connection: one dial
+	// in flight at a time.
+	gr2 := &gatedResolver{e: e, gate: make(chan struct{})}
+	m2 := e.managerWith(gr2.resolve, Config{MaxConns: 10, MaxConnsPerTenant: 10, MaxDialsPerSecond: -1})
+	close(gr2.gate)
+	id := tenant.NewID()
+	held := acquire(t, m2, key(tg, id))
+	gr2.gate = make(chan struct{})
+	gr2.calls.Store(0)
+	for range n {
+		wg.Go(func() {
+			c, err := m2.Acquire(t.Context(), key(tg, id))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.Release()
+		})
+	}
+	eventually(t, "all acquires wait", func() bool { return serverStats(t, m2).Waiting == n })
+	if got := gr2.calls.Load(); got != 1 {
+		t.Errorf("%d queued acquires of one tenant started %d dials, want 1", n, got)
+	}
+	close(gr2.gate)
+	held.Release()
+	wg.Wait()
+}
+
+// A target that cannot be reached fails its acquires with a DialError, and
+// is not hammered: attempts back off, per target, and per server when the
+// server itself does not answer.
+func TestDialFailureBacksOff(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	missing := e.target("pooltest_missing_" + randomHex(4))
+	downServer := "down"
+	resolve := func(ctx context.Context, tg Target) (*pgx.ConnConfig, error) {
+		cc, err := e.resolver()(ctx, tg)
+		if err == nil && tg.Server == downServer {
+			cc.Host, cc.Port = "127.0.0.1", 1 // nothing listens there
+		}
+		return cc, err
+	}
+	m := e.managerWith(resolve, Config{
+		MaxConns: 4, MaxDialsPerSecond: -1,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+	})
+
+	_, err := m.Acquire(t.Context(), key(missing, tenant.NewID()))
+	var pgErr *pgconn.PgError
+	if !IsDialError(err) || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+		t.Fatalf("acquire of a missing database = %v, want a DialError wrapping 3D000", err)
+	}
+
+	hammer := func(targets []Target) {
+		var wg sync.WaitGroup
+		stop := time.Now().Add(500 * time.Millisecond)
+		for i := range 8 {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+					_, err := m.Acquire(ctx, key(targets[i%len(targets)], tenant.NewID()))
+					cancel()
+					if !IsDialError(err) && !errors.Is(err, ErrAcquireTimeout) {
+						t.Errorf("acquire of an unreachable target = %v, want a DialError", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	hammer([]Target{missing})
+	// 8 goroutines for half a second: thousands of attempts without backoff.
+	// With it: about one per backoff (20 ms doubling to 100 ms, less jitter).
+	ts, _ := targetStats(serverStats(t, m), missing)
+	if ts.Dials > 40 || ts.Dials < 3 {
+		t.Errorf("%d dials to a missing database in 0.5 s, want a few (backoff)", ts.Dials)
+	}
+	// The other targets of the server are not held back by it.
+	c := acquire(t, m, key(e.target(e.db), tenant.NewID()))
+	ping(t, c)
+	c.Release()
+
+	var down []Target
+	for i := range 8 {
+		down = append(down, Target{Server: downServer, Database: "db" + string(rune('a'+i)), Role: "r"})
+	}
+	hammer(down)
+	var st ServerStats
+	for _, s := range m.Stats().Servers {
+		if s.Server == downServer {
+			st = s
+		}
+	}
+	if !st.Failing || st.Dials > 40 || st.Dials < 3 {
+		t.Errorf("down server: failing %t, %d dials across 8 targets in 0.5 s: want failing and a few",
+			st.Failing, st.Dials)
+	}
+}
+
+func TestAfterConnect(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	good, bad := e.target(e.db), e.target(e.newDB())
+	errHook := errors.New("refused by the hook")
+	var calls atomic.Int64
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 4, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond,
+		AfterConnect: func(ctx context.Context, conn *pgx.Conn) error {
+			calls.Add(1)
+			if conn.Config().Database == bad.Database {
+				return errHook
+			}
+			_, err := conn.Prepare(ctx, "hooked", "SELECT 42")
+			return err
+		}})
+	var held []*Conn
+	for range 3 {
+		held = append(held, acquire(t, m, key(good, tenant.NewID())))
+	}
+	for _, c := range held {
+		var v int
+		if err := c.Conn().QueryRow(t.Context(), "hooked").Scan(&v); err != nil || v != 42 {
+			t.Errorf("statement prepared by AfterConnect: %d, %v", v, err)
+		}
+		c.Release()
+	}
+	for range 5 {
+		acquire(t, m, key(good, tenant.NewID())).Release()
+	}
+	if got, dials := calls.Load(), serverStats(t, m).Dials; got != 3 || dials != 3 {
+		t.Errorf("AfterConnect ran %d times for %d dials, want once per connection (3)", got, dials)
+	}
+
+	_, err := m.Acquire(t.Context(), key(bad, tenant.NewID()))
+	if !errors.Is(err, errHook) || !IsDialError(err) {
+		t.Fatalf("acquire with a failing AfterConnect = %v, want a DialError wrapping the hook's error", err)
+	}
+	// The connection was closed before the acquire failed.
+	if n := e.backends(bad.Database); n != 0 {
+		t.Errorf("%d backends left on %s after AfterConnect failed", n, bad.Database)
+	}
+}
+
+// Connections that may carry state are closed on release, never reused.
+func TestReleaseClosesUnsafeConnections(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		use  func(t *testing.T, c *Conn)
+		give func(c *Conn)
+	}{
+		{"in a transaction", func(t *testing.T, c *Conn) {
+			if _, err := c.Conn().Exec(t.Context(), "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+		}, (*Conn).Release},
+		{"in a failed transaction", func(t *testing.T, c *Conn) {
+			c.Conn().Exec(t.Context(), "BEGIN")
+			c.Conn().Exec(t.Context(), "SELECT 1/0")
+		}, (*Conn).Release},
+		{"busy with a long result left unread", func(t *testing.T, c *Conn) {
+			// 200 MB of rows: the backend blocks writing them until its
+			// query is cancelled.
+			rows, err := c.Conn().Query(t.Context(), "SELECT repeat('x', 1000) FROM generate_series(1, 200000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = rows // left unread
+		}, (*Conn).Release},
+		{"closed by its user", func(t *testing.T, c *Conn) {
+			c.Conn().Close(t.Context())
+		}, (*Conn).Release},
+		{"session state refused by BeforeRelease", func(t *testing.T, c *Conn) {
+			if _, err := c.Conn().Exec(t.Context(), "SET application_name = 'changed'"); err != nil {
+				t.Fatal(err)
+			}
+		}, (*Conn).Release},
+		{"discarded", func(t *testing.T, c *Conn) {}, (*Conn).Discard},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t)
+			var checked atomic.Int64
+			m := e.manager(Config{MaxConns: 1, MaxConnsPerTenant: 1, BeforeRelease: func(conn *pgx.Conn) bool {
+				checked.Add(1)
+				return conn.PgConn().ParameterStatus("application_name") == e.app
+			}})
+			tg := e.target(e.db)
+			c := acquire(t, m, key(tg, tenant.NewID()))
+			first := pid(c)
+			tc.use(t, c)
+			tc.give(c)
+			if c.Conn() != nil {
+				t.Error("Conn() after release is not nil")
+			}
+			tc.give(c) // a second call does nothing
+			// The budget is one connection: this acquire proceeds only once
+			// the server has ended the first backend.
+			c = acquire(t, m, key(tg, tenant.NewID()))
+			ping(t, c)
+			if pid(c) == first {
+				t.Errorf("backend %d reused", first)
+			}
+			// The old backend is gone before its slot is reused, except
+			// when its user closed the connection: then nothing tells when
+			// the server is done with it.
+			if n := e.backends(""); n != 1 && tc.name != "closed by its user" {
+				t.Errorf("%d backends, want 1", n)
+			}
+			c.Release()
+			if st := serverStats(t, m); st.Discards != 1 {
+				t.Errorf("Discards = %d, want 1", st.Discards)
+			}
+			if tc.name == "session state refused by BeforeRelease" && checked.Load() != 2 {
+				t.Errorf("BeforeRelease ran %d times, want 2", checked.Load())
+			}
+		})
+	}
+}
+
+// An idle connection the server dropped is replaced before anyone sees it.
+func TestPingReplacesDroppedConnection(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{MaxConns: 2, PingAfterIdle: time.Nanosecond})
+	tg := e.target(e.db)
+	c := acquire(t, m, key(tg, tenant.NewID()))
+	dead := pid(c)
+	c.Release()
+	if _, err := e.admin.Exec(t.Context(), "SELECT pg_terminate_backend($1::int, 5000)", dead); err != nil {
+		t.Fatal(err)
+	}
+	c = acquire(t, m, key(tg, tenant.NewID()))
+	defer c.Release()
+	ping(t, c)
+	if pid(c) == dead {
+		t.Fatalf("got the terminated backend %d", dead)
+	}
+}
+
+// The cap on one tenant's connections holds across targets, and leaves the
+// rest of the budget to others.
+func TestTenantCapAcrossTargets(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	t1, t2 := e.target(e.db), e.target(e.newDB())
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 2})
+	a := tenant.NewID()
+	c1 := acquire(t, m, key(t1, a))
+	c2 := acquire(t, m, key(t2, a))
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := m.Acquire(ctx, key(t1, a)); !errors.Is(err, ErrAcquireTimeout) {
+		t.Errorf("third connection for a tenant capped at 2 = %v, want ErrAcquireTimeout", err)
+	}
+	b := acquire(t, m, key(t1, tenant.NewID()))
+	ping(t, b)
+	b.Release()
+	c1.Release()
+	c := acquire(t, m, key(t1, a)) // under the cap again
+	c.Release()
+	c2.Release()
+}
+
+func TestCloseTarget(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	db := e.newDB()
+	tg := e.target(db)
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 1})
+	x := tenant.NewID()
+	held := acquire(t, m, key(tg, x))
+	acquire(t, m, key(tg, tenant.NewID())).Release() // one idle connection
+
+	// A second acquire of tenant x waits: x is at its cap.
+	waitErr := make(chan error, 1)
+	go func() {
+		_, err := m.Acquire(t.Context(), key(tg, x))
+		waitErr <- err
+	}()
+	eventually(t, "the capped acquire waits", func() bool { return serverStats(t, m).Waiting == 1 })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	if err := m.CloseTarget(ctx, tg); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("CloseTarget with a connection held = %v, want the context's error", err)
+	}
+	cancel()
+	if err := <-waitErr; !errors.Is(err, ErrTargetClosed) {
+		t.Errorf("waiting acquire = %v, want ErrTargetClosed", err)
+	}
+	if n := e.backends(db); n != 1 {
+		t.Errorf("%d backends on %s, want only the held one (the idle one closed)", n, db)
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- m.CloseTarget(t.Context(), tg) }()
+	ping(t, held)
+	held.Release()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if n := e.backends(db); n != 0 {
+		t.Errorf("CloseTarget returned with %d backends left on %s", n, db)
+	}
+	// Nothing is left on the database: it can be dropped without FORCE.
+	if _, err := e.admin.Exec(t.Context(), "DROP DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		t.Errorf("drop database after CloseTarget: %v", err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m, err := New(e.resolver(), Config{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := e.target(e.db)
+	held := acquire(t, m, key(tg, tenant.NewID()))
+	waitErr := make(chan error, 1)
+	go func() {
+		_, err := m.Acquire(t.Context(), key(tg, tenant.NewID()))
+		waitErr <- err
+	}()
+	eventually(t, "the second acquire waits", func() bool { return serverStats(t, m).Waiting == 1 })
+	m.Close()
+	if err := <-waitErr; !errors.Is(err, ErrClosed) {
+		t.Errorf("waiting acquire = %v, want ErrClosed", err)
+	}
+	if _, err := m.Acquire(t.Context(), key(tg, tenant.NewID())); !errors.Is(err, ErrClosed) {
+		t.Errorf("acquire after Close = %v, want ErrClosed", err)
+	}
+	if _, err := m.Acquire(t.Context(), key(Target{Server: "other", Database: "d", Role: "r"}, tenant.NewID())); !errors.Is(err, ErrClosed) {
+		t.Errorf("acquire of a new server after Close = %v, want ErrClosed", err)
+	}
+	ping(t, held) // a held connection stays usable until released
+	held.Release()
+	eventually(t, "the released connection is closed", func() bool { return e.backends("") == 0 })
+	m.Close()
+}
