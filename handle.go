@@ -256,7 +256,7 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	}
 	if s.br != nil {
 		rows, err := s.br.Query()
-		br := &batchRows{Rows: rows, br: s.br, l: h.l, o: s.o, c: s.c, leftState: s.leftState}
+		br := &tenantRows{Rows: rows, br: s.br, l: h.l, o: s.o, r: s.r, c: s.c, leftState: s.leftState, ctx: ctx, sql: sql}
 		if err != nil {
 			// As with pgx, a Query that fails returns closed rows: callers
 			// need not close them.

@@ -9,11 +9,14 @@ import (
 	"github.com/landlordhq/landlord/pool"
 )
 
-// tenantRows reads the result of a statement sent by start on the lean path.
-// Closing it reads the rest of the round trip and returns the connection.
+// tenantRows reads the result of a statement sent by start: on the lean
+// path from mrr, through a pgx batch from br (one of the two is set), or,
+// inside a transaction, from the transaction's connection. Closing it reads
+// the rest of the round trip and gives the connection back.
 type tenantRows struct {
 	pgx.Rows
 	mrr       *pgconn.MultiResultReader
+	br        pgx.BatchResults
 	l         *Landlord
 	o         obs
 	r         *route
@@ -44,12 +47,18 @@ func (r *tenantRows) Close() {
 	r.closed = true
 	r.Rows.Close()
 	r.err = r.Rows.Err()
-	if r.mrr != nil {
-		if err := r.mrr.Close(); r.err == nil {
-			r.err = err
-		}
+	var rest error
+	switch {
+	case r.mrr != nil:
+		rest = r.mrr.Close()
+	case r.br != nil:
+		rest = r.br.Close()
 	}
-	if r.err != nil {
+	if r.err == nil {
+		r.err = rest
+	}
+	if r.err != nil && r.br == nil {
+		// pgx's batch path invalidates its own statement cache.
 		forget(r.ctx, r.c, r.r, r.sql, r.err)
 	}
 	if !r.inTx {
@@ -67,53 +76,6 @@ func (r *tenantRows) Err() error {
 
 // Conn returns nil: the connection belongs to the pool, not to the caller.
 func (r *tenantRows) Conn() *pgx.Conn { return nil }
-
-// batchRows reads the result of a statement sent by start through a pgx
-// batch.
-type batchRows struct {
-	pgx.Rows
-	br        pgx.BatchResults
-	l         *Landlord
-	o         obs
-	c         *pool.Conn
-	leftState bool
-	err       error
-	closed    bool
-}
-
-func (r *batchRows) Next() bool {
-	if r.closed {
-		return false
-	}
-	if r.Rows.Next() {
-		return true
-	}
-	r.Close()
-	return false
-}
-
-func (r *batchRows) Close() {
-	if r.closed {
-		return
-	}
-	r.closed = true
-	r.Rows.Close()
-	r.err = r.Rows.Err()
-	if err := r.br.Close(); r.err == nil {
-		r.err = err
-	}
-	r.l.finish(r.c, r.leftState)
-	r.o.end(r.err)
-}
-
-func (r *batchRows) Err() error {
-	if r.closed {
-		return r.err
-	}
-	return r.Rows.Err()
-}
-
-func (r *batchRows) Conn() *pgx.Conn { return nil }
 
 // row is pgx.Row over any Rows, with pgx's QueryRow semantics.
 type row struct{ rows pgx.Rows }
