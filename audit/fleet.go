@@ -164,13 +164,7 @@ func adminConnConfig(admin *pgxpool.Pool, servers []directory.Server) func(conte
 			if s.ID != server {
 				continue
 			}
-			cfg := admin.Config().ConnConfig.Copy()
-			if s.Host != "" {
-				cfg.Host, cfg.Port = s.Host, uint16(s.Port)
-				cfg.Fallbacks = nil
-			}
-			cfg.Database = database
-			return cfg, nil
+			return s.ConnConfig(admin.Config().ConnConfig, database), nil
 		}
 		return nil, fmt.Errorf("server %q: %w", server, provision.ErrUnknownServer)
 	}

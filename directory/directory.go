@@ -122,6 +122,18 @@ type Server struct {
 	Database string
 }
 
+// ConnConfig returns the settings that reach database on s: those of base
+// (the control database's), with s's own host and port when it has them.
+func (s Server) ConnConfig(base *pgx.ConnConfig, database string) *pgx.ConnConfig {
+	cfg := base.Copy()
+	if s.Host != "" {
+		cfg.Host, cfg.Port = s.Host, uint16(s.Port)
+		cfg.Fallbacks = nil
+	}
+	cfg.Database = database
+	return cfg
+}
+
 // EnsureServer records s if no server with its id exists yet. For the
 // directory's own server (no host) it also corrects the database name, which
 // changes when the control database is copied under another name.

@@ -663,12 +663,7 @@ func (p *Provisioner) ConnConfig(ctx context.Context, server, database, role str
 	if err != nil {
 		return nil, err
 	}
-	cfg := p.admin.Config().ConnConfig.Copy()
-	if s.Host != "" {
-		cfg.Host, cfg.Port = s.Host, uint16(s.Port)
-		cfg.Fallbacks = nil
-	}
-	cfg.Database = database
+	cfg := s.ConnConfig(p.admin.Config().ConnConfig, database)
 	if role != "" {
 		cfg.User, cfg.Password = role, p.roles.Password(role)
 	}

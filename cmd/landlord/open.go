@@ -130,13 +130,7 @@ func (in *installation) close() {
 // port of s when it has its own. This is how provisioning reaches a server
 // (provision.Provisioner.ConnConfig).
 func (in *installation) serverConnConfig(s directory.Server, database string) *pgx.ConnConfig {
-	cfg := in.admin.Config().ConnConfig.Copy()
-	if s.Host != "" {
-		cfg.Host, cfg.Port = s.Host, uint16(s.Port)
-		cfg.Fallbacks = nil
-	}
-	cfg.Database = database
-	return cfg
+	return s.ConnConfig(in.admin.Config().ConnConfig, database)
 }
 
 // server returns the directory's entry for server id.
