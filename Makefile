@@ -18,11 +18,20 @@ demo: deps ## the main job: one tenant per model on a private PostgreSQL, isolat
 	$(GO) run ./cmd/landlord demo
 
 .PHONY: test
-test: deps check ## gofmt, vet and every test with the race detector (starts its own PostgreSQL)
+test: deps check ## gofmt, vet, every test with the race detector, then the quick benchmark suite once
 	$(GO) test -race -count=1 ./...
+	$(GO) run ./cmd/landlord bench --quick
 
 .PHONY: bench
-bench: deps ## the core benchmark: row-model point lookups next to raw pgx, as ratios
+bench: deps ## the full benchmark suite, each case next to its baseline (about 40 minutes; the README's table)
+	$(GO) run ./cmd/landlord bench
+
+.PHONY: bench-quick
+bench-quick: deps ## the benchmark suite on smaller data, about 3 minutes
+	$(GO) run ./cmd/landlord bench --quick
+
+.PHONY: bench-go
+bench-go: deps ## the Go benchmarks of the root package: row-model lookups next to raw pgx
 	$(GO) test -run '^$$' -bench 'RowLookupRatio' -benchtime 1x .
 
 .PHONY: fuzz

@@ -292,6 +292,112 @@ func TestEvictIdleGroup(t *testing.T) {
 	c3.Release()
 }
 
+// When the budget is full, a target without connections takes a spare
+// connection of a target that keeps another, even a more recently used
+// one, before it takes another target's only connection.
+func TestEvictSpareBeforeOnly(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	db1, db2, db3 := e.db, e.newDB(), e.newDB()
+	t1, t2, t3 := e.target(db1), e.target(db2), e.target(db3)
+	m := e.manager(Config{MaxConns: 3, MaxConnsPerTenant: 3})
+	acquire(t, m, key(t2, tenant.NewID())).Release() // t2's only connection, least recently used
+	a, b := acquire(t, m, key(t1, tenant.NewID())), acquire(t, m, key(t1, tenant.NewID()))
+	a.Release()
+	b.Release()
+
+	c3 := acquire(t, m, key(t3, tenant.NewID()))
+	ping(t, c3)
+	st := serverStats(t, m)
+	if st.Evictions != 1 {
+		t.Errorf("Evictions = %d, want 1", st.Evictions)
+	}
+	if ts, ok := targetStats(st, t2); !ok || ts.Idle != 1 {
+		t.Errorf("target %s: %+v, want its only connection kept", t2, ts)
+	}
+	if ts, ok := targetStats(st, t1); !ok || ts.Idle != 1 {
+		t.Errorf("target %s: %+v, want one of its two connections evicted", t1, ts)
+	}
+	c3.Release()
+}
+
+// Among only connections, the one of the target with the least recent
+// demand goes, not the least recently used: a hot tenant keeps its
+// connection through a burst of one-off tenants.
+func TestEvictLeastDemand(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	db1, db2, db3 := e.db, e.newDB(), e.newDB()
+	t1, t2, t3 := e.target(db1), e.target(db2), e.target(db3)
+	m := e.manager(Config{MaxConns: 2, MaxConnsPerTenant: 2})
+	for range 10 {
+		acquire(t, m, key(t1, tenant.NewID())).Release() // hot, least recently used
+	}
+	acquire(t, m, key(t2, tenant.NewID())).Release() // one call, more recent
+
+	c3 := acquire(t, m, key(t3, tenant.NewID()))
+	ping(t, c3)
+	st := serverStats(t, m)
+	if ts, ok := targetStats(st, t1); !ok || ts.Idle != 1 {
+		t.Errorf("hot target %s: %+v, want its connection kept", t1, ts)
+	}
+	if _, ok := targetStats(st, t2); ok {
+		t.Errorf("target %s with one call kept its connection; want it evicted", t2)
+	}
+	c3.Release()
+}
+
+// A target that has a connection, busy, waits for it rather than closing
+// another target's warm connection when the budget is full: growing by
+// eviction would make two busy tenant databases take each other's
+// connections back and forth. Once the other connection has been idle for
+// evictAfter, it is cold and may go.
+func TestBusyTargetWaitsInsteadOfEvictingWarm(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	db1, db2 := e.db, e.newDB()
+	t1, t2 := e.target(db1), e.target(db2)
+	m := e.manager(Config{MaxConns: 2, MaxConnsPerTenant: 2})
+	a, b := tenant.NewID(), tenant.NewID()
+	acquire(t, m, key(t2, b)).Release() // t2's connection: idle and warm
+	c1 := acquire(t, m, key(t1, a))     // t1's only connection: busy
+
+	got := make(chan *Conn)
+	go func() {
+		c, err := m.Acquire(context.Background(), key(t1, a))
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	eventually(t, "the second acquire of t1 waits", func() bool { return serverStats(t, m).Waiting == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if st := serverStats(t, m); st.Evictions != 0 || st.Waiting != 1 {
+		t.Fatalf("evictions %d, waiting %d: want t1 to wait for its own connection, not evict t2's warm one", st.Evictions, st.Waiting)
+	}
+	p1 := pid(c1)
+	c1.Release()
+	c := <-got
+	if pid(c) != p1 {
+		t.Errorf("waiter got backend %d, want t1's released %d", pid(c), p1)
+	}
+
+	// Both of t1's acquires again, after t2's connection has gone cold: the
+	// second takes its slot.
+	time.Sleep(evictAfter + 50*time.Millisecond)
+	c2 := acquire(t, m, key(t1, a))
+	ping(t, c2)
+	st := serverStats(t, m)
+	if st.Evictions != 1 {
+		t.Errorf("Evictions = %d, want 1: a cold connection of another target may go", st.Evictions)
+	}
+	if ts, ok := targetStats(st, t1); !ok || ts.InUse != 2 {
+		t.Errorf("t1: %+v, want 2 connections in use", ts)
+	}
+	c.Release()
+	c2.Release()
+}
+
 func TestAcquireTimeout(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

@@ -15,7 +15,7 @@ import (
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// Provisioning benchmarks on the store schema (testdata/shop: ten tables).
+// Provisioning benchmarks on the store schema (internal/shopschema: ten tables).
 //
 //	go test -run '^$' -bench 'Clone|Create' -benchtime 20x ./provision/
 //	go test -run '^$' -bench CreateRatio -benchtime 1x ./provision/

@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,22 +15,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/shopschema"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/tenant"
 )
 
-//go:embed testdata/shop/*.sql
-var shopFiles embed.FS
-
 // shopMigrations is a realistic store schema: ten tables in five migrations,
 // with an enum, a trigger function, sequences, a view, an extra policy, a
 // dropped column and comments. With upTo > 0 only the first upTo files.
 func shopMigrations(upTo int) *migration.Set {
-	sub, err := fs.Sub(shopFiles, "testdata/shop")
-	if err != nil {
-		panic(err)
-	}
+	sub := shopschema.FS()
 	if upTo > 0 {
 		entries, err := fs.ReadDir(sub, ".")
 		if err != nil {

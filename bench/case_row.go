@@ -1,0 +1,61 @@
+package bench
+
+import (
+	"context"
+
+	"github.com/landlordhq/landlord"
+)
+
+// row-lookup: a primary key lookup as a random row tenant, through the
+// handle (row-level security on the shared table, the tenant set in the
+// same round trip), next to raw pgx doing the same lookup by hand with
+// WHERE tenant_id = $1 AND id = $2 on a copy of the rows without row-level
+// security, with the same connections and goroutines.
+
+func rowLookupCase() benchCase {
+	return benchCase{
+		name:  "row-lookup",
+		what:  "primary key lookups as row tenants vs raw pgx with WHERE tenant_id = $1 (goal: ratio >= 0.9, 1 round trip)",
+		needs: func(sz sizes) needs { return needs{rowTenants: sz.rowTenants} },
+		run:   runRowLookup,
+	}
+}
+
+const rowLookupGoal = 0.9
+
+func runRowLookup(ctx context.Context, e *env) ([]Result, error) {
+	cfg := landlord.Config{MaxConns: e.sz.conns}
+	l, err := e.openLandlord(ctx, cfg, "landlord-bench-row", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	raw, err := e.rawPool(ctx, int32(e.sz.conns), "landlord-bench-raw", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer raw.Close()
+	tids := ids(e.w.row)
+	rs, err := e.alternate(ctx, "row-lookup", []load{
+		rawLookup("raw", raw, tids, uniformPicker, e.sz.rows, e.sz.goroutines),
+		ourLookup("ours", l.Handle(), tids, uniformPicker, e.sz.rows, e.sz.goroutines),
+	}, e.sz.rounds, e.sz.roundTime, nil)
+	if err != nil {
+		return nil, err
+	}
+	res := ratioResult("row-lookup", rs[1], rs[0], rowLookupGoal)
+	ours, base, err := e.lookupCounts(ctx, cfg, tids, tids, uniformPicker, 0)
+	if err != nil {
+		return nil, err
+	}
+	res.Detail["per_call"] = map[string]any{"ours": ours, "baseline": base}
+	res.Detail["round_trips_goal"] = 1
+	res.Met = res.Met && ours.RoundTrips <= 1.01
+	res.Detail["tenants"] = len(tids)
+	res.Detail["rows_per_tenant"] = e.sz.rows
+	res.Detail["connections"] = e.sz.conns
+	res.Detail["goroutines"] = e.sz.goroutines
+	res.Detail["tenant_choice"] = "uniform"
+	res.Detail["baseline_is"] = "raw pgx, QueryRow with WHERE tenant_id = $1 AND id = $2 on bench_raw.items (no row-level security), an ordinary role"
+	return []Result{res}, nil
+}

@@ -1,0 +1,18 @@
+package shopschema
+
+import (
+	"testing"
+
+	"github.com/landlordhq/landlord/migration"
+)
+
+// The files load as one migration set with contiguous versions.
+func TestLoads(t *testing.T) {
+	set, err := migration.Load(FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(set.Migrations()); got != 5 {
+		t.Fatalf("%d migrations, want 5", got)
+	}
+}
