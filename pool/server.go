@@ -2,8 +2,8 @@ package pool
 
 import (
 	"context"
-	"math"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
