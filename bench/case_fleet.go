@@ -255,7 +255,7 @@ func runFleetMigrate(ctx context.Context, e *env) ([]Result, error) {
 				"targets":            n,
 				"rounds":             len(s.ours),
 				"ms_per_target":      round3(med * 1000 / float64(n)),
-				"parallel":           fmt.Sprintf("fleet defaults: Parallel %d, PerDatabase 1", fleet.DefaultParallel),
+				"parallel":           fmt.Sprintf("fleet defaults: Parallel %d, PerDatabase = Parallel", fleet.DefaultParallel),
 				"migration":          "ALTER TABLE items ADD COLUMN + CREATE INDEX, one new migration per round",
 				"baseline_is":        "the same DDL by hand over one connection, tenant after tenant, one transaction each",
 				"baseline_per_round": roundAll(s.byHand),

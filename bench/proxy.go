@@ -39,6 +39,7 @@ const proxyPort = 5432
 
 type msgCounter struct {
 	syncs, queries, writes atomic.Int64
+	conns                  atomic.Int64 // client connections accepted
 }
 
 // roundTrips is the number of times clients waited for the server.
@@ -87,6 +88,7 @@ func (p *proxy) accept() {
 			c.Close()
 			return
 		}
+		p.count.conns.Add(1)
 		p.wg.Go(func() { p.serve(c) })
 	}
 }

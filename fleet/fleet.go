@@ -45,9 +45,10 @@ import (
 //	8          6.2s   4.4s          10.0s  13.5s
 //
 // Tenant databases gain the most: each target pays for a new connection and
-// a cold backend, which overlap well. Schema tenants share one database and
-// stay at PerDatabase (default 1) whatever Parallel says; their figures with
-// PerDatabase raised too show what lifting that limit would give.
+// a cold backend, which overlap well. The schema-tenant column was measured
+// with PerDatabase 1 and PerDatabase = parallel, before the shape check
+// stopped scanning every relation of the database; PerDatabase now defaults
+// to Parallel (see Config.PerDatabase).
 const DefaultParallel = 8
 
 // maxParallel bounds Config.Parallel: each worker holds a server connection.
@@ -62,16 +63,18 @@ type Config struct {
 	// is a server connection. Default DefaultParallel.
 	Parallel int
 	// PerDatabase is how many targets of one database are migrated at
-	// once. Default 1: every migration step checks the shape of its tables
-	// with a query (migration.CheckShape) that also reads the column
-	// defaults of every other table in the database, and so waits for the
-	// table locks that the other steps in that database hold until they
-	// commit; concurrent steps in one database then queue behind each other
-	// and deadlock (at 8 at once, steps failed even after ten retries).
-	// Tenant databases hold one target each, so Parallel applies across
-	// them whatever this says. Raising it speeds schema tenants up (see
-	// DefaultParallel) at the price of deadlocks that Up retries (ten times
-	// per target) and, past that, fails the target.
+	// once (tenant schemas share their server's control database). Default
+	// Parallel.
+	//
+	// It defaulted to 1 while the shape check of every step read the
+	// column defaults of every table in the database (pg_get_expr, which
+	// locks the table it deparses for) and so queued behind the locks that
+	// the other steps held until they committed, and deadlocked. The check
+	// now reads only its own schema's tables (migration/secure.go), and
+	// concurrent steps in one database no longer wait for each other:
+	// 100 schema tenants migrate in 0.55 s at 8 at once, 1.7 s one at a
+	// time (landlord bench --quick fleet-migrate). Deadlocks that remain
+	// possible are retried (ten times per target).
 	PerDatabase int
 	// Canary migrates this many targets first (in run order: tenants by
 	// slug, then shared schemas, then templates) and stops before the rest
@@ -137,7 +140,7 @@ func (c *Config) setDefaults() {
 		c.Parallel = DefaultParallel
 	}
 	if c.PerDatabase == 0 {
-		c.PerDatabase = 1
+		c.PerDatabase = c.Parallel
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -34,12 +34,25 @@ SELECT c.relname,
        EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2) AS has_restrictive,
        EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $3) AS has_permissive,
        coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS tenant_default
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
+FROM (` + schemaRelsSQL + `) r
+JOIN pg_class c ON c.oid = r.oid
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+WHERE c.relkind IN ('r', 'p')
 ORDER BY c.relname`
+
+// schemaRelsSQL lists the oids of the relations of schema $1 through the
+// dependency each has on its schema, which pg_depend indexes, instead of
+// filtering pg_class by relnamespace, which no catalog index leads with: on
+// a server with a thousand tenant schemas that scan of every relation made
+// the shape check cost about 11 ms per migration step, most of a fleet
+// migration's server time (fleet-migrate benchmark). Every table, view,
+// materialized view and sequence depends on its schema, and ALTER ... SET
+// SCHEMA moves the dependency with it.
+const schemaRelsSQL = `SELECT DISTINCT d.objid AS oid FROM pg_depend d
+	WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjsubid = 0
+	  AND d.refobjid = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = $1)
+	  AND d.classid = 'pg_class'::regclass`
 
 // shapeSQL lists every way the tables of a schema break DESIGN.md §1: each
 // tenant table has tenant_id uuid NOT NULL leading its primary key, every
@@ -47,12 +60,11 @@ ORDER BY c.relname`
 // foreign keys stay inside the schema. Materialized views are refused too:
 // they have no row-level security (THREATS I16).
 const shapeSQL = `
-WITH t AS (
+WITH r AS MATERIALIZED (` + schemaRelsSQL + `), t AS (
 	SELECT c.oid, c.relname, a.attnum AS tid, a.attnotnull, a.atttypid, c.relnamespace
-	FROM pg_class c
-	JOIN pg_namespace n ON n.oid = c.relnamespace
+	FROM r JOIN pg_class c ON c.oid = r.oid
 	LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-	WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+	WHERE c.relkind IN ('r', 'p')
 )
 SELECT relname, problem FROM (
 	SELECT relname, 'has no tenant_id column (every table here is a tenant table)' AS problem FROM t WHERE tid IS NULL
@@ -91,7 +103,7 @@ SELECT relname, problem FROM (
 			WHERE r.attrelid = k.confrelid AND r.attname = 'tenant_id' AND NOT r.attisdropped))
 	UNION ALL
 	SELECT c.relname, 'is a materialized view: it stores a copy of rows that row-level security does not guard, which every role with SELECT reads (keep per-tenant results in tenant tables)'
-	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'm'
+	FROM r JOIN pg_class c ON c.oid = r.oid WHERE c.relkind = 'm'
 	UNION ALL
 	SELECT t.relname, format('foreign key %s references %s outside the schema', k.conname, k.confrelid::regclass::text)
 	FROM t JOIN pg_constraint k ON k.conrelid = t.oid JOIN pg_class rc ON rc.oid = k.confrelid

@@ -124,7 +124,7 @@ seconds. A failed target's error is in the summary and in "migrate status".`,
 			})
 		},
 	}
-	cmd.Flags().IntVar(&o.perDatabase, "per-database", 1, "targets of one database (the control database's schema tenants) migrated at once; above 1, steps may deadlock and are retried")
+	cmd.Flags().IntVar(&o.perDatabase, "per-database", 0, "targets of one database (the control database's schema tenants) migrated at once (default: --parallel)")
 	cmd.Flags().IntVar(&o.canary, "canary", 0, "migrate this many targets first and stop if any of them fails")
 	cmd.Flags().BoolVar(&o.continueOnError, "continue-on-error", false, "keep migrating the other targets after one failed")
 	cmd.Flags().DurationVar(&o.lockTimeout, "lock-timeout", 3*time.Second, "longest wait of one migration statement for a lock before it is retried")
