@@ -21,17 +21,32 @@ import (
 func (l *Landlord) newConns() (*pool.Manager, error) {
 	enters := preparedEnters(l.cfg.TagSessions)
 	afterConnect := func(ctx context.Context, conn *pgx.Conn) error { return prepareTenantConn(ctx, conn, enters) }
+	connMemory := backendMemory
 	if l.cfg.Pooler != nil {
-		afterConnect = checkTenantRole
+		// Behind a pooler the backend changes with every transaction.
+		afterConnect, connMemory = checkTenantRole, nil
 	}
 	return pool.New(l.resolve, pool.Config{
 		MaxConns:          l.cfg.MaxConns,
 		MaxConnsPerTenant: l.cfg.MaxConnsPerTenant,
 		IdleTimeout:       l.cfg.IdleTimeout,
 		MaxDialsPerSecond: l.cfg.MaxDialsPerSecond,
+		ConnMemory:        connMemory,
 		AfterConnect:      afterConnect,
 		Logger:            l.cfg.Logger,
 	})
+}
+
+// backendMemory measures the backend behind a tenant connection of the
+// control database, so that the manager replaces schema-model connections
+// by the catalog memory they really hold rather than by a count of tenants
+// that assumes each touched all its tables. Tenant databases lack the
+// function; the manager measures only connections that served schema
+// tenants, which all live in the control database.
+func backendMemory(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	var n int64
+	err := conn.QueryRow(ctx, "SELECT "+provision.MemoryFunc+"()", pgx.QueryExecModeExec).Scan(&n)
+	return n, err
 }
 
 // resolve returns the connection settings of a target. The session's search

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/pool"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -482,5 +484,41 @@ func TestStartupAudit(t *testing.T) {
 	l.Close()
 	if !strings.Contains(logs.String(), "rls_not_forced") {
 		t.Fatalf("the default mode did not log the finding:\n%s", logs.String())
+	}
+}
+
+// The app role measures its own backend's memory through the function
+// bootstrap installs, and nothing else: the view it reads stays closed to
+// it, and tenant roles cannot call the function.
+func TestBackendMemory(t *testing.T) {
+	t.Parallel()
+	l, _ := setup(t, Config{})
+	ctx := context.Background()
+	c, err := l.conns.Acquire(ctx, pool.Key{Target: l.appTarget(directory.DefaultServer)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	n, err := backendMemory(ctx, c.Conn())
+	if err != nil {
+		t.Fatalf("measure: %v", err)
+	}
+	if n < 1<<20 || n > 1<<30 {
+		t.Errorf("backend memory %d bytes, want between 1 MB and 1 GB", n)
+	}
+	if _, err := c.Conn().Exec(ctx, "SELECT count(*) FROM pg_backend_memory_contexts"); !isCode(err, "42501") {
+		t.Errorf("app role reading pg_backend_memory_contexts: %v, want permission denied", err)
+	}
+	ten := createTenant(t, l, "memory-probe", tenant.ModelSchema)
+	tx, err := c.Conn().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{ten.ID.RoleName()}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT "+provision.MemoryFunc+"()"); !isCode(err, "42501") {
+		t.Errorf("tenant role calling %s: %v, want permission denied", provision.MemoryFunc, err)
 	}
 }

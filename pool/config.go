@@ -48,15 +48,26 @@ const (
 	// 290 KB to the backend (275 KB of it in CacheMemoryContext), a lookup
 	// and an insert in each about 385 KB (360 KB), linear over 100 tenants.
 	// A fresh backend holds 2.7 MB, and the statements the root package
-	// keeps prepared per connection (at most 512, about 25 KB each with
-	// their generic plans) up to 12.5 MB more. 256 tenants that read and
-	// write come to about 113 MB, which leaves some room for wider tables
-	// under 128 MB; a replacement costs one dial (about 3 ms) per 256
-	// tenants served.
+	// keeps prepared per connection (at most 2,048, about 25 KB each with
+	// their generic plans) more. 256 tenants that read and write come to
+	// about 113 MB, which leaves some room for wider tables under 128 MB; a
+	// replacement costs one dial (about 3 ms) per 256 tenants served. This
+	// count is the fallback: with Config.ConnMemory the backend's measured
+	// memory decides.
 	//
 	// Tenants of the row model share tables and do not count (see
 	// Key.OwnTables).
 	DefaultMaxTenantsPerConn = 256
+
+	// DefaultMaxConnMemory is the memory of a backend past which a
+	// connection is replaced, when Config.ConnMemory can measure it. It
+	// leaves room under 128 MB for what the backend adds between two
+	// checks: at most MemoryCheckTenants tenants of about 385 KB each.
+	DefaultMaxConnMemory = 100 << 20
+
+	// MemoryCheckTenants is how many new OwnTables tenants a connection
+	// serves between two measurements of its backend's memory.
+	MemoryCheckTenants = 32
 
 	// DefaultMaxDialsPerSecond and DefaultDialBurst pace new connections
 	// across all servers. A new backend costs the server about 3 ms of CPU
@@ -117,9 +128,26 @@ type Config struct {
 	MaxConnLifetime time.Duration
 
 	// MaxTenantsPerConn closes a connection, when released, once it has
-	// served this many distinct tenants whose keys had OwnTables set.
-	// Negative: never. Default DefaultMaxTenantsPerConn.
+	// served this many distinct tenants whose keys had OwnTables set,
+	// unless ConnMemory measures the backend instead. Negative: never.
+	// Default DefaultMaxTenantsPerConn.
 	MaxTenantsPerConn int
+
+	// ConnMemory, if set, returns the memory the backend behind conn uses,
+	// in bytes. It runs on the releasing goroutine in Conn.Release, outside
+	// any transaction, each time a connection has served another
+	// MemoryCheckTenants OwnTables tenants; a connection whose backend uses
+	// MaxConnMemory or more is closed instead of reused. While it
+	// measures, the tenant count (MaxTenantsPerConn) does not apply: the
+	// count has to assume every tenant's every table was touched, and
+	// recycles far too early for a workload that touches a few tables per
+	// tenant (1,000 schema tenants looked up uniformly on 8 connections
+	// replaced a connection every 300 calls, and every call prepared its
+	// statement afresh). An error falls back to the count.
+	ConnMemory func(ctx context.Context, conn *pgx.Conn) (int64, error)
+
+	// MaxConnMemory: see ConnMemory. Default DefaultMaxConnMemory.
+	MaxConnMemory int64
 
 	// MaxDialsPerSecond and DialBurst shape the token bucket every new
 	// connection takes a token from, across all servers. A negative
@@ -187,6 +215,9 @@ func (c *Config) setDefaults() {
 	if c.MaxTenantsPerConn == 0 {
 		c.MaxTenantsPerConn = DefaultMaxTenantsPerConn
 	}
+	if c.MaxConnMemory == 0 {
+		c.MaxConnMemory = DefaultMaxConnMemory
+	}
 	if c.MaxDialsPerSecond == 0 {
 		c.MaxDialsPerSecond = DefaultMaxDialsPerSecond
 	}
@@ -225,6 +256,8 @@ func (c *Config) validate() error {
 		return bad("MaxConnsPerTenant", "must not be negative")
 	case c.MaxConnsPerTenant > c.MaxConns:
 		return bad("MaxConnsPerTenant", fmt.Sprintf("(%d) must not exceed MaxConns (%d)", c.MaxConnsPerTenant, c.MaxConns))
+	case c.MaxConnMemory < 0:
+		return bad("MaxConnMemory", "must not be negative")
 	case c.DialBurst < 0:
 		return bad("DialBurst", "must not be negative")
 	case c.DialTimeout < 0:

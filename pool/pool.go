@@ -100,6 +100,8 @@ type Manager struct {
 
 	waiters sync.Pool // of *waiter
 
+	memoryWarned atomic.Bool // a failed Config.ConnMemory was logged
+
 	ctx    context.Context // cancelled by Close: ends dials in flight
 	cancel context.CancelFunc
 	done   chan struct{} // closed by Close: wakes sleeping dials and the reaper
@@ -324,7 +326,29 @@ func (c *Conn) Release() {
 	if reuse && ic.s.m.cfg.BeforeRelease != nil {
 		reuse = ic.s.m.cfg.BeforeRelease(ic.pgx)
 	}
+	if reuse && ic.s.m.cfg.ConnMemory != nil && len(ic.served) >= max(ic.checkAt, MemoryCheckTenants) {
+		ic.checkMemory()
+	}
 	ic.s.release(ic, reuse)
+}
+
+// memoryCheckTimeout bounds one Config.ConnMemory call.
+const memoryCheckTimeout = time.Second
+
+// checkMemory measures the backend behind c (Config.ConnMemory), which its
+// holder is releasing, and records the outcome for release.
+func (c *conn) checkMemory() {
+	cfg := &c.s.m.cfg
+	ctx, cancel := context.WithTimeout(c.s.m.ctx, memoryCheckTimeout)
+	defer cancel()
+	n, err := cfg.ConnMemory(ctx, c.pgx)
+	c.checkAt = len(c.served) + MemoryCheckTenants
+	c.measured = err == nil
+	c.overMemory = err == nil && n >= cfg.MaxConnMemory
+	if err != nil && c.s.m.memoryWarned.CompareAndSwap(false, true) {
+		cfg.Logger.Warn("measuring a connection's memory failed; replacing connections by tenant count",
+			"target", c.g.target.String(), "err", err)
+	}
 }
 
 // Discard closes the connection instead of reusing it: use it when the

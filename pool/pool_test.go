@@ -188,6 +188,68 @@ func TestRecycleByTenants(t *testing.T) {
 	}
 }
 
+// With Config.ConnMemory the backend's measured memory decides, every
+// MemoryCheckTenants new schema tenants, instead of the tenant count; a
+// failed measurement falls back to the count.
+func TestRecycleByMemory(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var memory atomic.Int64 // what the measurement reports; -1: fail
+	var checks atomic.Int64
+	m := e.manager(Config{MaxConns: 1, MaxTenantsPerConn: MemoryCheckTenants + 8, MaxConnMemory: 1000,
+		ConnMemory: func(ctx context.Context, conn *pgx.Conn) (int64, error) {
+			checks.Add(1)
+			if err := conn.Ping(ctx); err != nil {
+				return 0, err
+			}
+			if n := memory.Load(); n >= 0 {
+				return n, nil
+			}
+			return 0, errors.New("no measurement")
+		}})
+	tg := e.target(e.db)
+	use := func() uint32 {
+		t.Helper()
+		c := acquire(t, m, Key{Target: tg, Tenant: tenant.NewID(), OwnTables: true})
+		defer c.Release()
+		ping(t, c)
+		return pid(c)
+	}
+	// Under the limit: the connection outlives the tenant count.
+	memory.Store(10)
+	first := use()
+	for i := 1; i < 2*MemoryCheckTenants+16; i++ {
+		if got := use(); got != first {
+			t.Fatalf("tenant %d: backend %d replaced by %d although its memory was under the limit", i+1, first, got)
+		}
+	}
+	if n := checks.Load(); n != 2 {
+		t.Errorf("%d measurements after %d tenants, want 2 (one per %d)", n, 2*MemoryCheckTenants+16, MemoryCheckTenants)
+	}
+	// Over the limit at the next measurement: replaced.
+	memory.Store(1000)
+	second := first
+	for i := 0; i < MemoryCheckTenants && second == first; i++ {
+		second = use()
+	}
+	if second == first {
+		t.Fatalf("backend %d kept for %d tenants although its memory reached the limit", first, MemoryCheckTenants)
+	}
+	if st := serverStats(t, m); st.RecycledTenants != 1 {
+		t.Errorf("RecycledTenants = %d, want 1", st.RecycledTenants)
+	}
+	// A failed measurement: the count applies again (MemoryCheckTenants+8).
+	memory.Store(-1)
+	for i := 1; i < MemoryCheckTenants+8; i++ {
+		if got := use(); got != second {
+			t.Fatalf("tenant %d: backend replaced before the tenant count", i+1)
+		}
+	}
+	if got := use(); got == second {
+		t.Fatalf("backend %d kept past the tenant count after a failed measurement", got)
+	}
+}
+
 func TestRecycleByLifetime(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

@@ -128,7 +128,13 @@ type conn struct {
 	lastTenant tenant.ID
 	lastHit    uint64                 // group.ticks at its last affinity hit; 0: none
 	served     map[tenant.ID]struct{} // distinct OwnTables tenants served
-	ts         *tenantState           // the tenant holding it, while in use
+	// memory checks (Config.ConnMemory): checkAt is the size of served at
+	// which the next one runs; measured says the last one succeeded, so
+	// the tenant count does not apply; overMemory that it found the
+	// backend over Config.MaxConnMemory.
+	checkAt              int
+	measured, overMemory bool
+	ts                   *tenantState // the tenant holding it, while in use
 
 	sidle, gidle, aff links[conn]
 }
@@ -516,7 +522,7 @@ func (s *server) releaseLocked(c *conn, reuse bool, now int64) {
 		s.st.RecycledAge++
 		g.st.RecycledAge++
 		s.startClose(c)
-	case limit > 0 && len(c.served) >= limit:
+	case c.overMemory || (limit > 0 && len(c.served) >= limit && !c.measured):
 		s.st.RecycledTenants++
 		g.st.RecycledTenants++
 		s.startClose(c)

@@ -157,7 +157,52 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 	if err := p.dir.EnsureServer(ctx, directory.Server{ID: directory.DefaultServer, Database: db}); err != nil {
 		return err
 	}
+	if err := p.ensureMemoryFunc(ctx); err != nil {
+		return err
+	}
 	return p.ensureShared(ctx)
+}
+
+// MemoryFunc is the function with which the app role measures the memory
+// of the backend it is connected to: the connection manager replaces a
+// connection whose backend has grown past its budget (pool.Config.ConnMemory).
+// pg_backend_memory_contexts is readable only with pg_read_all_stats, which
+// would also show the app role every session's query text; the function
+// runs as the owner and shows one number about the caller's own backend.
+const MemoryFunc = "landlord_backend.memory_bytes"
+
+// ensureMemoryFunc creates MemoryFunc, owned by the owner role, executable
+// by the app role alone, and gives the owner pg_read_all_stats for it. An
+// administrator that may not grant pg_read_all_stats leaves the function
+// failing; the connection manager then falls back to counting tenants.
+func (p *Provisioner) ensureMemoryFunc(ctx context.Context) error {
+	owner, app := ident(p.cfg.OwnerRole), ident(p.cfg.AppRole)
+	var exists bool
+	if err := p.admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+		WHERE n.nspname = 'landlord_backend' AND f.proname = 'memory_bytes')`).Scan(&exists); err != nil {
+		return fmt.Errorf("look up %s: %w", MemoryFunc, err)
+	}
+	if !exists {
+		err := p.exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s;
+			CREATE SCHEMA IF NOT EXISTS landlord_backend;
+			CREATE FUNCTION %s() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
+				AS 'SELECT sum(total_bytes)::bigint FROM pg_catalog.pg_backend_memory_contexts';
+			REVOKE ALL ON FUNCTION %s() FROM PUBLIC; COMMIT`, owner, MemoryFunc, MemoryFunc))
+		// A racing bootstrap created it: duplicate schema or function, or
+		// its catalog rows.
+		if err != nil && !isCode(err, "42P06", "42723", "23505", "XX000") {
+			return fmt.Errorf("create %s: %w", MemoryFunc, err)
+		}
+	}
+	if err := p.exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s;
+		GRANT USAGE ON SCHEMA landlord_backend TO %s;
+		GRANT EXECUTE ON FUNCTION %s() TO %s; COMMIT`, owner, app, MemoryFunc, app)); err != nil && !isCode(err, "XX000") {
+		return fmt.Errorf("grant %s to %s: %w", MemoryFunc, p.cfg.AppRole, err)
+	}
+	if err := p.exec(ctx, "GRANT pg_read_all_stats TO "+owner); err != nil && !isCode(err, "42501", "0LP01", "XX000") {
+		return fmt.Errorf("grant pg_read_all_stats to %s: %w", p.cfg.OwnerRole, err)
+	}
+	return nil
 }
 
 // ensureShared creates the shared schema of the control server and brings a
