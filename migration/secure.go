@@ -177,7 +177,19 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 	}
 	if t.Grantee != "" {
 		g := pgx.Identifier{t.Grantee}.Sanitize()
-		fmt.Fprintf(&b, "GRANT USAGE ON SCHEMA %s TO %s;\n", s, g)
+		// Granting on a schema rewrites its pg_namespace row even when the
+		// grant is there already, and any change to pg_namespace makes
+		// every backend of the database drop all its cached plans
+		// (PlanCacheSysCallback): each migration step re-planned the
+		// prepared statements of all tenant traffic, and its own checks.
+		var has bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace n, aclexplode(n.nspacl) a
+			WHERE n.nspname = $1 AND a.grantee = $2::regrole AND a.privilege_type = 'USAGE')`, t.Schema, t.Grantee).Scan(&has); err != nil {
+			return fmt.Errorf("read schema grants: %w", err)
+		}
+		if !has {
+			fmt.Fprintf(&b, "GRANT USAGE ON SCHEMA %s TO %s;\n", s, g)
+		}
 		if len(rels) > 0 {
 			fmt.Fprintf(&b, "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %s;\n", rels, g)
 		}

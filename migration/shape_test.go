@@ -230,3 +230,43 @@ func TestApplyAcceptsShape(t *testing.T) {
 		t.Errorf("partition events_2025: row level security enabled=%v forced=%v", rls, force)
 	}
 }
+
+// A step that finds its schema already granted leaves the schema's
+// pg_namespace row alone: rewriting it makes every backend of the database
+// drop all its cached plans, so each migration step would re-plan the
+// statements of all tenant traffic. The tables get their grants by name,
+// sequences included.
+func TestSecureLeavesGrantedSchemaAlone(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.migrator(t, files(
+		"001_products.up.sql", productsSQL,
+		"002_notes.up.sql", `CREATE TABLE notes (tenant_id uuid NOT NULL, id bigserial, PRIMARY KEY (tenant_id, id));`,
+	), migration.Config{})
+	xmin := func() string {
+		var x string
+		if err := e.conn.QueryRow(t.Context(), `SELECT xmin::text FROM pg_namespace WHERE nspname = 'app'`).Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	m1 := e.migrator(t, files("001_products.up.sql", productsSQL), migration.Config{})
+	if _, err := m1.Apply(t.Context(), e.conn, e.target("app")); err != nil {
+		t.Fatalf("apply 1: %v", err)
+	}
+	before := xmin()
+	if _, err := m.Apply(t.Context(), e.conn, e.target("app")); err != nil {
+		t.Fatalf("apply 2: %v", err)
+	}
+	if after := xmin(); after != before {
+		t.Errorf("pg_namespace row of app rewritten by the second step (xmin %s, then %s)", before, after)
+	}
+	var tables, seq bool
+	if err := e.conn.QueryRow(t.Context(), `SELECT has_table_privilege($1, 'app.notes', 'INSERT'),
+		has_sequence_privilege($1, 'app.notes_id_seq', 'USAGE')`, e.grantee).Scan(&tables, &seq); err != nil {
+		t.Fatal(err)
+	}
+	if !tables || !seq {
+		t.Errorf("grantee: INSERT on app.notes %v, USAGE on app.notes_id_seq %v; want both", tables, seq)
+	}
+}
