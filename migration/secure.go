@@ -184,7 +184,7 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 		// prepared statements of all tenant traffic, and its own checks.
 		var has bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace n, aclexplode(n.nspacl) a
-			WHERE n.nspname = $1 AND a.grantee = $2::regrole AND a.privilege_type = 'USAGE')`, t.Schema, t.Grantee).Scan(&has); err != nil {
+			WHERE n.nspname = $1 AND a.privilege_type = 'USAGE' AND a.grantee = (SELECT r.oid FROM pg_roles r WHERE r.rolname = $2))`, t.Schema, t.Grantee).Scan(&has); err != nil {
 			return fmt.Errorf("read schema grants: %w", err)
 		}
 		if !has {
