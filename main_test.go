@@ -2,12 +2,12 @@ package landlord
 
 import (
 	"context"
-	"embed"
 	"io/fs"
 	"os"
 	"testing"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/itemschema"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 )
@@ -16,16 +16,8 @@ var server *pgtest.Server
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &server)) }
 
-//go:embed testdata/migrations/*.sql
-var testMigrationFiles embed.FS
-
-func testMigrations() fs.FS {
-	sub, err := fs.Sub(testMigrationFiles, "testdata/migrations")
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+// testMigrations are the tenant tables of the core tests.
+func testMigrations() fs.FS { return itemschema.FS() }
 
 // template is a control database bootstrapped once per test binary; each
 // test clones it.

@@ -2,10 +2,8 @@ package provision
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/itemschema"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/tenant"
@@ -24,17 +23,10 @@ var srv *pgtest.Server
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &srv)) }
 
-//go:embed testdata/migrations/*.sql
-var migrationFiles embed.FS
-
 // testMigrations is a small set of tenant tables: parents and items, with a
 // foreign key between them, every key led by tenant_id.
 func testMigrations() *migration.Set {
-	sub, err := fs.Sub(migrationFiles, "testdata/migrations")
-	if err != nil {
-		panic(err)
-	}
-	set, err := migration.Load(sub)
+	set, err := migration.Load(itemschema.FS())
 	if err != nil {
 		panic(err)
 	}
