@@ -31,7 +31,7 @@ import (
 // is.
 //
 // It runs 100,000 operations by default (three rounds: two tenants of one
-// model and a third of another, on pools of 1 to 4 connections). The long
+// model and a third of another, with a budget of 3 to 6 connections per round). The long
 // mode runs a million:
 //
 //	LANDLORD_FUZZ_OPS=1000000 go test -race -run TestLeakFuzz -timeout 60m .

@@ -5,12 +5,20 @@
 # the Go module proxy. It changes nothing when they are already there.
 set -eu
 
+# new_enough DIR: DIR holds postgres and initdb of PostgreSQL 15 or newer,
+# the oldest the embedded server runs.
+new_enough() {
+	[ -x "$1/postgres" ] && [ -x "$1/initdb" ] || return 1
+	major=$("$1/postgres" --version | sed -n 's/^[^0-9]*\([0-9][0-9]*\).*/\1/p')
+	[ -n "$major" ] && [ "$major" -ge 15 ]
+}
+
 have_server() {
-	[ -n "${LANDLORD_PG_BIN:-}" ] && [ -x "$LANDLORD_PG_BIN/postgres" ] && return 0
+	[ -n "${LANDLORD_PG_BIN:-}" ] && new_enough "$LANDLORD_PG_BIN" && return 0
 	for d in /usr/lib/postgresql/*/bin; do
-		[ -x "$d/postgres" ] && [ -x "$d/initdb" ] && return 0
+		new_enough "$d" && return 0
 	done
-	command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1
+	p=$(command -v postgres 2>/dev/null) && new_enough "$(dirname "$p")"
 }
 
 have_pgbouncer() {
@@ -35,4 +43,8 @@ echo "deps: installing the PostgreSQL server and PgBouncer (apt-get install post
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends postgresql pgbouncer >/dev/null
-have_server && have_pgbouncer
+if ! have_server; then
+	echo "deps: this distribution's PostgreSQL is older than 15; install PostgreSQL 15 or newer (https://www.postgresql.org/download/linux/) or set LANDLORD_PG_BIN." >&2
+	exit 1
+fi
+have_pgbouncer
