@@ -30,10 +30,6 @@ bench: deps ## the full benchmark suite, each case next to its baseline (about 4
 bench-quick: deps ## the benchmark suite on smaller data, about 3 minutes
 	$(GO) run ./cmd/landlord bench --quick
 
-.PHONY: bench-go
-bench-go: deps ## the Go benchmarks of the root package: row-model lookups next to raw pgx
-	$(GO) test -run '^$$' -bench 'RowLookupRatio' -benchtime 1x .
-
 .PHONY: fuzz
 fuzz: ## fuzz slugs, identifiers, hosts and JWTs for a while each (FUZZTIME=1m)
 	$(GO) test -run '^$$' -fuzz FuzzNormalizeSlug -fuzztime $${FUZZTIME:-1m} ./tenant/
