@@ -162,8 +162,8 @@ func Describe() []string {
 
 // Run builds the data the selected cases need on srv, runs them, and calls
 // emit with each Result as soon as its case finishes. A case that fails does
-// not stop the others; Run returns their errors joined, and the error of
-// emit at once. What Run built on the server is removed before it returns,
+// not stop the others, but failing to build the data a case needs stops the
+// run; Run returns the errors joined, and the error of emit at once. What Run built on the server is removed before it returns,
 // unless srv is Disposable.
 func Run(ctx context.Context, srv Server, cfg Config, emit func(Result) error) error {
 	if err := cfg.validate(); err != nil {

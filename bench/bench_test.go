@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -39,7 +40,7 @@ func runCases(t *testing.T, cfg Config) []Result {
 // round trip per call on each, and leaves nothing behind on the server.
 func TestQuickRowLookup(t *testing.T) {
 	t.Parallel()
-	results := runCases(t, Config{Cases: []string{"row-lookup"}, Rounds: 2, RoundTime: 300_000_000})
+	results := runCases(t, Config{Cases: []string{"row-lookup"}, Rounds: 2, RoundTime: 300 * time.Millisecond})
 	if len(results) != 1 || results[0].Case != "row-lookup" {
 		t.Fatalf("results: %+v", results)
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -453,7 +454,7 @@ func (e *env) poolPerTenant(ctx context.Context, ts []tenant.Tenant, ccs tenantC
 	}
 	tooMany := int64(0)
 	for k, n := range r.errKinds {
-		if len(k) >= 5 && k[:5] == "53300" {
+		if strings.HasPrefix(k, "53300") {
 			tooMany += n
 		}
 	}

@@ -112,31 +112,23 @@ func localPostmaster(backend int) int {
 // (RssAnon in /proc/<pid>/status): a backend's heap, its catalog caches
 // included, without the shared buffers it has touched.
 func rssAnon(pid int) (int64, bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err == nil
-		}
-	}
-	return 0, false
+	return procKB("/proc/"+strconv.Itoa(pid)+"/status", "RssAnon:")
 }
 
 // memAvailable returns MemAvailable from /proc/meminfo in bytes.
-func memAvailable() (int64, bool) {
-	f, err := os.Open("/proc/meminfo")
+func memAvailable() (int64, bool) { return procKB("/proc/meminfo", "MemAvailable:") }
+
+// procKB returns the value of the line of file that starts with key, given
+// in kB there, in bytes.
+func procKB(file, key string) (int64, bool) {
+	f, err := os.Open(file)
 	if err != nil {
 		return 0, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10, err == nil
 		}

@@ -31,14 +31,15 @@ same run; a ratio is the median of the per-round ratios, with their minimum and
 maximum. Provisioning and fleet migrations are timed against their goals, next
 to the same work done by hand where there is such a baseline.
 
-Cases (all of them when none is named):
+Cases (all of them when none is named; sizes of the full run):
   ` + strings.Join(bench.Describe(), "\n  ") + `
 
-Without --database-url, bench starts a private PostgreSQL of its own in a
-temporary directory, with durability on (fsync, synchronous_commit and
-full_page_writes at their defaults), shared_buffers 512MB, max_connections
-400 and pg_stat_statements with track_planning, and removes it afterwards.
-With --database-url (a superuser, or a role with CREATEDB and CREATEROLE) it
+Without --database-url or LANDLORD_DATABASE_URL, bench starts a private
+PostgreSQL of its own in a temporary directory, with durability on (fsync,
+synchronous_commit and full_page_writes at their defaults), shared_buffers
+512MB, max_connections 400 and, when the server binaries ship it,
+pg_stat_statements with track_planning, and removes it afterwards. With a
+database URL (a superuser, or a role with CREATEDB and CREATEROLE) it
 builds its own installation next to whatever the server holds: a control
 database landlord_bench_<hex>, roles lb<hex>_*, tenant databases and roles
 t_/r_<id>, all removed at the end. Do not point it at a production server: the

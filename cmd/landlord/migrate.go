@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord/fleet"
-	"github.com/landlordhq/landlord/internal/demo"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
@@ -283,24 +280,14 @@ func (o *migrateOptions) config() (fleet.Config, error) {
 	return cfg, nil
 }
 
-// loadMigrateSet loads the migrations in dir, or the demo's when dir is "".
+// loadMigrateSet loads the migrations in dir, or the demo's when dir is "",
+// with the checks of loadMigrations.
 func loadMigrateSet(dir string) (*migration.Set, error) {
-	var fsys fs.FS = demo.Migrations()
-	if dir != "" {
-		st, err := os.Stat(dir)
-		if err != nil {
-			return nil, fmt.Errorf("--migrations: %w", err)
-		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("--migrations %q: not a directory", dir)
-		}
-		fsys = os.DirFS(dir)
-	}
-	set, err := migration.Load(fsys)
+	fsys, err := loadMigrations(dir)
 	if err != nil {
-		return nil, fmt.Errorf("--migrations %q: %w", dir, err)
+		return nil, err
 	}
-	return set, nil
+	return migration.Load(fsys)
 }
 
 // reportMigrateUp prints what Up did and turns failed targets into exit code 1.
