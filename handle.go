@@ -67,8 +67,14 @@ func refused(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "42704" && strings.Contains(pgErr.Message, refusedSetting)
 }
 
-// discard closes a connection instead of returning it for reuse.
-func (l *Landlord) discard(c *pool.Conn) { c.Discard() }
+// replaceRefused closes a connection whose enter statement refused it (a
+// session-level role was left on it), counts and logs it; the caller
+// retries on another connection.
+func (l *Landlord) replaceRefused(c *pool.Conn) {
+	l.countReplaced()
+	l.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
+	c.Discard()
+}
 
 // sent is a statement on its way, its tenant context accepted: exactly one
 // of mrr (the lean path) and br (the pgx batch path) holds its result.
@@ -105,9 +111,7 @@ func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error)
 			return s, nil
 		}
 		if refused(err) && attempt < 2 {
-			h.l.countReplaced()
-			h.l.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
-			h.l.discard(c)
+			h.l.replaceRefused(c)
 			continue
 		}
 		forget(ctx, c, r, sql, err)
@@ -307,9 +311,7 @@ func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error
 			return &tx{Tx: br.Tx(), l: h.l, o: h.l.begin(r), r: r, c: c}, nil
 		}
 		if refused(err) && attempt < 2 {
-			h.l.countReplaced()
-			h.l.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
-			h.l.discard(c)
+			h.l.replaceRefused(c)
 			continue
 		}
 		c.Release() // the pool destroys a connection left in a transaction
@@ -344,7 +346,7 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			if refused(err) && attempt < 2 {
-				h.l.discard(c)
+				h.l.replaceRefused(c)
 				continue
 			}
 			c.Release()

@@ -150,13 +150,11 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	id := []byte(t.ID.String())
 	kind := kindShared
 	switch t.Model {
-	case tenant.ModelRow:
+	case tenant.ModelRow, tenant.ModelDatabase:
 		r.enterArgs = [][]byte{id}
 	case tenant.ModelSchema:
 		kind = kindSchema
 		r.enterArgs = [][]byte{id, []byte(t.ID.RoleName()), []byte(searchPath(t.Schema))}
-	case tenant.ModelDatabase:
-		r.enterArgs = [][]byte{id}
 	default:
 		return nil, fmt.Errorf("route tenant %s: model %q: %w", t.ID, t.Model, tenant.ErrBadModel)
 	}

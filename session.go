@@ -102,7 +102,7 @@ func containsFold(s, sub string) bool {
 func (l *Landlord) finish(c *pool.Conn, leftState bool) {
 	if leftState {
 		l.countReplaced()
-		l.discard(c)
+		c.Discard()
 		return
 	}
 	c.Release()

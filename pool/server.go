@@ -365,7 +365,7 @@ func (s *server) finishWaiter(w *waiter, c *conn, err error) {
 func (s *server) takeIdle(g *group, key Key, now int64, force bool) *conn {
 	for g.idle.n > 0 {
 		c := g.aff[key.Tenant]
-		if c == nil || key.Tenant.IsZero() {
+		if c == nil {
 			var free bool
 			if c, free = s.victimFor(g, now); !free && !force {
 				return nil
