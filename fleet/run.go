@@ -565,9 +565,9 @@ func (r *run) report(res *TargetResult) {
 
 // deadlockRetries is how often a target whose step was rolled back by a
 // deadlock or serialization failure is tried again. Steps of different
-// targets in one database can deadlock: each step's shape check
-// (migration.CheckShape) reads the column defaults of every table in the
-// database, and so waits for the other steps' table locks. A rolled-back
+// targets in one database run at once (Config.PerDatabase); a migration
+// whose DDL touches something they share (a table another schema's foreign
+// key points at, a shared type) can deadlock with another. A rolled-back
 // step is safe to retry.
 const deadlockRetries = 10
 

@@ -274,7 +274,6 @@ func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) 
 			applied, err = m.stepNoTx(ctx, conn, t, mg)
 		} else {
 			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				var done bool
 				done, err := m.lockAndCheck(ctx, tx, t, mg)
 				if err != nil || done {
 					return err

@@ -166,13 +166,14 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 	// all of pg_class, which grows with the fleet (with 11,000 tenant
 	// schemas on the server, the three statements cost about 25 ms per
 	// migration step).
-	rels, seqs, err := relationsOf(ctx, tx, t.Schema)
-	if err != nil {
-		return err
+	var rels, seqs string
+	var hasUsage bool
+	if err := tx.QueryRow(ctx, grantsSQL, t.Schema, t.Grantee).Scan(&rels, &seqs, &hasUsage); err != nil {
+		return fmt.Errorf("list relations: %w", err)
 	}
 	// Nothing for PUBLIC; TRUNCATE, REFERENCES and TRIGGER are never granted
 	// because they ignore row-level security (THREATS I13).
-	if len(rels) > 0 {
+	if rels != "" {
 		fmt.Fprintf(&b, "REVOKE ALL ON TABLE %s FROM PUBLIC;\n", rels)
 	}
 	if t.Grantee != "" {
@@ -182,18 +183,13 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 		// every backend of the database drop all its cached plans
 		// (PlanCacheSysCallback): each migration step re-planned the
 		// prepared statements of all tenant traffic, and its own checks.
-		var has bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace n, aclexplode(n.nspacl) a
-			WHERE n.nspname = $1 AND a.privilege_type = 'USAGE' AND a.grantee = (SELECT r.oid FROM pg_roles r WHERE r.rolname = $2))`, t.Schema, t.Grantee).Scan(&has); err != nil {
-			return fmt.Errorf("read schema grants: %w", err)
-		}
-		if !has {
+		if !hasUsage {
 			fmt.Fprintf(&b, "GRANT USAGE ON SCHEMA %s TO %s;\n", s, g)
 		}
-		if len(rels) > 0 {
+		if rels != "" {
 			fmt.Fprintf(&b, "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %s;\n", rels, g)
 		}
-		if len(seqs) > 0 {
+		if seqs != "" {
 			fmt.Fprintf(&b, "GRANT USAGE, SELECT ON SEQUENCE %s TO %s;\n", seqs, g)
 		}
 	}
@@ -203,33 +199,17 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 	return CheckShape(ctx, tx, t.Schema)
 }
 
-// relationsOf returns the qualified names, comma-separated, of the
-// relations of schema that GRANT ... ON ALL TABLES IN SCHEMA covers (tables,
-// partitioned tables, views, materialized views, foreign tables) and of its
-// sequences.
-func relationsOf(ctx context.Context, tx pgx.Tx, schema string) (rels, seqs string, err error) {
-	rows, err := tx.Query(ctx, `SELECT c.relname, c.relkind = 'S' FROM (`+schemaRelsSQL+`) r
-		JOIN pg_class c ON c.oid = r.oid WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') ORDER BY c.relname`, schema)
-	if err != nil {
-		return "", "", fmt.Errorf("list relations: %w", err)
-	}
-	var rs, ss []string
-	var name string
-	var seq bool
-	_, err = pgx.ForEachRow(rows, []any{&name, &seq}, func() error {
-		q := pgx.Identifier{schema, name}.Sanitize()
-		if seq {
-			ss = append(ss, q)
-		} else {
-			rs = append(rs, q)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", "", fmt.Errorf("list relations: %w", err)
-	}
-	return strings.Join(rs, ", "), strings.Join(ss, ", "), nil
-}
+// grantsSQL returns, for schema $1 and grantee $2, the qualified names
+// (comma-separated) of the relations that GRANT ... ON ALL TABLES IN SCHEMA
+// covers (tables, partitioned tables, views, materialized views, foreign
+// tables), those of its sequences, and whether $2 holds USAGE on the schema.
+const grantsSQL = `SELECT
+	coalesce(string_agg(format('%I.%I', $1::text, c.relname), ', ' ORDER BY c.relname) FILTER (WHERE c.relkind <> 'S'), ''),
+	coalesce(string_agg(format('%I.%I', $1::text, c.relname), ', ' ORDER BY c.relname) FILTER (WHERE c.relkind = 'S'), ''),
+	EXISTS (SELECT FROM pg_namespace n, aclexplode(n.nspacl) a
+		WHERE n.nspname = $1 AND a.privilege_type = 'USAGE' AND a.grantee = (SELECT r.oid FROM pg_roles r WHERE r.rolname = $2))
+FROM (` + schemaRelsSQL + `) r JOIN pg_class c ON c.oid = r.oid
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')`
 
 // CheckShape returns an error wrapping ErrShape that lists every table of
 // schema that breaks the one-shape rule, or nil.

@@ -496,9 +496,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	// the template database holds too when it is at the set's head.
 	var script *cloneScript
 	if !pu.migrate {
-		if s, ok, err := p.schemaScript(ctx); err == nil && ok {
-			script = &s
-		}
+		script = p.cloneScriptOrNil(ctx)
 	}
 	// No public schema: nothing on a tenant's search path but its own
 	// tables. A copy of the template holds the template's schema, migrated
