@@ -52,20 +52,18 @@ one or the audit could not run, 2 for a bad command line.`,
 					return usageError{fmt.Errorf("%s: %w", flag, err)}
 				}
 			}
-			var id tenant.ID
-			slug := ""
+			var ref *tenantRef
 			if tenantArg != "" {
-				var err error
-				if id, err = tenant.ParseID(tenantArg); err != nil {
-					if slug, err = tenant.NormalizeSlug(tenantArg); err != nil {
-						return usageError{fmt.Errorf("--tenant: not a tenant id, and %w", err)}
-					}
+				r, err := parseTenantRef(tenantArg)
+				if err != nil {
+					return usageError{fmt.Errorf("--tenant: %w", err)}
 				}
+				ref = &r
 			}
 			return g.withDatabase(cmd.Context(), cmd.ErrOrStderr(), func(url string) error {
 				return runAudit(cmd, url, newOutput(cmd, asJSON), audit.FleetConfig{
-					AppRole: appRole, OwnerRole: ownerRole, Tenant: id,
-				}, slug)
+					AppRole: appRole, OwnerRole: ownerRole,
+				}, ref)
 			})
 		},
 	}
@@ -78,7 +76,7 @@ one or the audit could not run, 2 for a bad command line.`,
 
 // runAudit audits the installation at url and prints the findings. The
 // error it returns is what sets the exit status.
-func runAudit(cmd *cobra.Command, url string, out *output, cfg audit.FleetConfig, slug string) error {
+func runAudit(cmd *cobra.Command, url string, out *output, cfg audit.FleetConfig, ref *tenantRef) error {
 	ctx := cmd.Context()
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -91,8 +89,8 @@ func runAudit(cmd *cobra.Command, url string, out *output, cfg audit.FleetConfig
 		return fmt.Errorf("connect to control database: %w", err)
 	}
 	defer admin.Close()
-	if slug != "" {
-		if cfg.Tenant, err = tenantBySlug(ctx, admin, slug); err != nil {
+	if ref != nil {
+		if cfg.Tenant, err = auditTenant(ctx, admin, *ref); err != nil {
 			return err
 		}
 	}
@@ -114,9 +112,9 @@ func runAudit(cmd *cobra.Command, url string, out *output, cfg audit.FleetConfig
 	return audit.AsError(findings)
 }
 
-// tenantBySlug resolves a slug through the directory; an unknown one is a
-// usage error, like any other bad input.
-func tenantBySlug(ctx context.Context, admin *pgxpool.Pool, slug string) (tenant.ID, error) {
+// auditTenant resolves --tenant through the directory; an unknown tenant is
+// a usage error, like any other bad input.
+func auditTenant(ctx context.Context, admin *pgxpool.Pool, ref tenantRef) (tenant.ID, error) {
 	var installed bool
 	if err := admin.QueryRow(ctx, `SELECT to_regclass('landlord.tenants') IS NOT NULL`).Scan(&installed); err != nil {
 		return tenant.ID{}, fmt.Errorf("read control database: %w", err)
@@ -124,7 +122,7 @@ func tenantBySlug(ctx context.Context, admin *pgxpool.Pool, slug string) (tenant
 	if !installed {
 		return tenant.ID{}, fmt.Errorf("control database: %w", audit.ErrNoInstallation)
 	}
-	t, err := directory.New(admin).GetBySlug(ctx, slug)
+	t, err := ref.lookup(ctx, directory.New(admin))
 	if errors.Is(err, tenant.ErrNotFound) {
 		return tenant.ID{}, usageError{err}
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/audit"
@@ -18,23 +17,10 @@ import (
 )
 
 // runAuditCmd runs "landlord audit args..." and returns stdout, stderr and the
-// exit code main would use. Until main.go registers the command, it does so
-// on a root with the same global flags.
+// exit code main would use.
 func runAuditCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	root := newRoot()
-	registered := false
-	for _, c := range root.Commands() {
-		registered = registered || c.Name() == "audit"
-	}
-	if !registered {
-		g := &globals{}
-		root = &cobra.Command{Use: "landlord", SilenceUsage: true, SilenceErrors: true}
-		root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-		root.PersistentFlags().StringVar(&g.databaseURL, "database-url", "", "control database URL")
-		root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log")
-		root.AddCommand(newAudit(g))
-	}
 	var stdout, stderr bytes.Buffer
 	root.SetArgs(append([]string{"audit"}, args...))
 	root.SetOut(&stdout)

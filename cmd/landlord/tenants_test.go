@@ -59,32 +59,10 @@ func setupDB(t *testing.T, tmpl *pgtest.Template) *pgtest.DB {
 
 // cli runs the command line args with stdin as standard input (never a
 // terminal) and returns stdout, stderr and the exit code main would use.
-// It goes through the real root command; until the root registers the
-// tenants and servers commands, they are added to it here, bound to the
-// root's persistent flags.
+// It goes through the real root command.
 func cli(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	root := newRoot()
-	g := &globals{}
-	added := false
-	for name, build := range map[string]func(*globals) *cobra.Command{"tenants": newTenants, "servers": newServers} {
-		if c, _, err := root.Find([]string{name}); err == nil && c != root {
-			continue
-		}
-		root.AddCommand(build(g))
-		added = true
-	}
-	if added {
-		prev := root.PersistentPreRunE
-		root.PersistentPreRunE = func(cmd *cobra.Command, a []string) error {
-			g.databaseURL, _ = cmd.Flags().GetString("database-url")
-			g.verbose, _ = cmd.Flags().GetBool("verbose")
-			if prev != nil {
-				return prev(cmd, a)
-			}
-			return nil
-		}
-	}
 	var stdout, stderr bytes.Buffer
 	root.SetArgs(args)
 	root.SetIn(strings.NewReader(stdin))
