@@ -93,13 +93,14 @@ type sent struct {
 // sql in one round trip. A connection refused for leftover session state is
 // destroyed and the call goes again on another: nothing of it ran.
 func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error) {
+	left := leavesSessionState(sql)
 	for attempt := 0; ; attempt++ {
 		r, c, err := h.acquire(ctx)
 		if err != nil {
 			return sent{}, err
 		}
 		o := h.l.begin(r)
-		if r.pooled && leavesSessionState(sql) {
+		if r.pooled && left {
 			c.Release()
 			o.end(ErrSessionState)
 			return sent{}, ErrSessionState
@@ -107,7 +108,7 @@ func (h *Handle) send(ctx context.Context, sql string, args []any) (sent, error)
 		s, err := start(ctx, r, c, sql, args)
 		if err == nil {
 			s.o = o
-			s.leftState = leavesSessionState(sql)
+			s.leftState = left
 			return s, nil
 		}
 		if refused(err) && attempt < 2 {
@@ -326,18 +327,18 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if pgx.FailedBatchResults(b, ErrBatchTx).Tx() != nil {
 		return pgx.FailedBatchResults(&pgx.Batch{}, ErrBatchTx)
 	}
+	left := false
+	for _, q := range b.QueuedQueries {
+		left = left || leavesSessionState(q.SQL)
+	}
 	for attempt := 0; ; attempt++ {
 		r, c, err := h.acquire(ctx)
 		if err != nil {
 			return pgx.FailedBatchResults(&pgx.Batch{}, err)
 		}
-		if r.pooled {
-			for _, q := range b.QueuedQueries {
-				if leavesSessionState(q.SQL) {
-					c.Release()
-					return pgx.FailedBatchResults(&pgx.Batch{}, ErrSessionState)
-				}
-			}
+		if r.pooled && left {
+			c.Release()
+			return pgx.FailedBatchResults(&pgx.Batch{}, ErrSessionState)
 		}
 		nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
 		r.queueEnter(nb)
@@ -351,10 +352,6 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 			}
 			c.Release()
 			return pgx.FailedBatchResults(&pgx.Batch{}, err)
-		}
-		left := false
-		for _, q := range b.QueuedQueries {
-			left = left || leavesSessionState(q.SQL)
 		}
 		return &batchResults{BatchResults: br, l: h.l, o: h.l.begin(r), c: c, leftState: left}
 	}
