@@ -189,13 +189,7 @@ func closeErr(mrr *pgconn.MultiResultReader) error {
 }
 
 // queueEnter queues r's enter statement on b.
-func (r *route) queueEnter(b *pgx.Batch) {
-	args := make([]any, len(r.enterArgs))
-	for i, a := range r.enterArgs {
-		args[i] = string(a)
-	}
-	b.Queue(r.enter.name, args...)
-}
+func (r *route) queueEnter(b *pgx.Batch) { b.Queue(r.enter.name, r.enterAny...) }
 
 // plainArgs reports whether args holds only values, none of the option types
 // pgx interprets when they come first.

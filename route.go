@@ -117,6 +117,7 @@ type route struct {
 	pooled    bool // behind a transaction pooler: see Pooler
 	enter     enter
 	enterArgs [][]byte // the enter statement's parameters, encoded once
+	enterAny  []any    // the same as strings, for pgx batches
 	target    pool.Target
 	err       error        // set for tenants that must not get traffic
 	adminOK   bool         // an admin scope may still reach the tenant
@@ -171,6 +172,9 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 		r.enterArgs = append(r.enterArgs, []byte("landlord tenant "+t.ID.String()))
 	}
 	r.enter = enterFor(kind, readOnly, l.cfg.TagSessions)
+	for _, a := range r.enterArgs {
+		r.enterAny = append(r.enterAny, string(a))
+	}
 	// The target follows the placement: a moved tenant's routes, rebuilt at
 	// its new routing epoch, never reach its old database (THREATS I22).
 	r.target = l.targetOf(t)
