@@ -140,7 +140,7 @@ func newFx(t *testing.T, m tenant.Model, cfg Config) *fx {
 	f := &fx{m: m, db: db, notices: &noticeLog{}, log: &syncBuffer{}, supers: map[string]*superConn{}}
 	cfg.Logger = slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Every connection of the handle reports its notices to the test.
-	cfg.tweak = func(cc *pgx.ConnConfig) { cc.OnNotice = f.notices.add }
+	cfg.BeforeConnect = func(cc *pgx.ConnConfig) { cc.OnNotice = f.notices.add }
 	l, err := Open(ctx, db.URL, attackMigrations(), cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)

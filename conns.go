@@ -77,8 +77,8 @@ func (l *Landlord) resolve(ctx context.Context, t pool.Target) (*pgx.ConnConfig,
 	} else {
 		cc.RuntimeParams["search_path"] = searchPath(schema)
 	}
-	if l.cfg.tweak != nil {
-		l.cfg.tweak(cc)
+	if l.cfg.BeforeConnect != nil {
+		l.cfg.BeforeConnect(cc)
 	}
 	l.resolved.Store(t, cc)
 	return cc.Copy(), nil

@@ -96,10 +96,14 @@ type Config struct {
 	// while Landlord's own administration connects to the server directly.
 	// See Pooler for what changes.
 	Pooler *Pooler
-
-	// tweak adjusts the settings of every tenant connection; tests count
-	// round trips and collect notices with it.
-	tweak func(*pgx.ConnConfig)
+	// BeforeConnect, when set, is called with the settings of every new
+	// tenant-traffic connection just before it is dialed, from the
+	// goroutine that dials it, and may change them: add an OnNotice
+	// handler or a tracer, count round trips. It must not change the
+	// user, the database or the runtime parameters: they are what put the
+	// connection in its tenant's place. It is not called for Landlord's
+	// own administration connections.
+	BeforeConnect func(*pgx.ConnConfig)
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -368,6 +372,11 @@ func (l *Landlord) DeleteTenant(ctx context.Context, id tenant.ID) error {
 	l.routes.Invalidate(id)
 	return err
 }
+
+// Provisioner returns the installation's provisioner: templates, the
+// reserve of pre-provisioned tenants, connection settings of each server
+// and tenant database as the administrator.
+func (l *Landlord) Provisioner() *provision.Provisioner { return l.prov }
 
 // Tenant returns the directory entry of id.
 func (l *Landlord) Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
