@@ -59,7 +59,7 @@ func backendMemory(ctx context.Context, conn *pgx.Conn) (int64, error) {
 // connection it opens.
 func (l *Landlord) resolve(ctx context.Context, t pool.Target) (*pgx.ConnConfig, error) {
 	if cc, ok := l.resolved.Load(t); ok {
-		return cc.(*pgx.ConnConfig).Copy(), nil
+		return l.beforeConnect(cc.(*pgx.ConnConfig).Copy()), nil
 	}
 	cc, err := l.prov.ConnConfig(ctx, t.Server, t.Database, t.Role)
 	if err != nil {
@@ -77,11 +77,15 @@ func (l *Landlord) resolve(ctx context.Context, t pool.Target) (*pgx.ConnConfig,
 	} else {
 		cc.RuntimeParams["search_path"] = searchPath(schema)
 	}
+	l.resolved.Store(t, cc)
+	return l.beforeConnect(cc.Copy()), nil
+}
+
+func (l *Landlord) beforeConnect(cc *pgx.ConnConfig) *pgx.ConnConfig {
 	if l.cfg.BeforeConnect != nil {
 		l.cfg.BeforeConnect(cc)
 	}
-	l.resolved.Store(t, cc)
-	return cc.Copy(), nil
+	return cc
 }
 
 // appTarget is the target of the row and schema models on server.
