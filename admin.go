@@ -14,7 +14,7 @@ import (
 // Admin is the scope for cross-tenant work: platform administration,
 // analytics, maintenance. It is a different type from Handle so that request
 // code holding a Handle cannot reach other tenants by accident, and every
-// scope carries a reason that is logged with each use (DESIGN.md §4).
+// scope carries a reason that is logged with each use (ARCHITECTURE.md, "Fail closed").
 type Admin struct {
 	l      *Landlord
 	reason string
@@ -39,7 +39,7 @@ func (a *Admin) log(ctx context.Context, what string, attrs ...slog.Attr) {
 // read-only tenants stay read-only.
 func (a *Admin) Tenant(ctx context.Context, id tenant.ID) *Handle {
 	a.log(ctx, "tenant scope", slog.String("tenant", id.String()))
-	return &Handle{l: a.l, fixed: id, admin: true}
+	return &Handle{a.l.traffic.AdminHandle(id)}
 }
 
 // Tenants lists the tenants that match f.
@@ -63,7 +63,7 @@ func (a *Admin) Each(ctx context.Context, f directory.Filter, fn func(ctx contex
 		default:
 			continue
 		}
-		if err := fn(ctx, t, &Handle{l: a.l, fixed: t.ID, admin: true}); err != nil {
+		if err := fn(ctx, t, &Handle{a.l.traffic.AdminHandle(t.ID)}); err != nil {
 			return fmt.Errorf("tenant %s (%s): %w", t.Slug, t.ID, err)
 		}
 	}
@@ -79,7 +79,7 @@ func (a *Admin) SetState(ctx context.Context, id tenant.ID, s tenant.State) (ten
 	}
 	a.log(ctx, "set state", slog.String("tenant", id.String()), slog.String("state", string(s)))
 	t, err := a.l.dir.SetState(ctx, id, s, tenant.StateActive, tenant.StateReadOnly, tenant.StateSuspended)
-	a.l.routes.Invalidate(id)
+	a.l.traffic.Invalidate(id)
 	return t, err
 }
 
@@ -108,7 +108,7 @@ func (a *Admin) Incompatible(ctx context.Context) ([]tenant.Tenant, error) {
 	}
 	var out []tenant.Tenant
 	for _, t := range ts {
-		if !a.l.compatible(t.SchemaVersion) {
+		if !a.l.traffic.Compatible(t.SchemaVersion) {
 			out = append(out, t)
 		}
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/migration"
-	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -580,11 +579,14 @@ func TestAttackI22StaleRouting(t *testing.T) {
 				t.Run("defense-off", func(t *testing.T) {
 					// The old target, as a pool map keyed by tenant alone
 					// would hand it out, still reaches the old database.
-					c, err := f.l.conns.Acquire(ctx, pool.Key{Target: f.l.targetOf(old), Tenant: old.ID})
+					cc, err := f.l.Provisioner().ConnConfig(ctx, old.Server, old.Database, old.ID.RoleName())
 					must(t, err)
-					defer c.Release()
+					cc.RuntimeParams["search_path"] = searchPath(old.Database)
+					c, err := pgx.ConnectConfig(ctx, cc)
+					must(t, err)
+					defer c.Close(ctx)
 					var secret string
-					err = pgx.BeginFunc(ctx, c.Conn(), func(tx pgx.Tx) error {
+					err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 						if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, f.a.ID.String()); err != nil {
 							return err
 						}
@@ -628,7 +630,10 @@ func TestAttackI22StaleRouting(t *testing.T) {
 					if time.Now().After(deadline) {
 						t.Fatalf("with B's placement open to A's role the probe found nothing: %v", o)
 					}
-					f.l.routes.Invalidate(f.a.ID)
+					admin, err := f.l.Admin(ctx, "refresh a route in the stale-routing attack")
+					must(t, err)
+					_, err = admin.SetState(ctx, f.a.ID, tenant.StateActive)
+					must(t, err)
 					time.Sleep(20 * time.Millisecond)
 				}
 			})

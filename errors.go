@@ -1,27 +1,29 @@
 package landlord
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/landlordhq/landlord/internal/traffic"
+	"github.com/landlordhq/landlord/tenant"
+)
 
 // ErrNoTenant is returned by every Handle method called with a context that
 // carries no tenant (see WithTenant). No SQL is sent. There is no default
-// tenant (DESIGN.md §4).
-var ErrNoTenant = errors.New("no tenant in context")
+// tenant. It is tenant.ErrNoTenant.
+var ErrNoTenant = tenant.ErrNoTenant
 
 // ErrUnsafeRole is returned by Open, and by a tenant connection as it is
 // made, when the role that would run tenant traffic is a superuser, has
 // BYPASSRLS, or owns (or may become the owner of) tenant tables: row-level
-// security would not bind it (THREATS I01, I02).
-var ErrUnsafeRole = errors.New("role unsafe for tenant traffic")
+// security would not bind it (SECURITY.md, I01, I02).
+var ErrUnsafeRole = traffic.ErrUnsafeRole
 
 // ErrNoReason is returned by Landlord.Admin when no reason is given.
 var ErrNoReason = errors.New("admin scope needs a reason")
 
 // ErrBatchTx is returned by Handle.SendBatch for a batch that begins a
 // transaction (pgx.Batch.BeginTx); use Handle.BeginTx and Tx.SendBatch.
-var ErrBatchTx = errors.New("batch begins a transaction")
-
-// ErrClosed is returned by a Landlord that has been closed.
-var ErrClosed = errors.New("landlord closed")
+var ErrBatchTx = traffic.ErrBatchTx
 
 // ErrSessionState is returned, before anything is sent, for a statement that
 // could leave session state on its server connection (a session-level SET,
@@ -29,4 +31,4 @@ var ErrClosed = errors.New("landlord closed")
 // advisory lock) when tenant traffic goes through a transaction-pooling
 // connection pooler (Config.Pooler): the pooler would hand that state to
 // another client's next transaction.
-var ErrSessionState = errors.New("statement would leave session state on a pooled server connection")
+var ErrSessionState = traffic.ErrSessionState

@@ -25,10 +25,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/landlordhq/landlord/audit"
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/fleet"
+	"github.com/landlordhq/landlord/internal/traffic"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/provision"
@@ -72,13 +73,10 @@ type Config struct {
 	// Admin.Incompatible lists the tenants that would block a deploy.
 	MinSchemaVersion int
 	MaxSchemaVersion int
-	// Metrics, when set, receives Landlord's Prometheus metrics: calls,
-	// errors and latency of the busiest tenants (see MetricsTenants) and of
-	// all others together, pool connections and acquires, the routing cache.
-	Metrics prometheus.Registerer
-	// MetricsTenants bounds how many tenants get series of their own.
-	// Default 50.
-	MetricsTenants int
+	// Tracer, when set, observes every tenant call and every connection
+	// replaced for leftover session state. Package metrics implements it
+	// for Prometheus; without a tracer no metrics code runs.
+	Tracer Tracer
 	// StartupAudit says what Open does with the findings of the isolation
 	// audit (package audit) of the control database: AuditWarn (the
 	// default) logs each one; AuditRefuse also fails Open when any finding
@@ -123,7 +121,7 @@ const (
 // mode: one round trip, parsed every time, inside the tenant's context),
 // every transaction sets the tenant, role and search path itself, and a
 // statement that could leave session state on the server connection (see
-// leavesSessionState) is refused with ErrSessionState before it is sent.
+// Handle) is refused with ErrSessionState before it is sent.
 // Database tenants reach their databases through the pooler too, so it must
 // accept every tenant database and role (PgBouncer: a "*" fallback database
 // and auth_query or an auth_file with the tenant roles).
@@ -138,9 +136,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = max(8, 4*runtime.GOMAXPROCS(0))
-	}
-	if c.MetricsTenants == 0 {
-		c.MetricsTenants = 50
 	}
 }
 
@@ -158,28 +153,25 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MaxSchemaVersion is below MinSchemaVersion")
 	case c.StartupAudit < AuditWarn || c.StartupAudit > AuditOff:
 		return errors.New("landlord config: StartupAudit must be AuditWarn, AuditRefuse or AuditOff")
-	case c.MetricsTenants < 0:
-		return errors.New("landlord config: MetricsTenants must not be negative")
 	case c.Pooler != nil && (c.Pooler.Host == "" || c.Pooler.Port == 0):
 		return errors.New("landlord config: Pooler needs a Host and a Port")
 	}
 	return nil
 }
 
-// Landlord is an open installation: the directory, the provisioner and the
-// connection pools that serve tenant traffic. It is safe for concurrent use.
+// Landlord is an open installation: the one place that assembles it. It
+// owns the administrator's connection pool to the control database, the
+// directory, the provisioner (roles, templates, the reserve of
+// pre-provisioned tenants, the migrator) and the traffic that serves
+// tenants, and it runs what needs several of them: fleet migrations, the
+// isolation audit, tenant deletion. It is safe for concurrent use.
 type Landlord struct {
-	cfg    Config
-	admin  *pgxpool.Pool
-	prov   *provision.Provisioner
-	dir    *directory.Directory
-	routes *directory.Cache[*route]
-	conns  *pool.Manager // every tenant connection, within the budget
-	// resolved caches connection settings per pool.Target.
-	resolved  sync.Map
+	cfg       Config
+	admin     *pgxpool.Pool
+	prov      *provision.Provisioner
+	dir       *directory.Directory
+	traffic   *traffic.Traffic
 	controlDB string // the control database's name
-	// metrics is nil when Config.Metrics is.
-	metrics *metrics
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -227,6 +219,8 @@ func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
 	var err error
 	l.prov, err = provision.New(ctx, l.admin, set, provision.Config{
 		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger,
+		// Set before Open returns, so before any deletion can run.
+		BeforeDrop: func(ctx context.Context, t tenant.Tenant) error { return l.traffic.CloseTenant(ctx, t) },
 	})
 	if err != nil {
 		return err
@@ -238,48 +232,46 @@ func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
 	if err := l.admin.QueryRow(ctx, `SELECT current_database()`).Scan(&l.controlDB); err != nil {
 		return err
 	}
-	if l.conns, err = l.newConns(); err != nil {
+	tcfg := traffic.Config{
+		Logger:     l.cfg.Logger,
+		AppRole:    l.cfg.AppRole,
+		ControlDB:  l.controlDB,
+		ConnConfig: l.prov.ConnConfig,
+		Pool: pool.Config{
+			MaxConns:          l.cfg.MaxConns,
+			MaxConnsPerTenant: l.cfg.MaxConnsPerTenant,
+			IdleTimeout:       l.cfg.IdleTimeout,
+			MaxDialsPerSecond: l.cfg.MaxDialsPerSecond,
+		},
+		MinSchemaVersion: l.cfg.MinSchemaVersion,
+		MaxSchemaVersion: l.cfg.MaxSchemaVersion,
+		TagSessions:      l.cfg.TagSessions,
+		BeforeConnect:    l.cfg.BeforeConnect,
+		DirectoryMaxAge:  l.cfg.DirectoryMaxAge,
+	}
+	if l.cfg.Tracer != nil {
+		tcfg.Tracer = l.cfg.Tracer
+	}
+	if p := l.cfg.Pooler; p != nil {
+		tcfg.Pooler = &traffic.Pooler{Host: p.Host, Port: p.Port}
+	}
+	if l.traffic, err = traffic.New(l.dir, tcfg); err != nil {
 		return err
 	}
-	if err := l.checkAppRole(ctx); err != nil {
+	if err := l.traffic.CheckAppRole(ctx); err != nil {
 		return err
 	}
 	if err := l.startupAudit(ctx); err != nil {
 		return err
 	}
-	l.routes = directory.NewCache(l.dir, l.buildRoute, directory.CacheConfig{
-		MaxAge: l.cfg.DirectoryMaxAge, Logger: l.cfg.Logger,
-	})
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l.stop = stop
-	if l.cfg.Metrics != nil {
-		l.metrics = newMetrics(l, l.cfg.MetricsTenants)
-		if err := l.cfg.Metrics.Register(l.metrics); err != nil {
-			return fmt.Errorf("register metrics: %w", err)
-		}
-		l.done.Add(1)
-		go func() {
-			defer l.done.Done()
-			t := time.NewTicker(admitEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-runCtx.Done():
-					return
-				case now := <-t.C:
-					l.metrics.admit(now)
-				}
-			}
-		}()
-	}
 	ready := make(chan struct{})
-	l.done.Add(1)
-	go func() {
-		defer l.done.Done()
-		l.routes.Run(runCtx, func(ctx context.Context) (*pgx.Conn, error) {
+	l.done.Go(func() {
+		l.traffic.Run(runCtx, func(ctx context.Context) (*pgx.Conn, error) {
 			return pgx.ConnectConfig(ctx, l.admin.Config().ConnConfig)
 		}, ready)
-	}()
+	})
 	select {
 	case <-ready:
 		return nil
@@ -288,37 +280,13 @@ func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
 	}
 }
 
-// checkAppRole refuses an app role that row-level security would not bind:
-// a superuser, a BYPASSRLS role, or one that is or may become the owner of a
-// shared table (THREATS I01, I02).
-func (l *Landlord) checkAppRole(ctx context.Context) error {
-	c, err := l.conns.Acquire(ctx, pool.Key{Target: l.appTarget(directory.DefaultServer)})
-	if err != nil {
-		return fmt.Errorf("check app role: %w", err)
-	}
-	defer c.Release()
-	var owns []string
-	err = c.Conn().QueryRow(ctx, `
-		SELECT coalesce(array_agg(c.oid::regclass::text ORDER BY c.relname), '{}')
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')
-		  AND pg_has_role(current_user, c.relowner, 'MEMBER')`, provision.SharedSchema).Scan(&owns)
-	if err != nil {
-		return fmt.Errorf("check app role: %w", err)
-	}
-	if len(owns) > 0 {
-		return fmt.Errorf("role %s owns or may become the owner of %v: %w", l.cfg.AppRole, owns, ErrUnsafeRole)
-	}
-	return nil
-}
-
 // startupAudit runs the isolation audit of the control database as
 // Config.StartupAudit says.
 func (l *Landlord) startupAudit(ctx context.Context) error {
 	if l.cfg.StartupAudit == AuditOff {
 		return nil
 	}
-	findings, err := audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole})
+	findings, err := l.Audit(ctx)
 	if err != nil {
 		return fmt.Errorf("startup audit: %w", err)
 	}
@@ -340,11 +308,8 @@ func (l *Landlord) Close() {
 		l.stop()
 	}
 	l.done.Wait()
-	if l.metrics != nil {
-		l.cfg.Metrics.Unregister(l.metrics)
-	}
-	if l.conns != nil {
-		l.conns.Close()
+	if l.traffic != nil {
+		l.traffic.Close()
 	}
 	l.admin.Close()
 }
@@ -355,21 +320,11 @@ func (l *Landlord) CreateTenant(ctx context.Context, req provision.Request) (ten
 }
 
 // DeleteTenant removes a tenant and its data (see provision.Provisioner.Delete).
+// Its traffic stops first: its routes are dropped and the connections of its
+// database closed, so nothing is running in what is dropped.
 func (l *Landlord) DeleteTenant(ctx context.Context, id tenant.ID) error {
-	t, err := l.dir.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	// Stop routing to it, then close its connections, then drop it.
-	if _, err := l.dir.SetState(ctx, id, tenant.StateDeleting); err != nil {
-		return err
-	}
-	l.routes.Invalidate(id)
-	if err := l.closeTarget(ctx, t); err != nil {
-		return fmt.Errorf("delete tenant %s: close its connections: %w", id, err)
-	}
-	err = l.prov.Delete(ctx, id)
-	l.routes.Invalidate(id)
+	err := l.prov.Delete(ctx, id)
+	l.traffic.Invalidate(id)
 	return err
 }
 
@@ -377,6 +332,37 @@ func (l *Landlord) DeleteTenant(ctx context.Context, id tenant.ID) error {
 // reserve of pre-provisioned tenants, connection settings of each server
 // and tenant database as the administrator.
 func (l *Landlord) Provisioner() *provision.Provisioner { return l.prov }
+
+// Directory returns the installation's tenant directory.
+func (l *Landlord) Directory() *directory.Directory { return l.dir }
+
+// Fleet returns the fleet migrations of the installation's targets, with the
+// tenant-table migrations the installation was opened with (see package
+// fleet).
+func (l *Landlord) Fleet(cfg fleet.Config) (*fleet.Fleet, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = l.cfg.Logger
+	}
+	return fleet.New(l.admin, l.prov, cfg)
+}
+
+// Audit runs the isolation audit (package audit) of the control database,
+// with the installation's roles, and returns its findings, errors first.
+func (l *Landlord) Audit(ctx context.Context) ([]audit.Finding, error) {
+	return audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole})
+}
+
+// Stats is a snapshot of the installation's tenant traffic.
+type Stats struct {
+	Pool          pool.Stats // the connection manager, per server
+	CachedTenants int        // tenants in the routing cache
+}
+
+// Stats returns a snapshot of the tenant traffic, for metrics.
+func (l *Landlord) Stats() Stats {
+	s := l.traffic.Stats()
+	return Stats{Pool: s.Pool, CachedTenants: s.CachedTenants}
+}
 
 // Tenant returns the directory entry of id.
 func (l *Landlord) Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {

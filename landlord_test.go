@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
-	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -494,23 +493,23 @@ func TestBackendMemory(t *testing.T) {
 	t.Parallel()
 	l, _ := setup(t, Config{})
 	ctx := context.Background()
-	c, err := l.conns.Acquire(ctx, pool.Key{Target: l.appTarget(directory.DefaultServer)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Release()
-	n, err := backendMemory(ctx, c.Conn())
-	if err != nil {
+	cc, err := l.Provisioner().ConnConfig(ctx, directory.DefaultServer, l.controlDB, l.cfg.AppRole)
+	must(t, err)
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	must(t, err)
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT "+provision.MemoryFunc+"()").Scan(&n); err != nil {
 		t.Fatalf("measure: %v", err)
 	}
 	if n < 1<<20 || n > 1<<30 {
 		t.Errorf("backend memory %d bytes, want between 1 MB and 1 GB", n)
 	}
-	if _, err := c.Conn().Exec(ctx, "SELECT count(*) FROM pg_backend_memory_contexts"); !isCode(err, "42501") {
+	if _, err := conn.Exec(ctx, "SELECT count(*) FROM pg_backend_memory_contexts"); !isCode(err, "42501") {
 		t.Errorf("app role reading pg_backend_memory_contexts: %v, want permission denied", err)
 	}
 	ten := createTenant(t, l, "memory-probe", tenant.ModelSchema)
-	tx, err := c.Conn().Begin(ctx)
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,5 +519,40 @@ func TestBackendMemory(t *testing.T) {
 	}
 	if _, err := tx.Exec(ctx, "SELECT "+provision.MemoryFunc+"()"); !isCode(err, "42501") {
 		t.Errorf("tenant role calling %s: %v, want permission denied", provision.MemoryFunc, err)
+	}
+}
+
+// TestRoleSetOutOfSight: a function that sets a session-level role, which no
+// statement text shows, gets its connection refused on the next call; the
+// call goes again on a fresh connection and succeeds (SECURITY.md, I06).
+func TestRoleSetOutOfSight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db := setup(t, Config{MaxConns: 1})
+	tn := createTenant(t, l, "shop", tenant.ModelRow)
+	admin, err := pgx.Connect(ctx, db.URL)
+	must(t, err)
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, `SET ROLE landlord_owner;
+		CREATE FUNCTION shared.sneak() RETURNS int LANGUAGE sql AS $$ SELECT 1 FROM (SELECT set_config('role', current_user, false)) s $$;
+		RESET ROLE`)
+	must(t, err)
+	h := l.Handle()
+	tctx := WithTenant(ctx, tn.ID)
+	pid := func() (p int) {
+		must(t, h.QueryRow(tctx, `SELECT pg_backend_pid()`).Scan(&p))
+		return p
+	}
+	before := pid()
+	_, err = h.Exec(tctx, `SELECT shared.sneak()`)
+	must(t, err)
+	after := pid() // refused on the tainted connection, then served by a new one
+	if after == before {
+		t.Fatal("the connection with a session-level role served another call")
+	}
+	var role string
+	must(t, h.QueryRow(tctx, `SELECT current_setting('role')`).Scan(&role))
+	if role != "none" {
+		t.Fatalf("role %q leaked into a later call", role)
 	}
 }

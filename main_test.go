@@ -2,6 +2,8 @@ package landlord
 
 import (
 	"context"
+
+	"github.com/jackc/pgx/v5"
 	"io/fs"
 	"os"
 	"testing"
@@ -50,3 +52,7 @@ func setup(t testing.TB, cfg Config) (*Landlord, *pgtest.DB) {
 	t.Cleanup(l.Close)
 	return l, db
 }
+
+// searchPath is the search path of a transaction in schema, as the enter
+// statement sets it.
+func searchPath(schema string) string { return pgx.Identifier{schema}.Sanitize() + ", pg_temp" }

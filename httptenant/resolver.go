@@ -12,7 +12,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -314,7 +313,7 @@ func (rv *Resolver) cached(ctx context.Context, key string, lookup func() (tenan
 type claimsKey struct{}
 
 // Middleware resolves each request's tenant (see Resolve) and calls next
-// with the tenant in the context (landlord.WithTenant), so every Handle call
+// with the tenant in the context (tenant.WithContext, or landlord.WithTenant), so every Handle call
 // the handler makes with r.Context() runs as that tenant, and with the
 // token's claims (ClaimsFrom) when Config.JWT is set. The request body is
 // capped at Config.MaxBodyBytes: a declared Content-Length over it is
@@ -336,7 +335,7 @@ func (rv *Resolver) Middleware(next http.Handler) http.Handler {
 			rv.refuse(w, r, err)
 			return
 		}
-		ctx := landlord.WithTenant(r.Context(), id)
+		ctx := tenant.WithContext(r.Context(), id)
 		if claims != nil {
 			ctx = context.WithValue(ctx, claimsKey{}, claims)
 		}

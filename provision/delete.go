@@ -45,6 +45,11 @@ func (p *Provisioner) delete(ctx context.Context, conn *pgx.Conn, id tenant.ID) 
 			return err
 		}
 	}
+	if p.cfg.BeforeDrop != nil {
+		if err := p.cfg.BeforeDrop(ctx, t); err != nil {
+			return err
+		}
+	}
 	switch t.Model {
 	case tenant.ModelRow:
 		err = p.deleteRows(ctx, conn, t)

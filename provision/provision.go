@@ -39,6 +39,13 @@ type Config struct {
 	AppRole string
 	// Logger receives one line per tenant created or deleted. Default: discard.
 	Logger *slog.Logger
+	// BeforeDrop, when set, is called by Delete (and by Reconcile as it
+	// finishes an interrupted deletion) once the tenant is marked deleting
+	// and the deletion's intent is in the ledger, before any of its rows or
+	// objects are dropped: the place to stop the tenant's traffic and close
+	// connections to its database. An error stops the deletion; the tenant
+	// stays deleting, and a later Delete or Reconcile tries again.
+	BeforeDrop func(ctx context.Context, t tenant.Tenant) error
 }
 
 func (c *Config) setDefaults() {

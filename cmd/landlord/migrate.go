@@ -8,12 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord/fleet"
 	"github.com/landlordhq/landlord/migration"
-	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -195,28 +193,19 @@ func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.C
 	if hooks != nil {
 		hooks(&cfg)
 	}
-	set, err := loadMigrateSet(o.migrations)
+	migrations, err := loadMigrations(o.migrations)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	out := newOutput(cmd, o.json)
 	cfg.Logger = g.logger(cmd.ErrOrStderr())
 	err = g.withDatabase(ctx, cmd.ErrOrStderr(), func(url string) error {
-		pcfg, err := pgxpool.ParseConfig(url)
-		if err != nil {
-			return usageError{fmt.Errorf("database URL: %w", err)}
-		}
-		pcfg.MaxConns = 4
-		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-		if err != nil {
-			return fmt.Errorf("connect to control database: %w", err)
-		}
-		defer pool.Close()
-		prov, err := provision.New(ctx, pool, set, provision.Config{Logger: cfg.Logger})
+		in, err := openInstallation(ctx, url, migrations, cfg.Logger)
 		if err != nil {
 			return err
 		}
-		f, err := fleet.New(pool, prov, cfg)
+		defer in.close()
+		f, err := in.ll.Fleet(cfg)
 		if err != nil {
 			return err
 		}
@@ -278,16 +267,6 @@ func (o *migrateOptions) config() (fleet.Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// loadMigrateSet loads the migrations in dir, or the demo's when dir is "",
-// with the checks of loadMigrations.
-func loadMigrateSet(dir string) (*migration.Set, error) {
-	fsys, err := loadMigrations(dir)
-	if err != nil {
-		return nil, err
-	}
-	return migration.Load(fsys)
 }
 
 // reportMigrateUp prints what Up did and turns failed targets into exit code 1.

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord"
@@ -68,13 +67,13 @@ func loadMigrations(dir string) (fs.FS, error) {
 }
 
 // installation is an open Landlord installation for the length of one
-// command. Besides the Landlord it keeps a directory of its own on an
-// administrator pool, for what Landlord does not expose: the provisioning
-// ledger, the server list and filtered listings.
+// command: one administrator pool, the Landlord's own.
 type installation struct {
-	ll    *landlord.Landlord
-	admin *pgxpool.Pool // control database, as the administrator
-	dir   *directory.Directory
+	ll  *landlord.Landlord
+	dir *directory.Directory // the Landlord's
+	// base is the administrator's connection settings of the control
+	// database, from which those of other servers and databases derive.
+	base *pgx.ConnConfig
 }
 
 // withInstallation opens the installation at the control database (given,
@@ -96,37 +95,30 @@ func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrati
 	})
 }
 
-// openInstallation opens the installation at url with migrations.
+// openInstallation opens the installation at url with migrations. A
+// command's tenant traffic is a few calls at most, so it gets few
+// connections, and the isolation audit is the audit command's job.
 func openInstallation(ctx context.Context, url string, migrations fs.FS, log *slog.Logger) (*installation, error) {
-	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Logger: log})
+	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Logger: log, MaxConns: 2, StartupAudit: landlord.AuditOff})
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(url)
+	base, err := ll.Provisioner().ConnConfig(ctx, directory.DefaultServer, "", "")
 	if err != nil {
 		ll.Close()
-		return nil, fmt.Errorf("database URL: %w", err)
+		return nil, err
 	}
-	cfg.MaxConns = 2
-	admin, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		ll.Close()
-		return nil, fmt.Errorf("connect to control database: %w", err)
-	}
-	return &installation{ll: ll, admin: admin, dir: directory.New(admin)}, nil
+	return &installation{ll: ll, dir: ll.Directory(), base: base}, nil
 }
 
-func (in *installation) close() {
-	in.admin.Close()
-	in.ll.Close()
-}
+func (in *installation) close() { in.ll.Close() }
 
 // serverConnConfig returns the settings that reach database on server s as
 // the administrator: those of the control database URL, with the host and
 // port of s when it has its own. This is how provisioning reaches a server
 // (provision.Provisioner.ConnConfig).
 func (in *installation) serverConnConfig(s directory.Server, database string) *pgx.ConnConfig {
-	return s.ConnConfig(in.admin.Config().ConnConfig, database)
+	return s.ConnConfig(in.base, database)
 }
 
 // server returns the directory's entry for server id.

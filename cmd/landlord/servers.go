@@ -145,8 +145,7 @@ func (in *installation) address(v serverView) string {
 	if v.Host != "" {
 		return net.JoinHostPort(v.Host, strconv.Itoa(v.Port))
 	}
-	c := in.admin.Config().ConnConfig
-	return net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+	return net.JoinHostPort(in.base.Host, strconv.Itoa(int(in.base.Port)))
 }
 
 // probe connects to s and returns its PostgreSQL version.

@@ -1,9 +1,9 @@
-package landlord
+package traffic
 
 import (
-	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,15 +13,15 @@ import (
 
 // An enter statement sets the tenant context of one transaction. It is
 // prepared on every tenant connection and sent in the same round trip as the
-// statement it guards (DESIGN.md §3). Its settings are transaction-local, so
+// statement it guards (ARCHITECTURE.md, "Context in the same round trip"). Its settings are transaction-local, so
 // they end with the transaction and a pooled connection carries nothing to
-// its next user (THREATS I06).
+// its next user (SECURITY.md, I06).
 //
 // In the row and database models only the tenant setting changes: the
 // connection's session role and search path are already the right ones. In
 // the schema model the transaction also switches to the tenant's role and
 // schema. pg_temp goes last on every path, so a temporary table can never
-// shadow a tenant table (THREATS I18). A read-only tenant's transactions are
+// shadow a tenant table (SECURITY.md, I18). A read-only tenant's transactions are
 // read-only in the database itself.
 //
 // Session state that tenant SQL leaves behind is handled in two layers.
@@ -119,16 +119,16 @@ type route struct {
 	enterArgs [][]byte // the enter statement's parameters, encoded once
 	enterAny  []any    // the same as strings, for pgx batches
 	target    pool.Target
-	err       error        // set for tenants that must not get traffic
-	adminOK   bool         // an admin scope may still reach the tenant
-	stats     *tenantStats // nil without metrics
+	err       error                            // set for tenants that must not get traffic
+	adminOK   bool                             // an admin scope may still reach the tenant
+	calls     func(start time.Time, err error) // the tracer's, or nil
 }
 
 // buildRoute turns a directory row into a route.
-func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
+func (tr *Traffic) buildRoute(t tenant.Tenant) (*route, error) {
 	r := &route{t: t}
-	if l.metrics != nil {
-		r.stats = l.metrics.stats(t)
+	if tr.cfg.Tracer != nil {
+		r.calls = tr.cfg.Tracer.TenantCalls(t)
 	}
 	readOnly := false
 	switch t.State {
@@ -142,8 +142,8 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	default:
 		r.err = &tenant.StateError{ID: t.ID, State: t.State}
 	}
-	if r.err == nil && !l.compatible(t.SchemaVersion) {
-		r.err = &tenant.VersionError{ID: t.ID, Version: t.SchemaVersion, Min: l.cfg.MinSchemaVersion, Max: l.cfg.MaxSchemaVersion}
+	if r.err == nil && !tr.Compatible(t.SchemaVersion) {
+		r.err = &tenant.VersionError{ID: t.ID, Version: t.SchemaVersion, Min: tr.cfg.MinSchemaVersion, Max: tr.cfg.MaxSchemaVersion}
 	}
 	if err := tenant.CheckIdent(t.Schema); err != nil {
 		return nil, fmt.Errorf("route tenant %s: %w", t.ID, err)
@@ -159,7 +159,7 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 	default:
 		return nil, fmt.Errorf("route tenant %s: model %q: %w", t.ID, t.Model, tenant.ErrBadModel)
 	}
-	if l.cfg.Pooler != nil {
+	if tr.cfg.Pooler != nil {
 		r.pooled = true
 		kind = kindPooled
 		role := "none"
@@ -168,40 +168,15 @@ func (l *Landlord) buildRoute(t tenant.Tenant) (*route, error) {
 		}
 		r.enterArgs = [][]byte{id, []byte(role), []byte(searchPath(t.Schema))}
 	}
-	if l.cfg.TagSessions {
+	if tr.cfg.TagSessions {
 		r.enterArgs = append(r.enterArgs, []byte("landlord tenant "+t.ID.String()))
 	}
-	r.enter = enterFor(kind, readOnly, l.cfg.TagSessions)
+	r.enter = enterFor(kind, readOnly, tr.cfg.TagSessions)
 	for _, a := range r.enterArgs {
 		r.enterAny = append(r.enterAny, string(a))
 	}
 	// The target follows the placement: a moved tenant's routes, rebuilt at
-	// its new routing epoch, never reach its old database (THREATS I22).
-	r.target = l.targetOf(t)
-	return r, nil
-}
-
-// compatible reports whether tables at version v fit the configured range.
-func (l *Landlord) compatible(v int) bool {
-	return v >= l.cfg.MinSchemaVersion && (l.cfg.MaxSchemaVersion == 0 || v <= l.cfg.MaxSchemaVersion)
-}
-
-// route returns the route of the tenant in ctx, or the typed error that
-// forbids its traffic. It sends no SQL when ctx carries no tenant.
-func (l *Landlord) route(ctx context.Context, fixed tenant.ID, admin bool) (*route, error) {
-	id := fixed
-	if id.IsZero() {
-		var ok bool
-		if id, ok = TenantFrom(ctx); !ok {
-			return nil, ErrNoTenant
-		}
-	}
-	r, err := l.routes.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if r.err != nil && !(admin && r.adminOK) {
-		return nil, r.err
-	}
+	// its new routing epoch, never reach its old database (SECURITY.md, I22).
+	r.target = tr.targetOf(t)
 	return r, nil
 }

@@ -1,17 +1,13 @@
-package landlord
+package traffic
 
-import (
-	"strings"
-
-	"github.com/landlordhq/landlord/pool"
-)
+import "strings"
 
 // leavesSessionState reports whether sql may leave session state on its
 // connection that outlives its transaction: a session-level SET or RESET, a
 // set_config call, DISCARD, a cursor declared WITH HOLD, LISTEN, PREPARE,
 // LOAD, a temporary table, or a session-level advisory lock. Such a statement costs its
 // connection, which is closed after the call instead of going back to the
-// pool (THREATS I06, I26). The check is lexical and errs on the side of
+// pool (SECURITY.md, I06, I26). The check is lexical and errs on the side of
 // closing; the enter statement's role check backs it up for state that a
 // function sets out of sight.
 func leavesSessionState(sql string) bool {
@@ -95,22 +91,4 @@ func containsFold(s, sub string) bool {
 		}
 	}
 	return false
-}
-
-// finish returns a connection after a call: to its pool, or closed when the
-// call may have left session state on it.
-func (l *Landlord) finish(c *pool.Conn, leftState bool) {
-	if leftState {
-		l.countReplaced()
-		c.Discard()
-		return
-	}
-	c.Release()
-}
-
-// countReplaced counts a connection closed for session state, for metrics.
-func (l *Landlord) countReplaced() {
-	if l.metrics != nil {
-		l.metrics.dirty.Add(1)
-	}
 }

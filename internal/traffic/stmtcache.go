@@ -1,4 +1,4 @@
-package landlord
+package traffic
 
 import (
 	"container/list"

@@ -1,4 +1,4 @@
-package landlord
+package traffic
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/landlordhq/landlord/pool"
 )
 
 // tenantRows reads the result of a statement sent by start: on the lean
@@ -15,18 +14,16 @@ import (
 // the rest of the round trip and gives the connection back.
 type tenantRows struct {
 	pgx.Rows
-	mrr       *pgconn.MultiResultReader
-	br        pgx.BatchResults
-	l         *Landlord
-	o         obs
-	r         *route
-	c         *pool.Conn
-	leftState bool
-	ctx       context.Context
-	sql       string
-	inTx      bool // inside a Tx: the transaction owns the connection
-	err       error
-	closed    bool
+	mrr *pgconn.MultiResultReader
+	br  pgx.BatchResults
+	// lease is the call's; inside a transaction it is a copy of the
+	// transaction's, which owns the connection and releases it.
+	lease  lease
+	ctx    context.Context
+	sql    string
+	inTx   bool
+	err    error
+	closed bool
 }
 
 func (r *tenantRows) Next() bool {
@@ -59,11 +56,10 @@ func (r *tenantRows) Close() {
 	}
 	if r.err != nil && r.br == nil {
 		// pgx's batch path invalidates its own statement cache.
-		forget(r.ctx, r.c, r.r, r.sql, r.err)
+		forget(r.ctx, r.lease.c, r.lease.r, r.sql, r.err)
 	}
 	if !r.inTx {
-		r.l.finish(r.c, r.leftState)
-		r.o.end(r.err)
+		r.lease.release(r.err)
 	}
 }
 

@@ -1,15 +1,31 @@
-package landlord
+package metrics
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/internal/itemschema"
+	"github.com/landlordhq/landlord/pgtest"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
+
+var server *pgtest.Server
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &server)) }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
 // counters returns landlord_tenant_calls_total and _errors_total by tenant
 // label.
@@ -47,15 +63,22 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	l, _ := setup(t, Config{Metrics: reg, MetricsTenants: 2})
+	m := New(Config{Tenants: 2})
+	db := server.NewDB(t, nil)
+	l, err := landlord.Open(ctx, db.URL, itemschema.FS(), landlord.Config{Tracer: m})
+	must(t, err)
+	t.Cleanup(l.Close)
+	must(t, m.Register(reg, l))
 	var ids []tenant.ID
-	for i, m := range []tenant.Model{tenant.ModelRow, tenant.ModelRow, tenant.ModelSchema, tenant.ModelDatabase, tenant.ModelRow} {
-		ids = append(ids, createTenant(t, l, "metrics-"+string(rune('a'+i)), m).ID)
+	for i, model := range []tenant.Model{tenant.ModelRow, tenant.ModelRow, tenant.ModelSchema, tenant.ModelDatabase, tenant.ModelRow} {
+		tn, err := l.CreateTenant(ctx, provision.Request{Slug: "metrics-" + string(rune('a'+i)), Model: model})
+		must(t, err)
+		ids = append(ids, tn.ID)
 	}
 	h := l.Handle()
 	call := func(id tenant.ID, n int) {
 		for range n {
-			_, err := h.Exec(WithTenant(ctx, id), `SELECT 1`)
+			_, err := h.Exec(landlord.WithTenant(ctx, id), `SELECT 1`)
 			must(t, err)
 		}
 	}
@@ -64,7 +87,7 @@ func TestMetrics(t *testing.T) {
 	call(ids[3], 15)
 	call(ids[0], 3)
 	call(ids[1], 1)
-	if _, err := h.Exec(WithTenant(ctx, ids[0]), `SELECT nope`); err == nil {
+	if _, err := h.Exec(landlord.WithTenant(ctx, ids[0]), `SELECT nope`); err == nil {
 		t.Fatal("bad SQL succeeded")
 	}
 	calls, errs, names := counters(t, reg)
@@ -77,7 +100,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
-	l.metrics.admit(time.Now())
+	m.admit(time.Now())
 	call(ids[2], 5)
 	call(ids[4], 7)
 	calls, _, _ = counters(t, reg)
@@ -88,9 +111,9 @@ func TestMetrics(t *testing.T) {
 	// Tenant 4 is busy now but the places are taken; retiring idle tenants
 	// frees them, and what they counted goes back to other.
 	past := time.Now().Add(-2 * retireIdle).UnixNano()
-	l.metrics.stats(tenant.Tenant{ID: ids[3]}).last.Store(past)
+	m.stats(tenant.Tenant{ID: ids[3]}).last.Store(past)
 	call(ids[4], 1)
-	l.metrics.admit(time.Now())
+	m.admit(time.Now())
 	calls, _, _ = counters(t, reg)
 	if _, ok := calls[ids[3].String()]; ok || calls[ids[4].String()] != 0 || calls["other"] != 48 {
 		t.Fatalf("after retiring: %v", calls)

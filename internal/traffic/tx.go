@@ -1,11 +1,10 @@
-package landlord
+package traffic
 
 import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/landlordhq/landlord/pool"
 
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -15,14 +14,12 @@ import (
 // schema (see stmtcache.go); otherwise pgx runs them.
 type tx struct {
 	pgx.Tx
-	l         *Landlord
-	o         obs
-	r         *route
-	c         *pool.Conn
-	leftState bool // a statement may have left session state
-	done      bool
+	lease // its leftState grows with each statement that may leave state
 }
 
+// Commit and Rollback end the lease: the pool closes the connection
+// instead of reusing it if the transaction could not be ended (SECURITY.md,
+// I06).
 func (t *tx) Commit(ctx context.Context) error {
 	err := t.Tx.Commit(ctx)
 	t.release(err)
@@ -35,23 +32,13 @@ func (t *tx) Rollback(ctx context.Context) error {
 	return err
 }
 
-// release gives the connection back once. the manager closes it instead if the
-// transaction could not be ended (THREATS I06).
-func (t *tx) release(err error) {
-	if !t.done {
-		t.done = true
-		t.l.finish(t.c, t.leftState)
-		t.o.end(err)
-	}
-}
-
 // Conn returns nil: the connection belongs to the pool, and using it outside
 // the transaction would run without the tenant context.
 func (t *tx) Conn() *pgx.Conn { return nil }
 
 // schemaPath reports whether a call takes the per-schema statement path.
 func (t *tx) schemaPath(args []any) bool {
-	return t.r.t.Model == tenant.ModelSchema && !t.r.pooled && !t.done && plainArgs(args)
+	return t.r.t.Model == tenant.ModelSchema && !t.r.pooled && !t.released && plainArgs(args)
 }
 
 // prepare returns the statement for sql in the tenant's schema, and its
@@ -113,7 +100,7 @@ func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 	}
 	defer eqbPool.Put(eqb)
 	rr := t.c.Conn().PgConn().ExecStatement(ctx, sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
-	return &tenantRows{Rows: pgx.RowsFromResultReader(t.c.Conn().TypeMap(), rr), l: t.l, r: t.r, c: t.c, ctx: ctx, sql: sql, inTx: true}, nil
+	return &tenantRows{Rows: pgx.RowsFromResultReader(t.c.Conn().TypeMap(), rr), lease: t.lease, ctx: ctx, sql: sql, inTx: true}, nil
 }
 
 func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -132,23 +119,15 @@ func (t *tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return t.Tx.SendBatch(ctx, b)
 }
 
-// batchResults are the results of Handle.SendBatch; closing them returns the
-// connection.
+// batchResults are the results of Handle.SendBatch; closing them ends the
+// lease.
 type batchResults struct {
 	pgx.BatchResults
-	l         *Landlord
-	o         obs
-	c         *pool.Conn
-	leftState bool
-	closed    bool
+	lease
 }
 
 func (b *batchResults) Close() error {
 	err := b.BatchResults.Close()
-	if !b.closed {
-		b.closed = true
-		b.l.finish(b.c, b.leftState)
-		b.o.end(err)
-	}
+	b.release(err)
 	return err
 }

@@ -1,4 +1,4 @@
-package landlord
+package traffic
 
 import (
 	"context"
@@ -18,23 +18,17 @@ import (
 // between tenants, tenant-affine reuse and recycling by catalog growth.
 
 // newConns opens the connection manager.
-func (l *Landlord) newConns() (*pool.Manager, error) {
-	enters := preparedEnters(l.cfg.TagSessions)
+func (t *Traffic) newConns() (*pool.Manager, error) {
+	enters := preparedEnters(t.cfg.TagSessions)
 	afterConnect := func(ctx context.Context, conn *pgx.Conn) error { return prepareTenantConn(ctx, conn, enters) }
 	connMemory := backendMemory
-	if l.cfg.Pooler != nil {
+	if t.cfg.Pooler != nil {
 		// Behind a pooler the backend changes with every transaction.
 		afterConnect, connMemory = checkTenantRole, nil
 	}
-	return pool.New(l.resolve, pool.Config{
-		MaxConns:          l.cfg.MaxConns,
-		MaxConnsPerTenant: l.cfg.MaxConnsPerTenant,
-		IdleTimeout:       l.cfg.IdleTimeout,
-		MaxDialsPerSecond: l.cfg.MaxDialsPerSecond,
-		ConnMemory:        connMemory,
-		AfterConnect:      afterConnect,
-		Logger:            l.cfg.Logger,
-	})
+	pc := t.cfg.Pool
+	pc.ConnMemory, pc.AfterConnect, pc.Logger = connMemory, afterConnect, t.cfg.Logger
+	return pool.New(t.resolve, pc)
 }
 
 // backendMemory measures the backend behind a tenant connection of the
@@ -57,19 +51,19 @@ func backendMemory(ctx context.Context, conn *pgx.Conn) (int64, error) {
 // tenant's own in its database). Execution always runs under the tenant's
 // context. Settings are cached per target; the manager calls this for every
 // connection it opens.
-func (l *Landlord) resolve(ctx context.Context, t pool.Target) (*pgx.ConnConfig, error) {
-	if cc, ok := l.resolved.Load(t); ok {
-		return l.beforeConnect(cc.(*pgx.ConnConfig).Copy()), nil
+func (tr *Traffic) resolve(ctx context.Context, t pool.Target) (*pgx.ConnConfig, error) {
+	if cc, ok := tr.resolved.Load(t); ok {
+		return tr.beforeConnect(cc.(*pgx.ConnConfig).Copy()), nil
 	}
-	cc, err := l.prov.ConnConfig(ctx, t.Server, t.Database, t.Role)
+	cc, err := tr.cfg.ConnConfig(ctx, t.Server, t.Database, t.Role)
 	if err != nil {
 		return nil, err
 	}
 	schema := provision.SharedSchema
-	if t.Role != l.cfg.AppRole {
+	if t.Role != tr.cfg.AppRole {
 		schema = t.Database // a tenant database holds the schema of its name
 	}
-	if p := l.cfg.Pooler; p != nil {
+	if p := tr.cfg.Pooler; p != nil {
 		// Nothing may live on a connection between transactions, and
 		// poolers refuse a search_path at startup: see Pooler.
 		cc.Host, cc.Port, cc.Fallbacks = p.Host, p.Port, nil
@@ -77,43 +71,32 @@ func (l *Landlord) resolve(ctx context.Context, t pool.Target) (*pgx.ConnConfig,
 	} else {
 		cc.RuntimeParams["search_path"] = searchPath(schema)
 	}
-	l.resolved.Store(t, cc)
-	return l.beforeConnect(cc.Copy()), nil
+	tr.resolved.Store(t, cc)
+	return tr.beforeConnect(cc.Copy()), nil
 }
 
-func (l *Landlord) beforeConnect(cc *pgx.ConnConfig) *pgx.ConnConfig {
-	if l.cfg.BeforeConnect != nil {
-		l.cfg.BeforeConnect(cc)
+func (tr *Traffic) beforeConnect(cc *pgx.ConnConfig) *pgx.ConnConfig {
+	if tr.cfg.BeforeConnect != nil {
+		tr.cfg.BeforeConnect(cc)
 	}
 	return cc
 }
 
 // appTarget is the target of the row and schema models on server.
-func (l *Landlord) appTarget(server string) pool.Target {
-	return pool.Target{Server: server, Database: l.controlDB, Role: l.cfg.AppRole}
+func (tr *Traffic) appTarget(server string) pool.Target {
+	return pool.Target{Server: server, Database: tr.cfg.ControlDB, Role: tr.cfg.AppRole}
 }
 
 // targetOf is where tenant t's traffic goes.
-func (l *Landlord) targetOf(t tenant.Tenant) pool.Target {
+func (tr *Traffic) targetOf(t tenant.Tenant) pool.Target {
 	if t.Model == tenant.ModelDatabase {
 		return pool.Target{Server: t.Server, Database: t.Database, Role: t.ID.RoleName()}
 	}
-	return l.appTarget(t.Server)
-}
-
-// closeTarget closes every connection of tenant t's own target (a tenant
-// database), before it is dropped or moved, and forgets its settings.
-func (l *Landlord) closeTarget(ctx context.Context, t tenant.Tenant) error {
-	if t.Model != tenant.ModelDatabase {
-		return nil
-	}
-	target := l.targetOf(t)
-	l.resolved.Delete(target)
-	return l.conns.CloseTarget(ctx, target)
+	return tr.appTarget(t.Server)
 }
 
 // checkTenantRole refuses a role that row-level security would not bind
-// (THREATS I02). It runs once on each new tenant connection.
+// (SECURITY.md, I02). It runs once on each new tenant connection.
 func checkTenantRole(ctx context.Context, conn *pgx.Conn) error {
 	var super, bypass bool
 	if err := conn.QueryRow(ctx, `SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&super, &bypass); err != nil {

@@ -1,6 +1,25 @@
-package landlord
+// Package metrics exports Landlord's tenant traffic to Prometheus: calls,
+// errors and latency of the busiest tenants and of all others together, the
+// connection manager's pools, the routing cache, and connections replaced
+// for leftover session state. Without it, an application compiles no
+// Prometheus code:
+//
+//	m := metrics.New(metrics.Config{})
+//	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Tracer: m})
+//	...
+//	err = m.Register(prometheus.DefaultRegisterer, ll)
+//
+// Per-tenant series would be unbounded with thousands of tenants, so only
+// the busiest tenants get their own (at most Config.Tenants, chosen at most
+// every admitEvery, at a scrape, by their calls since the last round); every other
+// tenant's calls count under tenant="other". A tenant keeps its series while
+// it is busy and gives it up after an hour without calls, making room for
+// another. Counters stay monotonic through all of this: a tenant's own series
+// counts from its admission, and "other" keeps everything else.
+package metrics
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -8,16 +27,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// Metrics. Per-tenant series would be unbounded with thousands of tenants,
-// so only the busiest tenants get their own (at most Config.MetricsTenants,
-// chosen every admitEvery by their calls since the last round); every other
-// tenant's calls count under tenant="other". A tenant keeps its series while
-// it is busy and gives it up after an hour without calls, making room for
-// another. Counters stay monotonic through all of this: a tenant's own series
-// counts from its admission, and "other" keeps everything else.
 const (
 	admitEvery = 15 * time.Second
 	retireIdle = time.Hour
@@ -27,17 +40,67 @@ const (
 // durationBuckets suit single statements on a nearby server: 50 µs to 10 s.
 var durationBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}
 
-// metrics collects Landlord's Prometheus metrics. It is an unchecked
-// collector: the set of tenant series changes at run time.
-type metrics struct {
-	l     *Landlord
+// Config holds the optional settings of New.
+type Config struct {
+	// Tenants bounds how many tenants get series of their own. Default 50;
+	// negative: none, every call counts under tenant="other".
+	Tenants int
+}
+
+// Source is what the metrics read at each scrape besides the calls:
+// *landlord.Landlord.
+type Source interface{ Stats() landlord.Stats }
+
+var _ Source = (*landlord.Landlord)(nil)
+
+// Metrics is a landlord.Tracer that counts tenant calls, and a Prometheus
+// collector once registered. It is an unchecked collector: the set of
+// tenant series changes at run time. It is safe for concurrent use.
+type Metrics struct {
 	topK  int
 	mu    sync.Mutex
 	all   map[tenant.ID]*tenantStats
 	other *series
+	src   Source
+	// lastAdmit is when the last admission round ran.
+	lastAdmit time.Time
 
 	dirty atomic.Uint64 // connections replaced for leftover session state
 }
+
+var _ landlord.Tracer = (*Metrics)(nil)
+
+// New returns metrics to set as landlord.Config.Tracer.
+func New(cfg Config) *Metrics {
+	switch {
+	case cfg.Tenants == 0:
+		cfg.Tenants = 50
+	case cfg.Tenants < 0:
+		cfg.Tenants = 0
+	}
+	return &Metrics{topK: cfg.Tenants, all: map[tenant.ID]*tenantStats{}, other: newSeries(otherLabel, ""), lastAdmit: time.Now()}
+}
+
+// Register registers m with reg; each scrape reads the connection manager
+// and routing cache of src, the installation m traces.
+func (m *Metrics) Register(reg prometheus.Registerer, src Source) error {
+	m.mu.Lock()
+	m.src = src
+	m.mu.Unlock()
+	if err := reg.Register(m); err != nil {
+		return fmt.Errorf("register landlord metrics: %w", err)
+	}
+	return nil
+}
+
+// TenantCalls implements landlord.Tracer.
+func (m *Metrics) TenantCalls(t tenant.Tenant) func(start time.Time, err error) {
+	s := m.stats(t)
+	return func(start time.Time, err error) { m.observe(s, start, err) }
+}
+
+// ConnReplaced implements landlord.Tracer.
+func (m *Metrics) ConnReplaced() { m.dirty.Add(1) }
 
 // tenantStats counts one tenant's calls. It is looked up once per route and
 // updated with atomics on every call.
@@ -66,12 +129,8 @@ func newSeries(tenantLabel, model string) *series {
 	})}
 }
 
-func newMetrics(l *Landlord, topK int) *metrics {
-	return &metrics{l: l, topK: topK, all: map[tenant.ID]*tenantStats{}, other: newSeries(otherLabel, "")}
-}
-
 // stats returns the counters of tenant t, creating them on first use.
-func (m *metrics) stats(t tenant.Tenant) *tenantStats {
+func (m *Metrics) stats(t tenant.Tenant) *tenantStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.all[t.ID]
@@ -82,31 +141,8 @@ func (m *metrics) stats(t tenant.Tenant) *tenantStats {
 	return s
 }
 
-// obs measures one handle call. The zero value measures nothing (metrics
-// off, or no route).
-type obs struct {
-	m     *metrics
-	s     *tenantStats
-	start time.Time
-}
-
-// begin starts measuring a call on route r.
-func (l *Landlord) begin(r *route) obs {
-	if l.metrics == nil || r == nil {
-		return obs{}
-	}
-	return obs{m: l.metrics, s: r.stats, start: time.Now()}
-}
-
-// end records the call; err is its outcome.
-func (o obs) end(err error) {
-	if o.m != nil {
-		o.m.observe(o.s, o.start, err)
-	}
-}
-
 // observe records one call of s that started at start.
-func (m *metrics) observe(s *tenantStats, start time.Time, err error) {
+func (m *Metrics) observe(s *tenantStats, start time.Time, err error) {
 	now := time.Now()
 	s.calls.Add(1)
 	s.window.Add(1)
@@ -125,9 +161,14 @@ func (m *metrics) observe(s *tenantStats, start time.Time, err error) {
 
 // admit runs one admission round: retire idle tenants, then give free places
 // to the busiest tenants without a series of their own.
-func (m *metrics) admit(now time.Time) {
+func (m *Metrics) admit(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.admitLocked(now)
+}
+
+func (m *Metrics) admitLocked(now time.Time) {
+	m.lastAdmit = now
 	var admitted int
 	var waiting []*tenantStats
 	for _, s := range m.all {
@@ -180,11 +221,16 @@ var (
 
 // Describe sends nothing: the collector is unchecked, since its tenant
 // series come and go.
-func (m *metrics) Describe(chan<- *prometheus.Desc) {}
+func (m *Metrics) Describe(chan<- *prometheus.Desc) {}
 
-// Collect implements prometheus.Collector.
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+// Collect implements prometheus.Collector. It runs an admission round
+// first when the last is admitEvery old.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
+	if now := time.Now(); now.Sub(m.lastAdmit) >= admitEvery {
+		m.admitLocked(now)
+	}
+	src := m.src
 	for _, s := range m.all {
 		if own := s.own.Load(); own != nil {
 			ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(own.calls.Load()), s.id.String(), string(s.model))
@@ -197,7 +243,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(m.other.errs.Load()), otherLabel, "")
 	m.other.duration.Collect(ch)
 
-	for _, sv := range m.l.conns.Stats().Servers {
+	if src == nil {
+		ch <- prometheus.MustNewConstMetric(descDirty, prometheus.CounterValue, float64(m.dirty.Load()))
+		return
+	}
+	st := src.Stats()
+	for _, sv := range st.Pool.Servers {
 		gauge := func(state string, n int) {
 			ch <- prometheus.MustNewConstMetric(descPoolConns, prometheus.GaugeValue, float64(n), sv.Server, state)
 		}
@@ -220,6 +271,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		count(descPoolAffinity, sv.AffinityHits)
 		ch <- prometheus.MustNewConstMetric(descPools, prometheus.GaugeValue, float64(len(sv.Targets)), sv.Server)
 	}
-	ch <- prometheus.MustNewConstMetric(descRoutes, prometheus.GaugeValue, float64(m.l.routes.Len()))
+	ch <- prometheus.MustNewConstMetric(descRoutes, prometheus.GaugeValue, float64(st.CachedTenants))
 	ch <- prometheus.MustNewConstMetric(descDirty, prometheus.CounterValue, float64(m.dirty.Load()))
 }

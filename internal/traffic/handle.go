@@ -1,0 +1,272 @@
+package traffic
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/landlordhq/landlord/pool"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Handle runs SQL as the tenant in the context, or as the tenant it is
+// fixed to. See landlord.Handle for its contract.
+type Handle struct {
+	t     *Traffic
+	fixed tenant.ID // set for an admin scope: ignore the context's tenant
+	admin bool      // set for an admin scope: suspended tenants are reachable
+}
+
+// route returns the route of the handle's tenant, or the typed error that
+// forbids its traffic. It sends no SQL when ctx carries no tenant.
+func (h *Handle) route(ctx context.Context) (*route, error) {
+	id := h.fixed
+	if id.IsZero() {
+		var ok bool
+		if id, ok = tenant.FromContext(ctx); !ok {
+			return nil, tenant.ErrNoTenant
+		}
+	}
+	r, err := h.t.routes.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.err != nil && !(h.admin && r.adminOK) {
+		return nil, r.err
+	}
+	return r, nil
+}
+
+// sent is a statement on its way, its tenant context accepted: exactly one
+// of mrr (the lean path) and br (the pgx batch path) holds its result.
+type sent struct {
+	mrr *pgconn.MultiResultReader
+	br  pgx.BatchResults
+}
+
+// send leases a connection and sends the enter statement and sql on it in
+// one round trip.
+func (h *Handle) send(ctx context.Context, sql string, args []any) (lease, sent, error) {
+	var s sent
+	ls, err := h.open(ctx, leavesSessionState(sql), func(ls *lease) error {
+		var err error
+		s, err = start(ctx, ls.r, ls.c, sql, args)
+		if err != nil && !refused(err) {
+			forget(ctx, ls.c, ls.r, sql, err)
+		}
+		return err
+	})
+	return ls, s, err
+}
+
+var eqbPool = sync.Pool{New: func() any { return new(pgx.ExtendedQueryBuilder) }}
+
+// start sends r's enter statement and sql in one round trip on c and reads
+// the enter statement's result. It is the hot path: with sql prepared on c
+// already, it is one write and one read.
+//
+// It takes the lean route through pgconn (prepared statements, no batch
+// bookkeeping) when the arguments are plain values; anything pgx interprets
+// itself (a QueryRewriter such as pgx.NamedArgs, a result-format option) goes
+// through a pgx batch, which costs a little more client CPU and the same
+// round trips.
+func start(ctx context.Context, r *route, c *pool.Conn, sql string, args []any) (sent, error) {
+	conn := c.Conn()
+	if r.pooled || !plainArgs(args) {
+		b := &pgx.Batch{}
+		r.queueEnter(b)
+		b.Queue(sql, args...)
+		br := conn.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return sent{}, err
+		}
+		return sent{br: br}, nil
+	}
+	enter, err := conn.Prepare(ctx, r.enter.name, r.enter.sql)
+	if err != nil {
+		return sent{}, err
+	}
+	var sd *pgconn.StatementDescription
+	if r.t.Model == tenant.ModelSchema {
+		sd, err = prepareInSchema(ctx, conn.PgConn(), r, enter, sql, false)
+	} else {
+		sd, err = conn.Prepare(ctx, sql, sql)
+	}
+	if err != nil {
+		return sent{}, err
+	}
+	eqb := eqbPool.Get().(*pgx.ExtendedQueryBuilder)
+	defer eqbPool.Put(eqb)
+	if err := eqb.Build(conn.TypeMap(), sd, args); err != nil {
+		return sent{}, err
+	}
+	var b pgconn.Batch
+	b.ExecStatement(enter, r.enterArgs, nil, nil)
+	b.ExecStatement(sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
+	mrr := conn.PgConn().ExecBatch(ctx, &b)
+	if !mrr.NextResult() {
+		return sent{}, closeErr(mrr)
+	}
+	if _, err := mrr.ResultReader().Close(); err != nil {
+		mrr.Close()
+		return sent{}, err
+	}
+	if !mrr.NextResult() {
+		return sent{}, closeErr(mrr)
+	}
+	return sent{mrr: mrr}, nil
+}
+
+func closeErr(mrr *pgconn.MultiResultReader) error {
+	if err := mrr.Close(); err != nil {
+		return err
+	}
+	return errors.New("landlord: server sent fewer results than statements")
+}
+
+// queueEnter queues r's enter statement on b.
+func (r *route) queueEnter(b *pgx.Batch) { b.Queue(r.enter.name, r.enterAny...) }
+
+// plainArgs reports whether args holds only values, none of the option types
+// pgx interprets when they come first.
+func plainArgs(args []any) bool {
+	if len(args) == 0 {
+		return true
+	}
+	switch args[0].(type) {
+	case pgx.QueryRewriter, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID, pgx.QueryExecMode:
+		return false
+	}
+	return true
+}
+
+// forget drops a prepared statement that the server says is stale (its
+// result type changed after a migration), so the next call prepares it anew.
+func forget(ctx context.Context, c *pool.Conn, r *route, sql string, err error) {
+	if !stale(err) || c.Conn().IsClosed() {
+		return
+	}
+	if r.t.Model == tenant.ModelSchema {
+		k := stmtKey{r.t.Schema, sql}
+		stmtsOf(c.Conn().PgConn()).forget(k)
+		_ = c.Conn().PgConn().Deallocate(ctx, stmtName(k))
+		return
+	}
+	_ = c.Conn().Deallocate(ctx, sql)
+}
+
+// Exec runs sql as the tenant in ctx.
+func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ls, s, err := h.send(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	var tag pgconn.CommandTag
+	if s.br != nil {
+		tag, err = s.br.Exec()
+		if cerr := s.br.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		tag, err = s.mrr.ResultReader().Close()
+		if cerr := s.mrr.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			forget(ctx, ls.c, ls.r, sql, err)
+		}
+	}
+	ls.release(err)
+	return tag, err
+}
+
+// Query runs sql as the tenant in ctx. The connection goes back to the pool
+// when the rows are closed (pgx.CollectRows and friends close them).
+func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	ls, s, err := h.send(ctx, sql, args)
+	if err != nil {
+		return errRows(err), err
+	}
+	if s.br != nil {
+		rows, err := s.br.Query()
+		tr := &tenantRows{Rows: rows, br: s.br, lease: ls, ctx: ctx, sql: sql}
+		if err != nil {
+			// As with pgx, a Query that fails returns closed rows: callers
+			// need not close them.
+			tr.Close()
+			return errRows(err), err
+		}
+		return tr, nil
+	}
+	return &tenantRows{
+		Rows:  pgx.RowsFromResultReader(ls.c.Conn().TypeMap(), s.mrr.ResultReader()),
+		mrr:   s.mrr,
+		lease: ls, ctx: ctx, sql: sql,
+	}, nil
+}
+
+// QueryRow runs sql as the tenant in ctx and returns its first row. Errors
+// are deferred to Scan, as with pgx.
+func (h *Handle) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, _ := h.Query(ctx, sql, args...)
+	return row{rows}
+}
+
+// BeginTx starts a transaction as the tenant in ctx. BEGIN and the tenant
+// context go in one round trip; the context lasts until the transaction
+// ends, and the connection returns to the pool on Commit or Rollback.
+func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	var ptx pgx.Tx
+	ls, err := h.open(ctx, false, func(ls *lease) error {
+		b := &pgx.Batch{}
+		b.BeginTx(opts)
+		ls.r.queueEnter(b)
+		br := ls.c.Conn().SendBatch(ctx, b)
+		_, err := br.Exec()
+		if err == nil {
+			_, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		ptx = br.Tx()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &tx{Tx: ptx, lease: ls}, nil
+}
+
+// SendBatch runs the queries of b as the tenant in ctx, in one implicit
+// transaction with the tenant context first. A batch that begins its own
+// transaction is refused with ErrBatchTx.
+func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if pgx.FailedBatchResults(b, ErrBatchTx).Tx() != nil {
+		return pgx.FailedBatchResults(&pgx.Batch{}, ErrBatchTx)
+	}
+	left := false
+	for _, q := range b.QueuedQueries {
+		left = left || leavesSessionState(q.SQL)
+	}
+	var br pgx.BatchResults
+	ls, err := h.open(ctx, left, func(ls *lease) error {
+		nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
+		ls.r.queueEnter(nb)
+		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+		br = ls.c.Conn().SendBatch(ctx, nb)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return pgx.FailedBatchResults(&pgx.Batch{}, err)
+	}
+	return &batchResults{BatchResults: br, lease: ls}
+}
