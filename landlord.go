@@ -356,12 +356,15 @@ func (l *Landlord) Audit(ctx context.Context) ([]audit.Finding, error) {
 type Stats struct {
 	Pool          pool.Stats // the connection manager, per server
 	CachedTenants int        // tenants in the routing cache
+	// AdminConns are the connections of the administrator's pool to the
+	// control database; the directory listener holds one more.
+	AdminConns int
 }
 
 // Stats returns a snapshot of the tenant traffic, for metrics.
 func (l *Landlord) Stats() Stats {
 	s := l.traffic.Stats()
-	return Stats{Pool: s.Pool, CachedTenants: s.CachedTenants}
+	return Stats{Pool: s.Pool, CachedTenants: s.CachedTenants, AdminConns: int(l.admin.Stat().TotalConns())}
 }
 
 // Tenant returns the directory entry of id.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -554,5 +555,34 @@ func TestRoleSetOutOfSight(t *testing.T) {
 	must(t, h.QueryRow(tctx, `SELECT current_setting('role')`).Scan(&role))
 	if role != "none" {
 		t.Fatalf("role %q leaked into a later call", role)
+	}
+}
+
+// TestDeleteRecordsIntent: deleting through the installation writes the
+// deletion's intent to the ledger before anything is dropped, in every
+// model, so that a crash mid-deletion is finished by Reconcile.
+func TestDeleteRecordsIntent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t, Config{})
+	for _, m := range tenant.Models {
+		tn := createTenant(t, l, "doomed-"+string(m), m)
+		_, err := l.Handle().Exec(WithTenant(ctx, tn.ID), `SELECT 1`) // a live connection to close
+		must(t, err)
+		must(t, l.DeleteTenant(ctx, tn.ID))
+		steps, err := l.Directory().Steps(ctx, tn.ID)
+		must(t, err)
+		var got []string
+		for _, s := range steps {
+			if s.Operation == "delete" {
+				got = append(got, s.Step)
+			}
+		}
+		if len(got) < 2 || got[0] != "intent" || got[len(got)-1] != "removed" {
+			t.Errorf("%s: delete steps %v, want the intent first and removed last", m, got)
+		}
+		if _, err := l.Handle().Exec(WithTenant(ctx, tn.ID), `SELECT 1`); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("%s: a deleted tenant's call: %v, want not found", m, err)
+		}
 	}
 }

@@ -16,6 +16,10 @@ import (
 type globals struct {
 	databaseURL string
 	verbose     bool
+	// beforeClose, when set, is called with each installation a command
+	// opened, after the command's work and before it is closed: tests
+	// look at its connections with it.
+	beforeClose func(in *installation)
 }
 
 func (g *globals) logger(w io.Writer) *slog.Logger {

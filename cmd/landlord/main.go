@@ -63,8 +63,10 @@ func exitCode(err error) int {
 	return exitError
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{}
+func newRoot() *cobra.Command { return newRootWith(&globals{}) }
+
+// newRootWith is the command tree sharing g.
+func newRootWith(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "landlord",
 		Short: "Multi-tenant PostgreSQL: provision, migrate, route and isolate tenants",

@@ -204,7 +204,7 @@ func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.C
 		if err != nil {
 			return err
 		}
-		defer in.close()
+		defer g.close(in)
 		f, err := in.ll.Fleet(cfg)
 		if err != nil {
 			return err

@@ -90,7 +90,7 @@ func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrati
 		if err != nil {
 			return err
 		}
-		defer in.close()
+		defer g.close(in)
 		return fn(in)
 	})
 }
@@ -111,7 +111,13 @@ func openInstallation(ctx context.Context, url string, migrations fs.FS, log *sl
 	return &installation{ll: ll, dir: ll.Directory(), base: base}, nil
 }
 
-func (in *installation) close() { in.ll.Close() }
+// close closes in, after the beforeClose hook.
+func (g *globals) close(in *installation) {
+	if g.beforeClose != nil {
+		g.beforeClose(in)
+	}
+	in.ll.Close()
+}
 
 // serverConnConfig returns the settings that reach database on server s as
 // the administrator: those of the control database URL, with the host and
