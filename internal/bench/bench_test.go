@@ -101,7 +101,7 @@ func TestUnknownCase(t *testing.T) {
 // with production-like settings, when LANDLORD_BENCH is "quick" or "full"
 // (LANDLORD_BENCH_CASES, comma-separated, selects cases):
 //
-//	LANDLORD_BENCH=quick go test -run TestSuite -timeout 30m -v ./bench/
+//	LANDLORD_BENCH=quick go test -run TestSuite -timeout 30m -v ./internal/bench/
 func TestSuite(t *testing.T) {
 	mode := os.Getenv("LANDLORD_BENCH")
 	if mode != "quick" && mode != "full" {
