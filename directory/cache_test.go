@@ -73,13 +73,15 @@ func (e *env) listenerPID(t *testing.T, app string) int {
 	return pid
 }
 
-// eventually polls cond for up to 2 seconds.
+// eventually polls cond until it holds, failing the test after a deadline
+// generous enough for a loaded machine: the conditions are reached by
+// background work (notifications, reconnects, sweeps).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 2s", what)
+			t.Fatalf("%s: not within 20s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -293,16 +295,21 @@ func TestCacheMaxAge(t *testing.T) {
 		if run {
 			e.listener(t, c, "cache-max-age")
 		}
+		start := time.Now()
 		c.mustGet(t, tn.ID)
 		c.mustGet(t, tn.ID)
-		if n := c.builds.Load(); n != 1 {
+		// The entry was stored after start: if the second Get came within
+		// MaxAge of start, the entry was fresh and must have been used. A
+		// machine too loaded for that says nothing here.
+		if n := c.builds.Load(); n != 1 && time.Since(start) < maxAge {
 			t.Fatalf("run=%t: a fresh entry was read %d times", run, n)
 		}
 		// Past MaxAge an entry is never used, whenever the sweep runs.
+		before := c.builds.Load()
 		time.Sleep(maxAge + 30*time.Millisecond)
 		c.mustGet(t, tn.ID)
-		if n := c.builds.Load(); n != 2 {
-			t.Errorf("run=%t: an entry older than MaxAge was used (%d reads)", run, n)
+		if n := c.builds.Load(); n != before+1 {
+			t.Errorf("run=%t: an entry older than MaxAge was used (%d reads, want %d)", run, n, before+1)
 		}
 		if run {
 			// And Run's sweep drops it without a Get.
@@ -320,10 +327,14 @@ func TestCacheRunStops(t *testing.T) {
 	if e.listenerPID(t, app) == 0 {
 		t.Fatal("no listener backend")
 	}
-	start := time.Now()
-	stop()
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("Run took %v to stop", d)
+	// Run waits for a notification while it listens: the cancellation
+	// must end that wait, or stop never returns.
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not stop when its context was cancelled")
 	}
 	eventually(t, "the listener's session to end", func() bool { return e.listenerPID(t, app) == 0 })
 }
@@ -349,13 +360,11 @@ func TestCacheReadyWaitsForListen(t *testing.T) {
 		}, ready)
 	}()
 	defer func() { cancel(); <-done }()
+	eventually(t, "a failed connection attempt is retried", func() bool { return attempts.Load() >= 2 })
 	select {
 	case <-ready:
 		t.Fatal("ready closed before any LISTEN")
-	case <-time.After(300 * time.Millisecond):
-	}
-	if attempts.Load() < 2 {
-		t.Errorf("%d connection attempts in 300ms, want retries", attempts.Load())
+	default:
 	}
 	up.Store(true)
 	select {

@@ -2,11 +2,13 @@ package fleet_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,8 +93,8 @@ func TestKilledMigrator(t *testing.T) {
 
 // runChildMigrator runs the migrator in a child process and kills it with
 // SIGKILL delay after it logged its after-th applied step. It reports
-// whether it killed it (false: the migrator ended first, successfully) and
-// returns what the child printed.
+// whether the kill ended it (false: the migrator ended first, successfully,
+// which it may do during the delay too) and returns what the child printed.
 func runChildMigrator(t *testing.T, url, dir string, after int, delay time.Duration) (killed bool, output string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -109,6 +111,7 @@ func runChildMigrator(t *testing.T, url, dir string, after int, delay time.Durat
 	var out strings.Builder
 	sc := bufio.NewScanner(stdout)
 	applied := 0
+	// Read on to the end of what the child printed, killed or not.
 	for sc.Scan() {
 		line := sc.Text()
 		out.WriteString(line + "\n")
@@ -119,14 +122,18 @@ func runChildMigrator(t *testing.T, url, dir string, after int, delay time.Durat
 				if err := cmd.Process.Kill(); err != nil {
 					t.Fatal(err)
 				}
-				killed = true
-				break
 			}
 		}
 	}
 	err = cmd.Wait()
-	if !killed && err != nil {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return true, out.String()
+		}
+	}
+	if err != nil {
 		t.Fatalf("migrator failed: %v\n%s%s", err, out.String(), stderr.String())
 	}
-	return killed, out.String()
+	return false, out.String()
 }

@@ -323,24 +323,35 @@ func (f *Fleet) judge(it *item, recs []ledgerRec) {
 	}
 }
 
-// errClosed is the problem of a closed template database that no run has
-// recorded at a version.
-var errClosed = errors.New("template database closed to connections and not yet recorded by a run: up reads and migrates it")
+// errClosed is the problem of a closed template database that neither the
+// provisioner nor a run has recorded at a version.
+var errClosed = errors.New("template database closed to connections and not recorded at a version: up reads and migrates it")
 
 // judgeClosed takes the version of a template database that does not accept
-// connections from the latest run that finished it. Up opens it (through the
-// provisioner) and checks its ledger when it migrates it.
-func (f *Fleet) judgeClosed(it *item) {
-	if it.last == nil || it.last.Status != StateDone {
+// connections from what was recorded when it was last open: at the head when
+// the provisioner marked it ready at the set (after checking its ledger:
+// provisioning builds it so, and so do runs), else the latest run that
+// finished it. Up opens it (through the provisioner) and checks its ledger
+// when it migrates it.
+func (f *Fleet) judgeClosed(ctx context.Context, it *item) error {
+	ready, err := f.prov.TemplateDatabaseReady(ctx)
+	switch {
+	case err != nil:
+		return err
+	case ready:
+		it.version = f.set.Head()
+	case it.last != nil && it.last.Status == StateDone:
+		it.version = it.last.Version
+	default:
 		it.version, it.problem = -1, errClosed
-		return
+		return nil
 	}
-	it.version = it.last.Version
 	for _, m := range f.set.Migrations() {
 		if m.Version > it.version {
 			it.pending = append(it.pending, m.Version)
 		}
 	}
+	return nil
 }
 
 // runLockNamespace is the first key of the session advisory lock a running
@@ -405,7 +416,9 @@ func (f *Fleet) readRecords(ctx context.Context, s *survey) error {
 	}
 	for _, it := range s.items {
 		if it.closed {
-			f.judgeClosed(it)
+			if err := f.judgeClosed(ctx, it); err != nil {
+				return err
+			}
 		}
 	}
 	run, err := lastRun(ctx, f.admin)

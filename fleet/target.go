@@ -61,7 +61,8 @@ type item struct {
 
 	// The template database is migrated through the provisioner, which
 	// keeps it closed to connections between uses; while closed, the
-	// survey takes its version from the latest run's record.
+	// survey takes its version from the provisioner's mark or the latest
+	// run's record (see judgeClosed).
 	templateDB bool
 	closed     bool
 }

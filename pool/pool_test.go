@@ -258,18 +258,12 @@ func TestRecycleByLifetime(t *testing.T) {
 	tg := e.target(e.db)
 	id := tenant.NewID()
 
-	c := acquire(t, m, key(tg, id))
-	idlePID := pid(c)
-	c.Release()
 	held := acquire(t, m, key(tg, tenant.NewID()))
 	heldPID := pid(held)
-	if heldPID != idlePID {
-		t.Fatalf("second acquire opened a new connection instead of reusing the idle one")
-	}
 	// Past the lifetime, the connection in use is closed when released.
 	time.Sleep(lifetime + 50*time.Millisecond)
 	held.Release()
-	c = acquire(t, m, key(tg, id))
+	c := acquire(t, m, key(tg, id))
 	defer c.Release()
 	ping(t, c)
 	if pid(c) == heldPID {
@@ -421,6 +415,7 @@ func TestBusyTargetWaitsInsteadOfEvictingWarm(t *testing.T) {
 	t1, t2 := e.target(db1), e.target(db2)
 	m := e.manager(Config{MaxConns: 2, MaxConnsPerTenant: 2})
 	a, b := tenant.NewID(), tenant.NewID()
+	warm := time.Now()                  // t2's connection is idle since after this
 	acquire(t, m, key(t2, b)).Release() // t2's connection: idle and warm
 	c1 := acquire(t, m, key(t1, a))     // t1's only connection: busy
 
@@ -432,7 +427,17 @@ func TestBusyTargetWaitsInsteadOfEvictingWarm(t *testing.T) {
 		}
 		got <- c
 	}()
-	eventually(t, "the second acquire of t1 waits", func() bool { return serverStats(t, m).Waiting == 1 })
+	eventually(t, "the second acquire of t1 waits", func() bool { return serverStats(t, m).Waiting == 1 || serverStats(t, m).Evictions > 0 })
+	// The acquire decided when it queued, which was within evictAfter of
+	// warm unless the machine stalled this test for that long: then t2's
+	// connection was cold and taking it was right.
+	if since := time.Since(warm); since >= evictAfter {
+		c1.Release()
+		if c := <-got; c != nil {
+			c.Release()
+		}
+		t.Skipf("the acquire queued %v after t2's connection was used, not within evictAfter (%v): warm and cold cannot be told apart on a machine this slow", since, evictAfter)
+	}
 	time.Sleep(100 * time.Millisecond)
 	if st := serverStats(t, m); st.Evictions != 0 || st.Waiting != 1 {
 		t.Fatalf("evictions %d, waiting %d: want t1 to wait for its own connection, not evict t2's warm one", st.Evictions, st.Waiting)
@@ -600,23 +605,28 @@ func TestDialFailureBacksOff(t *testing.T) {
 		}
 		return cc, err
 	}
-	m := e.managerWith(resolve, Config{
+	cfg := Config{
 		MaxConns: 4, MaxDialsPerSecond: -1,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
-	})
+	}
+	m := e.managerWith(resolve, cfg)
 
+	began := time.Now()
 	_, err := m.Acquire(t.Context(), key(missing, tenant.NewID()))
 	var pgErr *pgconn.PgError
 	if !IsDialError(err) || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
 		t.Fatalf("acquire of a missing database = %v, want a DialError wrapping 3D000", err)
 	}
 
-	hammer := func(targets []Target) {
+	// hammer acquires targets from 8 goroutines for half a second, and on
+	// until dials() has counted 3 attempts (a retry after a backoff), and
+	// returns how long it took until the last acquire gave up.
+	hammer := func(targets []Target, dials func() uint64) time.Duration {
 		var wg sync.WaitGroup
-		stop := time.Now().Add(500 * time.Millisecond)
+		var stop atomic.Bool
 		for i := range 8 {
 			wg.Go(func() {
-				for time.Now().Before(stop) {
+				for !stop.Load() {
 					ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 					_, err := m.Acquire(ctx, key(targets[i%len(targets)], tenant.NewID()))
 					cancel()
@@ -627,14 +637,19 @@ func TestDialFailureBacksOff(t *testing.T) {
 				}
 			})
 		}
+		time.Sleep(500 * time.Millisecond)
+		eventually(t, "a target is retried after its backoff", func() bool { return dials() >= 3 })
+		stop.Store(true)
 		wg.Wait()
+		return time.Since(began)
 	}
-	hammer([]Target{missing})
 	// 8 goroutines for half a second: thousands of attempts without backoff.
-	// With it: about one per backoff (20 ms doubling to 100 ms, less jitter).
-	ts, _ := targetStats(serverStats(t, m), missing)
-	if ts.Dials > 40 || ts.Dials < 3 {
-		t.Errorf("%d dials to a missing database in 0.5 s, want a few (backoff)", ts.Dials)
+	// With it, the attempts of a target or a failed server follow one
+	// another, each after a backoff.
+	mainDials := func() uint64 { return serverStats(t, m).Dials }
+	took := hammer([]Target{missing}, mainDials)
+	if n, most := mainDials(), backoffBound(cfg, took); n > most {
+		t.Errorf("%d dials to a missing database in %v, want at most %d (backoff)", n, took, most)
 	}
 	// The other targets of the server are not held back by it.
 	c := acquire(t, m, key(e.target(e.db), tenant.NewID()))
@@ -645,17 +660,31 @@ func TestDialFailureBacksOff(t *testing.T) {
 	for i := range 8 {
 		down = append(down, Target{Server: downServer, Database: "db" + string(rune('a'+i)), Role: "r"})
 	}
-	hammer(down)
-	var st ServerStats
-	for _, s := range m.Stats().Servers {
-		if s.Server == downServer {
-			st = s
+	downStats := func() ServerStats {
+		for _, s := range m.Stats().Servers {
+			if s.Server == downServer {
+				return s
+			}
 		}
+		return ServerStats{}
 	}
-	if !st.Failing || st.Dials > 40 || st.Dials < 3 {
-		t.Errorf("down server: failing %t, %d dials across 8 targets in 0.5 s: want failing and a few",
-			st.Failing, st.Dials)
+	began = time.Now()
+	took = hammer(down, func() uint64 { return downStats().Dials })
+	// Until the first failure, up to MaxConns dials may be under way at
+	// once; after it the server is probed one dial at a time.
+	st := downStats()
+	if most := uint64(cfg.MaxConns-1) + backoffBound(cfg, took); !st.Failing || st.Dials > most {
+		t.Errorf("down server: failing %t, %d dials across 8 targets in %v: want failing and at most %d",
+			st.Failing, st.Dials, took, most)
 	}
+}
+
+// backoffBound is the most attempts that follow one another in d under
+// cfg's backoff: each starts at least half of BackoffMin after the failure
+// before it. (The backoff doubles with each failure, but a target left
+// without waiters and past its backoff may be forgotten and start over.)
+func backoffBound(cfg Config, d time.Duration) uint64 {
+	return 1 + uint64(d/(cfg.BackoffMin/2))
 }
 
 func TestAfterConnect(t *testing.T) {

@@ -272,6 +272,16 @@ func (p *Provisioner) templateDatabaseMarkStale() string {
 	return "landlord template of installation " + p.inst.ID.String() + " to be checked"
 }
 
+// TemplateDatabaseReady reports whether the template database is ready
+// for copies: closed to connections and marked as at the Provisioner's
+// migration set, which it is marked only after its ledger was found to
+// match the set. It reads the mark, not the database, which accepts no
+// connections.
+func (p *Provisioner) TemplateDatabaseReady(ctx context.Context) (bool, error) {
+	exists, allow, comment, err := p.templateDatabaseState(ctx)
+	return err == nil && exists && !allow && comment == p.templateDatabaseMark(), err
+}
+
 func (p *Provisioner) templateDatabaseState(ctx context.Context) (exists, allowConn bool, comment string, err error) {
 	err = p.admin.QueryRow(ctx, `SELECT datallowconn, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1`,
 		p.TemplateDatabase()).Scan(&allowConn, &comment)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/landlordhq/landlord/bench"
+	"github.com/landlordhq/landlord/internal/bench"
 )
 
 // benchProcs is the GOMAXPROCS the benchmarks run with: the reference

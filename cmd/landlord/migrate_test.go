@@ -283,6 +283,44 @@ func TestMigrateFailure(t *testing.T) {
 	}
 }
 
+// TestMigrateStatusAfterFirstDatabaseTenant: the first database tenant of a
+// new installation builds the template database, which then stays closed
+// to connections. Status must know its version without a run having
+// recorded it: every target at the head, none unreadable, exit 0.
+func TestMigrateStatusAfterFirstDatabaseTenant(t *testing.T) {
+	t.Parallel()
+	db := setupDB(t, nil)
+	mustRun(t, append([]string{"tenants", "create", "first", "--model", "database"}, dbFlag(db)...)...)
+
+	out, errOut, code := cli(t, "", append([]string{"migrate", "status", "--json"}, dbFlag(db)...)...)
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	var st fleet.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if st.Summary.AtHead != st.Summary.Targets || st.Summary.Unknown != 0 || st.LastRun != nil {
+		t.Errorf("status after the first database tenant: %+v, last run %+v; want every target at the head and no run", st.Summary, st.LastRun)
+	}
+	var templateDB bool
+	for _, ts := range st.Targets {
+		if ts.Version != st.Head || ts.Problem != "" || len(ts.Pending) != 0 {
+			t.Errorf("target %s: version %d of %d, pending %v, problem %q", ts.Key, ts.Version, st.Head, ts.Pending, ts.Problem)
+		}
+		templateDB = templateDB || (ts.Kind == fleet.KindTemplate && ts.Database != db.Name)
+	}
+	if !templateDB {
+		t.Errorf("status lists no template database: %+v", st.Targets)
+	}
+
+	out, errOut, code = cli(t, "", append([]string{"migrate", "status"}, dbFlag(db)...)...)
+	n := st.Summary.Targets
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d targets, %d at the head, 0 behind, 0 unreadable", n, n)) {
+		t.Errorf("status as text: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 // TestMigrateBadInput: every kind of bad input exits 2 with a clear message
 // and records nothing.
 func TestMigrateBadInput(t *testing.T) {

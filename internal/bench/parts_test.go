@@ -106,7 +106,8 @@ func TestRewriteURL(t *testing.T) {
 }
 
 // The counting proxy counts exactly the round trips pgx makes: a prepared
-// statement once prepared, a batch, the simple protocol.
+// statement once prepared, a batch, the simple protocol; a liveness ping
+// apart.
 func TestProxyCountsRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -154,6 +155,10 @@ func TestProxyCountsRoundTrips(t *testing.T) {
 	simple := func() error { _, err := conn.Exec(ctx, `SELECT 1; SELECT 2`); return err }
 	if got := trips(simple); got != 1 {
 		t.Errorf("simple protocol: %d round trips, want 1", got)
+	}
+	pings := p.count.pings.Load()
+	if got := trips(func() error { return conn.Ping(ctx) }); got != 0 || p.count.pings.Load() != pings+1 {
+		t.Errorf("ping: %d round trips and %d pings, want 0 and 1", got, p.count.pings.Load()-pings)
 	}
 }
 

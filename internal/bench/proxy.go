@@ -21,10 +21,12 @@ import (
 // its own and counts what the clients send: the messages after which a
 // client waits for the server (Sync ends an extended-protocol pipeline,
 // Query is a simple-protocol round trip) and the writes that carry them.
-// Round trips are counted exactly this way, for Landlord and for raw pgx
-// alike, without touching either: a client is pointed at the proxy instead
-// of the server. The proxy costs time of its own, so it serves counting
-// phases only, never timed rounds.
+// Liveness pings (pgx's Ping, which pools send before handing out a
+// connection that sat idle) are counted apart. Round trips are counted
+// exactly this way, for Landlord and for raw pgx alike, without touching
+// either: a client is pointed at the proxy instead of the server. The proxy
+// costs time of its own, so it serves counting phases only, never timed
+// rounds.
 
 // protocol codes of the startup packets (PostgreSQL protocol 3).
 const (
@@ -39,11 +41,16 @@ const proxyPort = 5432
 
 type msgCounter struct {
 	syncs, queries, writes atomic.Int64
+	pings                  atomic.Int64 // liveness pings, not in queries
 	conns                  atomic.Int64 // client connections accepted
 }
 
-// roundTrips is the number of times clients waited for the server.
+// roundTrips is the number of times clients waited for the server, pings
+// aside.
 func (c *msgCounter) roundTrips() int64 { return c.syncs.Load() + c.queries.Load() }
+
+// pingQuery is the body of the Query message pgx's Ping sends.
+const pingQuery = "-- ping\x00"
 
 type proxy struct {
 	dir           string
@@ -173,7 +180,11 @@ func (p *proxy) forward(from io.Reader, client, server io.Writer) error {
 		case 'S':
 			p.count.syncs.Add(1)
 		case 'Q':
-			p.count.queries.Add(1)
+			if string(buf[5:]) == pingQuery {
+				p.count.pings.Add(1)
+			} else {
+				p.count.queries.Add(1)
+			}
 		}
 		// Messages go on at once, one write each: batching them here
 		// would change nothing the client does, and the proxy's own

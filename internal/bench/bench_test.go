@@ -45,14 +45,17 @@ func TestQuickRowLookup(t *testing.T) {
 		t.Fatalf("results: %+v", results)
 	}
 	r := results[0]
-	if r.Ours <= 0 || r.Baseline == nil || *r.Baseline <= 0 || r.Ratio == nil || *r.Ratio <= 0 {
-		t.Fatalf("throughputs and ratio must be positive: %+v", r)
+	// Throughputs are whatever the machine allows: present, never negative.
+	if r.Ours < 0 || r.Baseline == nil || *r.Baseline < 0 || r.Ratio == nil || *r.Ratio < 0 {
+		t.Fatalf("throughputs and ratio must be reported: %+v", r)
 	}
+	// The count is exact whatever the machine's load: one call per tenant,
+	// each one round trip, no connection opened.
 	per := r.Detail["per_call"].(map[string]any)
 	for _, side := range []string{"ours", "baseline"} {
 		tr := per[side].(trips)
-		if tr.Calls == 0 || tr.RoundTrips < 0.99 || tr.RoundTrips > 1.05 {
-			t.Errorf("%s: %+v round trips per call, want 1", side, tr)
+		if tr.Calls != int64(r.Detail["tenants"].(int)) || tr.RoundTrips != 1 || tr.Dials != 0 {
+			t.Errorf("%s: %+v, want one call per tenant, 1 round trip per call and no connection opened", side, tr)
 		}
 	}
 	setup := r.Detail["setup"].(map[string]any)
@@ -98,7 +101,7 @@ func TestUnknownCase(t *testing.T) {
 // with production-like settings, when LANDLORD_BENCH is "quick" or "full"
 // (LANDLORD_BENCH_CASES, comma-separated, selects cases):
 //
-//	LANDLORD_BENCH=quick go test -run TestSuite -timeout 30m -v ./bench/
+//	LANDLORD_BENCH=quick go test -run TestSuite -timeout 30m -v ./internal/bench/
 func TestSuite(t *testing.T) {
 	mode := os.Getenv("LANDLORD_BENCH")
 	if mode != "quick" && mode != "full" {
