@@ -17,7 +17,7 @@ import (
 // tenant and id, next to raw pgx with WHERE tenant_id = $1 AND id = $2 on a
 // copy of the rows without row-level security. This is for profiling the hot
 // path; the ratio, round trips and CPU per call are measured by
-// `landlord bench row-lookup` (package bench).
+// `landlord bench row-lookup` (package internal/bench).
 
 const (
 	benchTenants = 1000

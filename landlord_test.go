@@ -152,7 +152,7 @@ func TestDirectoryChangeReachesRoute(t *testing.T) {
 	must(t, err)
 	_, err = admin.SetState(ctx, tn.ID, tenant.StateSuspended)
 	must(t, err)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err = l.Handle().Exec(tctx, `SELECT 1`)
 		if errors.Is(err, tenant.ErrSuspended) {
@@ -395,7 +395,7 @@ func TestSchemaVersionGate(t *testing.T) {
 	}
 	// Once the tenant reaches version 2, the cached route follows.
 	must(t, l.dir.SetSchemaVersion(ctx, tn.ID, 2))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := gated.Handle().Exec(WithTenant(ctx, tn.ID), `SELECT 1`)
 		if err == nil {

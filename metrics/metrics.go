@@ -168,7 +168,6 @@ func (m *Metrics) admit(now time.Time) {
 }
 
 func (m *Metrics) admitLocked(now time.Time) {
-	m.lastAdmit = now
 	var admitted int
 	var waiting []*tenantStats
 	for _, s := range m.all {
@@ -228,6 +227,7 @@ func (m *Metrics) Describe(chan<- *prometheus.Desc) {}
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	if now := time.Now(); now.Sub(m.lastAdmit) >= admitEvery {
+		m.lastAdmit = now
 		m.admitLocked(now)
 	}
 	src := m.src
