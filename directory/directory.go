@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -252,8 +253,7 @@ func (d *Directory) Insert(ctx context.Context, t tenant.Tenant) error {
 		}
 		return logStep(ctx, tx, t.ID, "create", "intent", string(t.Model)+" "+t.Slug)
 	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tenants_slug_key" {
+	if slugTaken(err) {
 		return fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
 	}
 	if err != nil {
@@ -324,6 +324,13 @@ func (d *Directory) Steps(ctx context.Context, id tenant.ID) ([]Step, error) {
 		err := r.Scan(&s.Operation, &s.Step, &s.Detail)
 		return s, err
 	})
+}
+
+// slugTaken reports whether err is the unique violation of another
+// tenant's slug.
+func slugTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation && pgErr.ConstraintName == "tenants_slug_key"
 }
 
 type execer interface {

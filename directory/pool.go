@@ -238,8 +238,7 @@ func (d *Directory) Claim(ctx context.Context, c ClaimRequest, fn func(ctx conte
 		ok = true
 		return nil
 	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tenants_slug_key" {
+	if slugTaken(err) {
 		return tenant.Tenant{}, false, fmt.Errorf("slug %q: %w", c.Slug, tenant.ErrSlugTaken)
 	}
 	if err != nil {
@@ -269,11 +268,10 @@ func (d *Directory) InsertActive(ctx context.Context, t tenant.Tenant) (out tena
 		)
 		SELECT `+tenantColumns+` FROM t`,
 		t.ID, t.Slug, t.DisplayName, string(t.Model), t.Server, t.Schema, t.SchemaVersion))
-	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return tenant.Tenant{}, false, nil
-	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tenants_slug_key":
+	case slugTaken(err):
 		return tenant.Tenant{}, false, fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
 	case err != nil:
 		return tenant.Tenant{}, false, fmt.Errorf("record tenant %q: %w", t.Slug, err)

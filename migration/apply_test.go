@@ -2,12 +2,11 @@ package migration_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
@@ -252,8 +251,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 
 	wantPgError := func(t *testing.T, err error, code string) {
 		t.Helper()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != code {
+		if !isCode(err, code) {
 			t.Fatalf("error = %v, want SQLSTATE %s", err, code)
 		}
 	}
@@ -293,7 +291,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `INSERT INTO app.products (tenant_id, id, sku, name) VALUES ($1, 10, 'x', 'x')`, b)
 			return err
 		})
-		wantPgError(t, err, "42501")
+		wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 		if !strings.Contains(err.Error(), "row-level security") {
 			t.Errorf("error = %v, want a row-level security violation", err)
 		}
@@ -304,7 +302,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `UPDATE app.orders SET tenant_id = $1`, b)
 			return err
 		})
-		wantPgError(t, err, "42501")
+		wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 	})
 
 	t.Run("cannot reference another tenant's row", func(t *testing.T) {
@@ -314,7 +312,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `INSERT INTO app.orders (id, product_id, quantity) VALUES (2, 3, 1)`)
 			return err
 		})
-		wantPgError(t, err, "23503")
+		wantPgError(t, err, pgerrcode.ForeignKeyViolation)
 	})
 
 	t.Run("cannot delete another tenant's rows", func(t *testing.T) {
@@ -335,7 +333,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `TRUNCATE app.orders`)
 			return err
 		})
-		wantPgError(t, err, "42501")
+		wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 	})
 
 	for _, c := range []struct {
@@ -378,7 +376,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 					_, err := tx.Exec(ctx, `INSERT INTO app.products (tenant_id, id, sku, name) VALUES ($1, 20, 'y', 'y')`, a)
 					return err
 				})
-				wantPgError(t, err, "42501")
+				wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 			}
 		})
 	}

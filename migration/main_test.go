@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
@@ -180,6 +182,13 @@ func shopUpTo(t *testing.T, n int) fstest.MapFS {
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// isCode reports whether err is a PostgreSQL error with SQLSTATE code
+// (pgerrcode).
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
 
 func randomHex(t *testing.T, n int) string {
 	t.Helper()

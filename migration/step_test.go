@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
@@ -87,8 +87,7 @@ func TestApplyNoTransactionFailure(t *testing.T) {
 	), migration.Config{})
 	before := session(t, e.conn)
 	_, err := m.Apply(ctx, e.conn, e.target("app"))
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
+	if !isCode(err, pgerrcode.UndefinedTable) {
 		t.Fatalf("Apply = %v, want undefined_table", err)
 	}
 	if !strings.Contains(err.Error(), "002_bad_index.up.sql") {
@@ -237,8 +236,7 @@ func TestApplyLockTimeout(t *testing.T) {
 		res, err := m.Apply(ctx, e.conn, e.target("app"))
 		took := time.Since(start)
 		release()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+		if !isCode(err, pgerrcode.LockNotAvailable) {
 			t.Fatalf("Apply = %+v, %v, want lock_not_available", res, err)
 		}
 		// One try, a pause, one retry: well under the time the lock is held.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -205,11 +206,11 @@ func (s *Server) clone(ctx context.Context, name, tpl string) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.As(err, &pgErr) || pgErr.Code != "55006" || attempt == cloneAttempts { // object_in_use
+		if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.ObjectInUse || attempt == cloneAttempts {
 			s.mu.Lock()
 			delete(s.live, name)
 			s.mu.Unlock()
-			if pgErr != nil && pgErr.Code == "55006" {
+			if pgErr != nil && pgErr.Code == pgerrcode.ObjectInUse {
 				return fmt.Errorf("clone %s: %w (does Template.Setup leave a connection open?)", tpl, err)
 			}
 			return fmt.Errorf("clone %s: %w", tpl, err)
@@ -250,7 +251,7 @@ func (s *Server) ensureOwner(ctx context.Context) error {
 		var pgErr *pgconn.PgError
 		// duplicate_object, or unique_violation when a binary not holding
 		// the lock (an older harness) created it at the same moment.
-		if errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505") {
+		if errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.DuplicateObject || pgErr.Code == pgerrcode.UniqueViolation) {
 			err = nil
 		}
 		if err != nil {

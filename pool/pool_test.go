@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -607,7 +608,7 @@ func TestDialFailureBacksOff(t *testing.T) {
 
 	_, err := m.Acquire(t.Context(), key(missing, tenant.NewID()))
 	var pgErr *pgconn.PgError
-	if !IsDialError(err) || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+	if !IsDialError(err) || !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.InvalidCatalogName {
 		t.Fatalf("acquire of a missing database = %v, want a DialError wrapping 3D000", err)
 	}
 

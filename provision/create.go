@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
@@ -139,7 +140,7 @@ func (p *Provisioner) create(ctx context.Context, req Request, how method) (tena
 	}
 	start := time.Now()
 	if err := p.dir.Insert(ctx, t); err != nil {
-		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, "23505") {
+		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, pgerrcode.UniqueViolation) {
 			// Two requests with the same id raced; the other one inserted.
 			// Its row may conflict on the id before the slug is checked.
 			if got, gerr := p.dir.Get(ctx, req.ID); gerr == nil {
@@ -176,7 +177,7 @@ func (p *Provisioner) createRow(ctx context.Context, req Request) (tenant.Tenant
 	t, ok, err := p.dir.InsertActive(ctx, tenant.Tenant{ID: req.ID, Slug: req.Slug, DisplayName: req.DisplayName, Model: req.Model,
 		Server: req.Server, Schema: SharedSchema, SchemaVersion: p.mig.Set().Head()})
 	if err != nil {
-		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, "23505") {
+		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, pgerrcode.UniqueViolation) {
 			// Two requests with the same id raced; the other one inserted.
 			if got, gerr := p.dir.Get(ctx, req.ID); gerr == nil {
 				if got.Slug != req.Slug || got.Model != req.Model {
@@ -559,9 +560,9 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 			// WAL_LOG: FILE_COPY forces two checkpoints per database.
 			err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s STRATEGY WAL_LOG", db, owner, ident(p.TemplateDatabase())))
 			switch {
-			case err == nil || isCode(err, "42P04"): // duplicate_database: a concurrent attempt
+			case err == nil || isCode(err, pgerrcode.DuplicateDatabase): // a concurrent attempt
 				return nil
-			case isCode(err, "55006") && attempt < 3:
+			case isCode(err, pgerrcode.ObjectInUse) && attempt < 3:
 				// "source database is being accessed by other users": a
 				// fleet run is migrating the template. PostgreSQL waited
 				// five seconds already; wait a little more.
@@ -570,7 +571,7 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 					return ctx.Err()
 				case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
 				}
-			case isCode(err, "55006", "3D000"): // still busy, or dropped meanwhile
+			case isCode(err, pgerrcode.ObjectInUse, pgerrcode.InvalidCatalogName): // still busy, or dropped meanwhile
 				p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "template database busy; creating the tenant database from template0",
 					slog.String("error", err.Error()))
 				ok = false
@@ -582,7 +583,7 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 	// template0 holds nothing an installation added to template1
 	// (THREATS I21).
 	err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG", db, owner))
-	if err != nil && !isCode(err, "42P04") {
+	if err != nil && !isCode(err, pgerrcode.DuplicateDatabase) {
 		return fmt.Errorf("create database: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
@@ -211,7 +212,7 @@ func (p *Provisioner) dropDatabase(ctx context.Context, id tenant.ID) error {
 			return fmt.Errorf("end sessions on %s: %w", db, err)
 		}
 		err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s", ident(db)))
-		if err == nil || !isCode(err, "55006") || attempt >= 20 {
+		if err == nil || !isCode(err, pgerrcode.ObjectInUse) || attempt >= 20 {
 			return err
 		}
 		// A session was still ending ("being accessed by other users").

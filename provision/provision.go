@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -190,16 +191,18 @@ func (p *Provisioner) ensureMemoryFunc(ctx context.Context) error {
 			REVOKE ALL ON FUNCTION %s() FROM PUBLIC; COMMIT`, owner, MemoryFunc, MemoryFunc))
 		// A racing bootstrap created it: duplicate schema or function, or
 		// its catalog rows.
-		if err != nil && !isCode(err, "42P06", "42723", "23505", "XX000") {
+		if err != nil && !isCode(err, pgerrcode.DuplicateSchema, pgerrcode.DuplicateFunction, pgerrcode.UniqueViolation,
+			pgerrcode.InternalError) {
 			return fmt.Errorf("create %s: %w", MemoryFunc, err)
 		}
 	}
 	if err := p.exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s;
 		GRANT USAGE ON SCHEMA landlord_backend TO %s;
-		GRANT EXECUTE ON FUNCTION %s() TO %s; COMMIT`, owner, app, MemoryFunc, app)); err != nil && !isCode(err, "XX000") {
+		GRANT EXECUTE ON FUNCTION %s() TO %s; COMMIT`, owner, app, MemoryFunc, app)); err != nil && !isCode(err, pgerrcode.InternalError) {
 		return fmt.Errorf("grant %s to %s: %w", MemoryFunc, p.cfg.AppRole, err)
 	}
-	if err := p.exec(ctx, "GRANT pg_read_all_stats TO "+owner); err != nil && !isCode(err, "42501", "0LP01", "XX000") {
+	if err := p.exec(ctx, "GRANT pg_read_all_stats TO "+owner); err != nil &&
+		!isCode(err, pgerrcode.InsufficientPrivilege, pgerrcode.InvalidGrantOperation, pgerrcode.InternalError) {
 		return fmt.Errorf("grant pg_read_all_stats to %s: %w", p.cfg.OwnerRole, err)
 	}
 	return nil
@@ -279,7 +282,7 @@ func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password stri
 	}
 	if !exists {
 		err := p.exec(ctx, fmt.Sprintf("CREATE ROLE %s %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", ident(role), attrs))
-		if err != nil && !isCode(err, "42710", "23505") { // duplicate_object, or a racing creator's unique violation
+		if err != nil && !isCode(err, pgerrcode.DuplicateObject, pgerrcode.UniqueViolation) { // or a racing creator's unique violation
 			return fmt.Errorf("create role %s: %w", role, err)
 		}
 	}
@@ -295,9 +298,9 @@ func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password stri
 		return err
 	}
 	if err := p.exec(ctx, fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s; COMMENT ON ROLE %s IS %s",
-		ident(role), attrs, literal(verifier), ident(role), literal(mark))); err != nil && !isCode(err, "XX000") {
-		// XX000 "tuple concurrently updated": another process set the same
-		// password at the same moment.
+		ident(role), attrs, literal(verifier), ident(role), literal(mark))); err != nil && !isCode(err, pgerrcode.InternalError) {
+		// InternalError "tuple concurrently updated": another process set
+		// the same password at the same moment.
 		return fmt.Errorf("set password of role %s: %w", role, err)
 	}
 	return nil
@@ -331,6 +334,8 @@ func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 // verifiers Landlord composes itself, where a bind parameter is not allowed.
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// isCode reports whether err is a PostgreSQL error with one of the SQLSTATE
+// codes (pgerrcode).
 func isCode(err error, codes ...string) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -148,7 +149,7 @@ func TestInstallationOfCopies(t *testing.T) {
 	defer admin.Close(context.Background())
 	for attempt := 0; ; attempt++ {
 		_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER pgtest_owner`, ident(clone), ident(db.Name)))
-		if pgCode(err) != "55006" || attempt == 20 { // the pool's sessions may not have ended yet
+		if !isCode(err, pgerrcode.ObjectInUse) || attempt == 20 { // the pool's sessions may not have ended yet
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -259,19 +260,19 @@ func TestConnConfig(t *testing.T) {
 	if err := login(a.Database, role, ""); err != nil {
 		t.Errorf("tenant role with its derived password over TCP: %v", err)
 	}
-	if err := login(a.Database, role, "wrong"); pgCode(err) != "28P01" {
+	if err := login(a.Database, role, "wrong"); !isCode(err, pgerrcode.InvalidPassword) {
 		t.Errorf("tenant role with a wrong password: %v, want invalid_password (28P01)", err)
 	}
-	if err := login(a.Database, role, e.p.Roles().Password(b.ID.RoleName())); pgCode(err) != "28P01" {
+	if err := login(a.Database, role, e.p.Roles().Password(b.ID.RoleName())); !isCode(err, pgerrcode.InvalidPassword) {
 		t.Errorf("tenant role with another tenant's password: %v, want invalid_password (28P01)", err)
 	}
-	if err := login(a.Database, b.ID.RoleName(), ""); pgCode(err) != "42501" {
+	if err := login(a.Database, b.ID.RoleName(), ""); !isCode(err, pgerrcode.InsufficientPrivilege) {
 		t.Errorf("another tenant's role on %s: %v, want permission denied (42501)", a.Database, err)
 	}
 	if err := login(e.db.Name, "landlord_app", ""); err != nil {
 		t.Errorf("app role with its derived password over TCP: %v", err)
 	}
-	if err := login(e.db.Name, role, ""); pgCode(err) != "42501" {
+	if err := login(e.db.Name, role, ""); !isCode(err, pgerrcode.InsufficientPrivilege) {
 		t.Errorf("tenant role on the control database: %v, want permission denied (42501)", err)
 	}
 }
