@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -426,21 +427,21 @@ func (p *Provisioner) schemaTenantTx(ctx context.Context, tx pgx.Tx, t tenant.Te
 	}
 	var b strings.Builder
 	if !haveRole {
-		fmt.Fprintf(&b, "CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;", ident(role))
+		fmt.Fprintf(&b, "CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;", ident.Quote(role))
 	}
 	// Also on a role an earlier attempt left: Reconcile removes only
 	// what carries the marker.
-	fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident(role), literal(mark))
+	fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident.Quote(role), ident.Literal(mark))
 	// The app role may switch to the tenant role for one transaction;
 	// being NOINHERIT, it has none of its privileges otherwise.
-	fmt.Fprintf(&b, "GRANT %s TO %s;", ident(role), ident(p.cfg.AppRole))
+	fmt.Fprintf(&b, "GRANT %s TO %s;", ident.Quote(role), ident.Quote(p.cfg.AppRole))
 	if !haveSchema {
 		fmt.Fprintf(&b, "SET LOCAL ROLE %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s;\n",
-			ident(p.cfg.OwnerRole), ident(schema), ident(schema), literal(mark))
+			ident.Quote(p.cfg.OwnerRole), ident.Quote(schema), ident.Quote(schema), ident.Literal(mark))
 		if script != nil {
 			// The search_path a migration runs with (migration.Migrator),
 			// so unqualified names resolve as they did in the template.
-			fmt.Fprintf(&b, "SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL check_function_bodies = off;\n", ident(schema))
+			fmt.Fprintf(&b, "SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL check_function_bodies = off;\n", ident.Quote(schema))
 			b.WriteString(script.ddl(schema))
 			b.WriteString(script.grants(schema, role))
 			b.WriteString(script.ledger(schema))
@@ -467,7 +468,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	if err := p.ensureRole(ctx, role, "LOGIN NOINHERIT", p.roles.Password(role)); err != nil {
 		return 0, err
 	}
-	if err := p.exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident(role), literal(pu.mark))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident.Quote(role), ident.Literal(pu.mark))); err != nil {
 		return 0, err
 	}
 	var exists bool
@@ -484,7 +485,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	}
 	if err := p.exec(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS %s;
 		REVOKE ALL ON DATABASE %s FROM PUBLIC;
-		GRANT CONNECT ON DATABASE %s TO %s`, ident(db), literal(pu.mark), ident(db), ident(db), ident(role))); err != nil {
+		GRANT CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Literal(pu.mark), ident.Quote(db), ident.Quote(db), ident.Quote(role))); err != nil {
 		return 0, fmt.Errorf("lock down database: %w", err)
 	}
 	conn, err := p.connect(ctx, t.Server, db)
@@ -509,12 +510,12 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 			return err
 		}
 		adopt := fromTemplate && !haveSchema
-		sql := fmt.Sprintf(`SET LOCAL ROLE %s; DROP SCHEMA IF EXISTS public;`, ident(p.cfg.OwnerRole))
+		sql := fmt.Sprintf(`SET LOCAL ROLE %s; DROP SCHEMA IF EXISTS public;`, ident.Quote(p.cfg.OwnerRole))
 		switch {
 		case adopt:
-			sql += fmt.Sprintf(`ALTER SCHEMA %s RENAME TO %s;`, ident(TemplateSchema), ident(t.Schema))
+			sql += fmt.Sprintf(`ALTER SCHEMA %s RENAME TO %s;`, ident.Quote(TemplateSchema), ident.Quote(t.Schema))
 		case !haveSchema:
-			sql += fmt.Sprintf(`CREATE SCHEMA %s;`, ident(t.Schema))
+			sql += fmt.Sprintf(`CREATE SCHEMA %s;`, ident.Quote(t.Schema))
 		}
 		if _, err := tx.Exec(ctx, sql); err != nil || !adopt {
 			return err
@@ -549,7 +550,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 // database when t is on the directory's own server and the template is
 // ready and useTemplate is set, else a database from template0.
 func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTemplate bool) error {
-	db, owner := ident(t.Database), ident(p.cfg.OwnerRole)
+	db, owner := ident.Quote(t.Database), ident.Quote(p.cfg.OwnerRole)
 	if useTemplate && t.Server == directory.DefaultServer {
 		ok, err := p.templateDatabase(ctx)
 		if err != nil {
@@ -558,7 +559,7 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 		}
 		for attempt := 0; ok && err == nil; attempt++ {
 			// WAL_LOG: FILE_COPY forces two checkpoints per database.
-			err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s STRATEGY WAL_LOG", db, owner, ident(p.TemplateDatabase())))
+			err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s STRATEGY WAL_LOG", db, owner, ident.Quote(p.TemplateDatabase())))
 			switch {
 			case err == nil || isCode(err, pgerrcode.DuplicateDatabase): // a concurrent attempt
 				return nil
@@ -627,8 +628,8 @@ func repinFunctions(ctx context.Context, tx pgx.Tx, from, to string) error {
 		return fmt.Errorf("read pinned search paths: %w", err)
 	}
 	for _, pn := range pins {
-		path := strings.ReplaceAll(pn.path, pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize())
-		path = replaceWord(path, from, pgx.Identifier{to}.Sanitize())
+		path := strings.ReplaceAll(pn.path, ident.Quote(from), ident.Quote(to))
+		path = replaceWord(path, from, ident.Quote(to))
 		if path == pn.path {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -164,7 +165,7 @@ func (p *Provisioner) dropPooledObjects(ctx context.Context, id tenant.ID) error
 	if schemaMarked {
 		if err := pgx.BeginFunc(ctx, p.admin, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, fmt.Sprintf(`DROP SCHEMA IF EXISTS %s CASCADE; DELETE FROM landlord.target_migrations WHERE target = %s`,
-				ident(id.SchemaName()), literal(id.SchemaName())))
+				ident.Quote(id.SchemaName()), ident.Literal(id.SchemaName())))
 			return err
 		}); err != nil {
 			return fmt.Errorf("drop pooled schema: %w", err)
@@ -176,7 +177,7 @@ func (p *Provisioner) dropPooledObjects(ctx context.Context, id tenant.ID) error
 		}
 	}
 	if roleMarked {
-		if err := p.exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(id.RoleName()))); err != nil {
+		if err := p.exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", ident.Quote(id.RoleName()))); err != nil {
 			return fmt.Errorf("drop pooled role: %w", err)
 		}
 	}
@@ -236,14 +237,14 @@ func (p *Provisioner) claim(ctx context.Context, req Request) (tenant.Tenant, bo
 		func(ctx context.Context, tx pgx.Tx, e directory.Pooled) error {
 			// The objects become the tenant's: Reconcile and Delete know
 			// them by this marker from now on.
-			mark := literal(p.marker(e.ID))
+			mark := ident.Literal(p.marker(e.ID))
 			var b strings.Builder
-			fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident(e.ID.RoleName()), mark)
+			fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident.Quote(e.ID.RoleName()), mark)
 			switch e.Model {
 			case tenant.ModelSchema:
-				fmt.Fprintf(&b, "COMMENT ON SCHEMA %s IS %s;", ident(e.Schema), mark)
+				fmt.Fprintf(&b, "COMMENT ON SCHEMA %s IS %s;", ident.Quote(e.Schema), mark)
 			case tenant.ModelDatabase:
-				fmt.Fprintf(&b, "COMMENT ON DATABASE %s IS %s;", ident(e.Database), mark)
+				fmt.Fprintf(&b, "COMMENT ON DATABASE %s IS %s;", ident.Quote(e.Database), mark)
 			}
 			_, err := tx.Exec(ctx, b.String())
 			return err

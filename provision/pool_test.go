@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -213,14 +214,14 @@ func TestFillRecovers(t *testing.T) {
 	must(t, d.AddPooled(ctx, directory.Pooled{ID: half, Model: tenant.ModelSchema, Server: directory.DefaultServer,
 		Schema: half.SchemaName(), Database: e.db.Name}))
 	_, err := e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s`,
-		ident(half.RoleName()), ident(half.RoleName()), literal(e.p.poolMarker(half))))
+		ident.Quote(half.RoleName()), ident.Quote(half.RoleName()), ident.Literal(e.p.poolMarker(half))))
 	must(t, err)
 	// Died after removing an entry: marked objects, no entry.
 	lost := tenant.NewID()
 	_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s;
 		CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s`,
-		ident(lost.RoleName()), ident(lost.RoleName()), literal(e.p.poolMarker(lost)),
-		ident(lost.SchemaName()), ident(lost.SchemaName()), literal(e.p.poolMarker(lost))))
+		ident.Quote(lost.RoleName()), ident.Quote(lost.RoleName()), ident.Literal(e.p.poolMarker(lost)),
+		ident.Quote(lost.SchemaName()), ident.Quote(lost.SchemaName()), ident.Literal(e.p.poolMarker(lost))))
 	must(t, err)
 	// Made by an older set: ready, at version 4.
 	old := tenant.NewID()
@@ -229,10 +230,10 @@ func TestFillRecovers(t *testing.T) {
 	must(t, d.SetPooledReady(ctx, old, 4))
 	// Not ours: another installation's pooled role is left alone.
 	foreign := tenant.NewID()
-	_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s`, ident(foreign.RoleName()), ident(foreign.RoleName()),
-		literal("landlord pooled tenant "+foreign.String()+" installation "+tenant.NewID().String()+" unclaimed")))
+	_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s`, ident.Quote(foreign.RoleName()), ident.Quote(foreign.RoleName()),
+		ident.Literal("landlord pooled tenant "+foreign.String()+" installation "+tenant.NewID().String()+" unclaimed")))
 	must(t, err)
-	t.Cleanup(func() { e.pool.Exec(t.Context(), `DROP ROLE IF EXISTS `+ident(foreign.RoleName())) })
+	t.Cleanup(func() { e.pool.Exec(t.Context(), `DROP ROLE IF EXISTS `+ident.Quote(foreign.RoleName())) })
 
 	// A claim never hands out the half-made or the old entry.
 	tn := create(t, e, "early-bird", tenant.ModelSchema)

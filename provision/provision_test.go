@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -148,7 +149,7 @@ func TestInstallationOfCopies(t *testing.T) {
 	must(t, err)
 	defer admin.Close(context.Background())
 	for attempt := 0; ; attempt++ {
-		_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER pgtest_owner`, ident(clone), ident(db.Name)))
+		_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER pgtest_owner`, ident.Quote(clone), ident.Quote(db.Name)))
 		if !isCode(err, pgerrcode.ObjectInUse) || attempt == 20 { // the pool's sessions may not have ended yet
 			break
 		}
@@ -158,7 +159,7 @@ func TestInstallationOfCopies(t *testing.T) {
 	t.Cleanup(func() {
 		admin, err := pgx.Connect(context.Background(), db.Server.AdminURL("postgres"))
 		if err == nil {
-			admin.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(clone)))
+			admin.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident.Quote(clone)))
 			admin.Close(context.Background())
 		}
 	})
@@ -318,9 +319,9 @@ func TestScramVerifier(t *testing.T) {
 	must(t, err)
 	defer admin.Close(context.Background())
 	role := "scram_" + tenant.NewID().Hex()[:16]
-	_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD %s`, ident(role), literal(v1)))
+	_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD %s`, ident.Quote(role), ident.Literal(v1)))
 	must(t, err)
-	t.Cleanup(func() { admin.Exec(context.Background(), `DROP ROLE `+ident(role)) })
+	t.Cleanup(func() { admin.Exec(context.Background(), `DROP ROLE `+ident.Quote(role)) })
 	for pw, ok := range map[string]bool{"correct horse": true, "correct horse ": false, "": false} {
 		cfg, err := pgx.ParseConfig(emb.TCPURL("postgres"))
 		must(t, err)
