@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -198,7 +199,7 @@ func TestApplyTenantTarget(t *testing.T) {
 // id (none when id is nil), the way a tenant handle does.
 func asTenant(ctx context.Context, conn *pgx.Conn, role string, id *tenant.ID, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident(role)); err != nil {
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(role)); err != nil {
 			return err
 		}
 		if id != nil {
@@ -346,7 +347,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, role := range []string{e.grantee, e.owner} {
 				err := pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident(role)); err != nil {
+					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(role)); err != nil {
 						return err
 					}
 					if c.setting != nil {
@@ -370,7 +371,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 					t.Fatal(err)
 				}
 				err = pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident(role)); err != nil {
+					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(role)); err != nil {
 						return err
 					}
 					_, err := tx.Exec(ctx, `INSERT INTO app.products (tenant_id, id, sku, name) VALUES ($1, 20, 'y', 'y')`, a)

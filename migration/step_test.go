@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -146,16 +147,16 @@ func TestApplyPlainTarget(t *testing.T) {
 	}
 }
 
-// lockTable holds a lock on table that conflicts with ALTER TABLE until
+// lockTable holds a lock on schema.table that conflicts with ALTER TABLE until
 // release is called or d has passed.
-func lockTable(t *testing.T, e *env, table string, d time.Duration) (release func()) {
+func lockTable(t *testing.T, e *env, schema, table string, d time.Duration) (release func()) {
 	t.Helper()
 	conn := e.connect(t)
 	tx, err := conn.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE "+table+" IN ACCESS SHARE MODE"); err != nil {
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE "+ident.Quote(schema, table)+" IN ACCESS SHARE MODE"); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -201,7 +202,7 @@ func TestApplyLockTimeout(t *testing.T) {
 			Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
 		})
 		const hold = 1500 * time.Millisecond
-		release := lockTable(t, e, "app.products", hold)
+		release := lockTable(t, e, "app", "products", hold)
 		defer release()
 		start := time.Now()
 		res, err := m.Apply(ctx, e.conn, e.target("app"))
@@ -231,7 +232,7 @@ func TestApplyLockTimeout(t *testing.T) {
 			t.Fatalf("apply 1: %v", err)
 		}
 		m := e.migrator(t, alter, migration.Config{LockTimeout: 100 * time.Millisecond, LockRetries: 1})
-		release := lockTable(t, e, "app.products", time.Minute)
+		release := lockTable(t, e, "app", "products", time.Minute)
 		start := time.Now()
 		res, err := m.Apply(ctx, e.conn, e.target("app"))
 		took := time.Since(start)
