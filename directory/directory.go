@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -218,7 +219,7 @@ func (d *Directory) List(ctx context.Context, f Filter) ([]tenant.Tenant, error)
 	var args []any
 	add := func(col string, v any) {
 		args = append(args, v)
-		where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+		where = append(where, fmt.Sprintf("%s = $%d", ident.Quote(col), len(args)))
 	}
 	if f.Model != "" {
 		add("model", string(f.Model))
