@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -865,7 +866,7 @@ func TestCloseTarget(t *testing.T) {
 		t.Errorf("CloseTarget returned with %d backends left on %s", n, db)
 	}
 	// Nothing is left on the database: it can be dropped without FORCE.
-	if _, err := e.admin.Exec(t.Context(), "DROP DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+	if _, err := e.admin.Exec(t.Context(), "DROP DATABASE "+ident.Quote(db)); err != nil {
 		t.Errorf("drop database after CloseTarget: %v", err)
 	}
 }
