@@ -7,97 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord/tenant"
 )
-
-// Querier is a connection, a pool or a transaction. The functions that take
-// one run on it, so that their writes commit together with the caller's own
-// work.
-type Querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-var (
-	_ Querier = (*pgx.Conn)(nil)
-	_ Querier = (pgx.Tx)(nil)
-)
-
-// TemplateScript is one row of landlord.template_scripts: the DDL that
-// clones the template schema at the migration set with hash SetHash.
-type TemplateScript struct {
-	SetHash string
-	Version int    // the set's head
-	Script  string // "" when the set cannot be cloned
-	Note    string // why not, when Script is ""
-}
-
-// LoadTemplateScript returns the script stored for setHash on q; found is
-// false when none is stored.
-func LoadTemplateScript(ctx context.Context, q Querier, setHash string) (s TemplateScript, found bool, err error) {
-	var script *string
-	err = q.QueryRow(ctx, `SELECT set_hash, version, script, note FROM landlord.template_scripts WHERE set_hash = $1`, setHash).
-		Scan(&s.SetHash, &s.Version, &script, &s.Note)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return TemplateScript{}, false, nil
-	}
-	if err != nil {
-		return TemplateScript{}, false, fmt.Errorf("read template script: %w", err)
-	}
-	if script != nil {
-		s.Script = *script
-	}
-	return s, true, nil
-}
-
-// SaveTemplateScript stores s, replacing what was stored for the same set.
-func (d *Directory) SaveTemplateScript(ctx context.Context, s TemplateScript) error {
-	var script any
-	if s.Script != "" {
-		script = s.Script
-	}
-	_, err := d.db.Exec(ctx, `INSERT INTO landlord.template_scripts (set_hash, version, script, note) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (set_hash) DO UPDATE SET version = EXCLUDED.version, script = EXCLUDED.script, note = EXCLUDED.note, created_at = now()`,
-		s.SetHash, s.Version, script, s.Note)
-	if err != nil {
-		return fmt.Errorf("store template script: %w", err)
-	}
-	return nil
-}
-
-// Activate moves tenant id from provisioning to active at schema version
-// version on q and logs the step, so that both commit with the caller's
-// transaction. A tenant in another state gets a *tenant.StateError.
-func Activate(ctx context.Context, q Querier, id tenant.ID, version int) (tenant.Tenant, error) {
-	t, err := scanTenant(q.QueryRow(ctx, `WITH t AS (
-			UPDATE landlord.tenants SET state = 'active', schema_version = $2
-			WHERE id = $1 AND state = 'provisioning' RETURNING `+tenantColumns+`
-		), l AS (
-			INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail) SELECT id, 'create', 'active', '' FROM t
-		)
-		SELECT `+tenantColumns+` FROM t`, id, version))
-	if errors.Is(err, pgx.ErrNoRows) {
-		var state string
-		if err := q.QueryRow(ctx, `SELECT state FROM landlord.tenants WHERE id = $1`, id).Scan(&state); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return tenant.Tenant{}, fmt.Errorf("tenant %s: %w", id, tenant.ErrNotFound)
-			}
-			return tenant.Tenant{}, fmt.Errorf("look up tenant %s: %w", id, err)
-		}
-		return tenant.Tenant{}, &tenant.StateError{ID: id, State: tenant.State(state)}
-	}
-	if err != nil {
-		return t, fmt.Errorf("activate tenant %s: %w", id, err)
-	}
-	return t, nil
-}
-
-// LogStep appends one step to the provisioning ledger on q.
-func LogStep(ctx context.Context, q Querier, id tenant.ID, operation, step, detail string) error {
-	return logStep(ctx, q, id, operation, step, detail)
-}
 
 // Pooled is one row of landlord.tenant_pool: a pre-provisioned tenant that
 // nobody has claimed.
@@ -248,33 +160,4 @@ func (d *Directory) Claim(ctx context.Context, c ClaimRequest, fn func(ctx conte
 		return tenant.Tenant{}, false, nil
 	}
 	return t, true, nil
-}
-
-// InsertActive records t, a tenant that is whole once it is recorded (a row
-// tenant), in state active, together with its first ledger entry, in one
-// statement. Its database is the one of its server; ok is false, and
-// nothing is written, when no server has t.Server as id. A taken slug
-// returns an error wrapping tenant.ErrSlugTaken.
-func (d *Directory) InsertActive(ctx context.Context, t tenant.Tenant) (out tenant.Tenant, ok bool, err error) {
-	out, err = scanTenant(d.db.QueryRow(ctx, `WITH s AS (
-			SELECT id, database FROM landlord.servers WHERE id = $5
-		), t AS (
-			INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version)
-			SELECT $1, $2, $3, $4, s.id, $6, s.database, 'active', $7 FROM s
-			RETURNING `+tenantColumns+`
-		), l AS (
-			INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
-			SELECT id, 'create', 'intent', model || ' ' || slug FROM t
-		)
-		SELECT `+tenantColumns+` FROM t`,
-		t.ID, t.Slug, t.DisplayName, string(t.Model), t.Server, t.Schema, t.SchemaVersion))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return tenant.Tenant{}, false, nil
-	case slugTaken(err):
-		return tenant.Tenant{}, false, fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
-	case err != nil:
-		return tenant.Tenant{}, false, fmt.Errorf("record tenant %q: %w", t.Slug, err)
-	}
-	return out, true, nil
 }
