@@ -23,7 +23,7 @@ import (
 //
 // BenchmarkClone compares ways to make a schema of the ten tables;
 // BenchmarkCreate times Create per model with and without templates and
-// pool; BenchmarkCreateRatio runs the methods in alternating rounds and
+// the reserve; BenchmarkCreateRatio runs the methods in alternating rounds and
 // prints their ratios, which hold better than absolute figures on a shared
 // machine (shared/MEASURING.md).
 
@@ -219,25 +219,25 @@ func BenchmarkClone(b *testing.B) {
 }
 
 // BenchmarkCreate times Create per model and method: migrate (no
-// templates), template, and pool (a tenant is pre-provisioned before each
-// Create, outside the timing).
+// templates), template, and reserve (a tenant is pre-provisioned before
+// each Create, outside the timing).
 func BenchmarkCreate(b *testing.B) {
 	for _, m := range tenant.Models {
-		for _, how := range []Method{MethodMigrate, MethodTemplate, MethodPool} {
-			if m == tenant.ModelRow && how == MethodPool {
+		for _, how := range []Method{MethodMigrate, MethodTemplate, MethodReserve} {
+			if m == tenant.ModelRow && how == MethodReserve {
 				continue
 			}
 			b.Run(string(m)+"/"+string(how), func(b *testing.B) {
 				e := setupBench(b)
 				ctx := b.Context()
-				mode := map[Method]method{MethodMigrate: methodMigrate, MethodTemplate: methodTemplate, MethodPool: methodAuto}[how]
+				mode := map[Method]method{MethodMigrate: methodMigrate, MethodTemplate: methodTemplate, MethodReserve: methodAuto}[how]
 				var ids []tenant.ID
 				var took []time.Duration
 				i := 0
 				for b.Loop() {
-					if how == MethodPool {
+					if how == MethodReserve {
 						b.StopTimer()
-						if _, err := e.p.Fill(ctx, m, 1); err != nil {
+						if _, err := e.p.FillReserve(ctx, m, 1); err != nil {
 							b.Fatal(err)
 						}
 						b.StartTimer()
@@ -278,12 +278,12 @@ func BenchmarkCreateRatio(b *testing.B) {
 	}
 	p50s := map[key][]time.Duration{}
 	p99s := map[key][]time.Duration{}
-	methods := []Method{MethodMigrate, MethodTemplate, MethodPool}
+	methods := []Method{MethodMigrate, MethodTemplate, MethodReserve}
 	for b.Loop() {
 		for range rounds {
 			for _, m := range tenant.Models {
 				for _, how := range methods {
-					if m == tenant.ModelRow && how == MethodPool {
+					if m == tenant.ModelRow && how == MethodReserve {
 						continue
 					}
 					r, err := MeasureCreate(ctx, e.p, m, perRound, how)

@@ -83,12 +83,12 @@ func (p *Provisioner) server(ctx context.Context, id string) (directory.Server, 
 
 // Create provisions a tenant and returns it ready for traffic. Bad input is
 // refused before anything is written. A request without an ID gets a
-// pre-provisioned tenant when the pool (Fill) holds one of its model on its
-// server; otherwise a schema tenant is cloned from the template schema and a
-// database tenant copied from the template database (PrepareTemplates),
-// or migrated when a template cannot be had. A crash part way leaves the
-// tenant in state provisioning; Resume, Reconcile or a Create with the same
-// Request.ID finishes it.
+// pre-provisioned tenant when the reserve (FillReserve) holds one of its
+// model on its server; otherwise a schema tenant is cloned from the template
+// schema and a database tenant copied from the template database
+// (PrepareTemplates), or migrated when a template cannot be had. A crash
+// part way leaves the tenant in state provisioning; Resume, Reconcile or a
+// Create with the same Request.ID finishes it.
 func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, error) {
 	return p.create(ctx, req, methodAuto)
 }
@@ -97,8 +97,8 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 type method int
 
 const (
-	methodAuto     method = iota // a pooled tenant if there is one, else the templates
-	methodTemplate               // the templates, never the pool
+	methodAuto     method = iota // a reserved tenant if there is one, else the templates
+	methodTemplate               // the templates, never the reserve
 	methodMigrate                // every migration on the new tenant, as before templates
 )
 
@@ -591,7 +591,7 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 }
 
 // purpose says whom the objects of a schema or database tenant are made
-// for: a tenant, or the pool.
+// for: a tenant, or the reserve.
 type purpose struct {
 	mark string // the comment on every object
 	op   string // the ledger operation of the steps

@@ -82,7 +82,7 @@ func installedWith(set *migration.Set) *pgtest.Template {
 var shopInstalled = installedWith(shopMigrations(0))
 
 // setupShop is setup with the store schema as the tenant tables. When the
-// test passes, the template database and pooled objects go too.
+// test passes, the template database and reserved objects go too.
 func setupShop(t *testing.T) *env {
 	t.Helper()
 	return setupSet(t, shopInstalled, shopMigrations(0))
@@ -107,7 +107,7 @@ func setupSet(t *testing.T, tmpl *pgtest.Template, set *migration.Set) *env {
 }
 
 // cleanupTemplates drops, when the test passes, the template database and
-// the pooled objects of e's installation, which outlive the test database
+// the reserved objects of e's installation, which outlive the test database
 // and which dropInstallationObjects does not know.
 func cleanupTemplates(t *testing.T, e *env) {
 	t.Helper()
