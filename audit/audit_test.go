@@ -65,7 +65,7 @@ func TestChecks(t *testing.T) {
 			[]key{{"no_tenant_id", "{s}.notes", "I03", sev}}},
 		// tenant_id cannot be NULL in a primary key, so the table has none.
 		{"nullable tenant_id", `SET ROLE landlord_owner;
-			CREATE TABLE shared.notes (tenant_id uuid, id bigint NOT NULL, UNIQUE (tenant_id, id));` + secureSQL("shared.notes"),
+			CREATE TABLE shared.notes (tenant_id uuid, id bigint NOT NULL, UNIQUE (tenant_id, id));` + secureSQL("shared", "notes"),
 			[]key{{"tenant_id_nullable", "shared.notes", "I03", sev}, {"no_primary_key", "shared.notes", "I12", wrn}}},
 		// A text tenant_id cannot carry the uuid predicate either.
 		{"tenant_id of type text", `SET ROLE landlord_owner;
@@ -122,14 +122,14 @@ func TestChecks(t *testing.T) {
 			[]key{{"materialized_view", "public.product_counts", "I16", sev}}},
 		{"partition without row-level security", `SET ROLE landlord_owner;
 			CREATE TABLE shared.events (tenant_id uuid NOT NULL, id bigint NOT NULL, PRIMARY KEY (tenant_id, id))
-			PARTITION BY HASH (tenant_id);` + secureSQL("shared.events") + `
+			PARTITION BY HASH (tenant_id);` + secureSQL("shared", "events") + `
 			CREATE TABLE shared.events_0 PARTITION OF shared.events FOR VALUES WITH (MODULUS 2, REMAINDER 0);
 			CREATE TABLE shared.events_1 PARTITION OF shared.events FOR VALUES WITH (MODULUS 2, REMAINDER 1);
 			GRANT SELECT ON shared.events_1 TO landlord_app`,
 			[]key{{"partition_rls", "shared.events_1", "I15", sev}}},
 		{"identity ids in a shared table", `SET ROLE landlord_owner;
 			CREATE TABLE shared.orders (tenant_id uuid NOT NULL, id bigint GENERATED ALWAYS AS IDENTITY,
-			PRIMARY KEY (tenant_id, id));` + secureSQL("shared.orders"),
+			PRIMARY KEY (tenant_id, id));` + secureSQL("shared", "orders"),
 			[]key{{"sequence_id", "shared.orders.id", "I17", wrn}}},
 		// What the audit must not flag.
 		{"invoker view", `SET ROLE landlord_owner;
@@ -142,7 +142,7 @@ func TestChecks(t *testing.T) {
 			GRANT TRUNCATE ON shared.products TO audit_maintenance`, nil},
 		{"partition with no grants", `SET ROLE landlord_owner;
 			CREATE TABLE shared.events (tenant_id uuid NOT NULL, id bigint NOT NULL, PRIMARY KEY (tenant_id, id))
-			PARTITION BY HASH (tenant_id);` + secureSQL("shared.events") + `
+			PARTITION BY HASH (tenant_id);` + secureSQL("shared", "events") + `
 			CREATE TABLE shared.events_0 PARTITION OF shared.events FOR VALUES WITH (MODULUS 1, REMAINDER 0)`, nil},
 	}
 	in := setup(t)

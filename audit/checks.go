@@ -1,6 +1,10 @@
 package audit
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/landlordhq/landlord/internal/ident"
+)
 
 // check is one catalog check: an SQL query over the CTEs of checksPrelude
 // that returns one row (object, message, fix) per problem.
@@ -404,7 +408,7 @@ func checksSQL() string {
 		if i > 0 {
 			b.WriteString("\nUNION ALL")
 		}
-		b.WriteString("\nSELECT '" + c.id + "'::text, x.object, x.message, x.fix FROM (" + c.sql + "\n) AS x(object, message, fix)")
+		b.WriteString("\nSELECT " + ident.Literal(c.id) + "::text, x.object, x.message, x.fix FROM (" + c.sql + "\n) AS x(object, message, fix)")
 	}
 	return b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/landlordhq/landlord/audit"
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/internal/demo"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/provision"
@@ -133,14 +134,16 @@ func seeded(t *testing.T, conn *pgx.Conn, seed string, cfg audit.Config) []audit
 	return got
 }
 
-// secureSQL makes table a tenant table the way migration.Secure does, for
-// tables a test creates with a deliberate flaw that Secure would refuse.
-func secureSQL(table string) string {
+// secureSQL makes schema.table a tenant table the way migration.Secure
+// does, for tables a test creates with a deliberate flaw that Secure would
+// refuse.
+func secureSQL(schema, table string) string {
 	return fmt.Sprintf(`ALTER TABLE %[1]s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY %[2]s ON %[1]s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%[4]s) WITH CHECK (%[4]s);
 CREATE POLICY %[3]s ON %[1]s AS PERMISSIVE FOR ALL TO PUBLIC USING (%[4]s) WITH CHECK (%[4]s);
 ALTER TABLE %[1]s ALTER COLUMN tenant_id SET DEFAULT %[5]s;`,
-		table, migration.PolicyRestrictive, migration.PolicyPermissive, migration.TenantPredicate, migration.TenantDefault)
+		ident.Quote(schema, table), ident.Quote(migration.PolicyRestrictive), ident.Quote(migration.PolicyPermissive),
+		migration.TenantPredicate, migration.TenantDefault)
 }
 
 // key is what a test expects of a finding.

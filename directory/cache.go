@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -153,7 +154,7 @@ func (c *Cache[V]) listen(ctx context.Context, connect func(context.Context) (*p
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+ident.Quote(Channel)); err != nil {
 		return err
 	}
 	// Anything cached before the LISTEN took effect may be stale.

@@ -12,10 +12,12 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -217,7 +219,7 @@ func (d *Directory) List(ctx context.Context, f Filter) ([]tenant.Tenant, error)
 	var args []any
 	add := func(col string, v any) {
 		args = append(args, v)
-		where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+		where = append(where, fmt.Sprintf("%s = $%d", ident.Quote(col), len(args)))
 	}
 	if f.Model != "" {
 		add("model", string(f.Model))
@@ -252,14 +254,69 @@ func (d *Directory) Insert(ctx context.Context, t tenant.Tenant) error {
 		}
 		return logStep(ctx, tx, t.ID, "create", "intent", string(t.Model)+" "+t.Slug)
 	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tenants_slug_key" {
+	if slugTaken(err) {
 		return fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
 	}
 	if err != nil {
 		return fmt.Errorf("record tenant %q: %w", t.Slug, err)
 	}
 	return nil
+}
+
+// InsertActive records t, a tenant that is whole once it is recorded (a row
+// tenant), in state active, together with its first ledger entry, in one
+// statement. Its database is the one of its server; ok is false, and
+// nothing is written, when no server has t.Server as id. A taken slug
+// returns an error wrapping tenant.ErrSlugTaken.
+func (d *Directory) InsertActive(ctx context.Context, t tenant.Tenant) (out tenant.Tenant, ok bool, err error) {
+	out, err = scanTenant(d.db.QueryRow(ctx, `WITH s AS (
+			SELECT id, database FROM landlord.servers WHERE id = $5
+		), t AS (
+			INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version)
+			SELECT $1, $2, $3, $4, s.id, $6, s.database, 'active', $7 FROM s
+			RETURNING `+tenantColumns+`
+		), l AS (
+			INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
+			SELECT id, 'create', 'intent', model || ' ' || slug FROM t
+		)
+		SELECT `+tenantColumns+` FROM t`,
+		t.ID, t.Slug, t.DisplayName, string(t.Model), t.Server, t.Schema, t.SchemaVersion))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return tenant.Tenant{}, false, nil
+	case slugTaken(err):
+		return tenant.Tenant{}, false, fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
+	case err != nil:
+		return tenant.Tenant{}, false, fmt.Errorf("record tenant %q: %w", t.Slug, err)
+	}
+	return out, true, nil
+}
+
+// Activate moves tenant id from provisioning to active at schema version
+// version on q and logs the step, so that both commit with the caller's
+// transaction. A tenant in another state gets a *tenant.StateError.
+func Activate(ctx context.Context, q DBTX, id tenant.ID, version int) (tenant.Tenant, error) {
+	t, err := scanTenant(q.QueryRow(ctx, `WITH t AS (
+			UPDATE landlord.tenants SET state = 'active', schema_version = $2
+			WHERE id = $1 AND state = 'provisioning' RETURNING `+tenantColumns+`
+		), l AS (
+			INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail) SELECT id, 'create', 'active', '' FROM t
+		)
+		SELECT `+tenantColumns+` FROM t`, id, version))
+	if errors.Is(err, pgx.ErrNoRows) {
+		var state string
+		if err := q.QueryRow(ctx, `SELECT state FROM landlord.tenants WHERE id = $1`, id).Scan(&state); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return tenant.Tenant{}, fmt.Errorf("tenant %s: %w", id, tenant.ErrNotFound)
+			}
+			return tenant.Tenant{}, fmt.Errorf("look up tenant %s: %w", id, err)
+		}
+		return tenant.Tenant{}, &tenant.StateError{ID: id, State: tenant.State(state)}
+	}
+	if err != nil {
+		return t, fmt.Errorf("activate tenant %s: %w", id, err)
+	}
+	return t, nil
 }
 
 // SetState moves tenant id to state to if it is in one of the states from
@@ -308,6 +365,11 @@ func (d *Directory) Log(ctx context.Context, id tenant.ID, operation, step, deta
 	return logStep(ctx, d.db, id, operation, step, detail)
 }
 
+// LogStep appends one step to the provisioning ledger on q.
+func LogStep(ctx context.Context, q DBTX, id tenant.ID, operation, step, detail string) error {
+	return logStep(ctx, q, id, operation, step, detail)
+}
+
 // Step is one ledger entry.
 type Step struct {
 	Operation, Step, Detail string
@@ -324,6 +386,27 @@ func (d *Directory) Steps(ctx context.Context, id tenant.ID) ([]Step, error) {
 		err := r.Scan(&s.Operation, &s.Step, &s.Detail)
 		return s, err
 	})
+}
+
+// DBTX is a connection, a pool or a transaction: what LoadTemplateScript,
+// Activate and LogStep need of the caller's. They run on it, so that their
+// writes commit together with the caller's own work.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var (
+	_ DBTX = (*pgxpool.Pool)(nil)
+	_ DBTX = (*pgx.Conn)(nil)
+	_ DBTX = (pgx.Tx)(nil)
+)
+
+// slugTaken reports whether err is the unique violation of another
+// tenant's slug.
+func slugTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation && pgErr.ConstraintName == "tenants_slug_key"
 }
 
 type execer interface {

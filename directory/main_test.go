@@ -7,10 +7,12 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -25,16 +27,16 @@ const owner = "landlord_owner"
 // prepareOwner creates the owner role (once per server; roles are
 // cluster-wide) and lets it create schemas in the database conn is on.
 func prepareOwner(ctx context.Context, conn *pgx.Conn) error {
-	_, err := conn.Exec(ctx, "CREATE ROLE "+owner+" NOLOGIN")
+	_, err := conn.Exec(ctx, "CREATE ROLE "+ident.Quote(owner)+" NOLOGIN")
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505") { // exists, or a racing creator
+	if errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.DuplicateObject || pgErr.Code == pgerrcode.UniqueViolation) { // exists, or a racing creator
 		err = nil
 	}
 	if err != nil {
 		return err
 	}
 	_, err = conn.Exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER; GRANT CREATE ON DATABASE %s TO %s",
-		owner, pgx.Identifier{conn.Config().Database}.Sanitize(), owner))
+		ident.Quote(owner), ident.Quote(conn.Config().Database), ident.Quote(owner)))
 	return err
 }
 

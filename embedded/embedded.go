@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -531,7 +532,7 @@ func (s *Server) waitReady(ctx context.Context, gone func() bool, anyAnswer bool
 			switch {
 			case err == nil:
 				return nil
-			case errors.As(err, &pgErr) && pgErr.Code != "57P03": // cannot_connect_now
+			case errors.As(err, &pgErr) && pgErr.Code != pgerrcode.CannotConnectNow:
 				if anyAnswer {
 					return nil
 				}

@@ -18,8 +18,8 @@ import (
 // found.
 var ErrNoPgBouncer = errors.New("no pgbouncer binary found: install it (Debian/Ubuntu: apt-get install -y pgbouncer; macOS: brew install pgbouncer)")
 
-// BouncerConfig configures StartPgBouncer.
-type BouncerConfig struct {
+// PoolerConfig configures StartPgBouncer.
+type PoolerConfig struct {
 	// Server is the PostgreSQL server PgBouncer forwards to. Required.
 	Server *Server
 	// PoolMode is PgBouncer's pool_mode. Default "transaction".
@@ -33,12 +33,12 @@ type BouncerConfig struct {
 	Binary string
 }
 
-// Bouncer is a private PgBouncer in front of a Server, for tests and
+// Pooler is a private PgBouncer in front of a Server, for tests and
 // benchmarks. Clients connect to 127.0.0.1:Port() with any database and role
 // of the server and that role's password (SCRAM); PgBouncer checks it with
 // auth_query as the server's superuser and forwards over the server's unix
 // socket.
-type Bouncer struct {
+type Pooler struct {
 	dir  string
 	port int
 	pid  int
@@ -47,9 +47,9 @@ type Bouncer struct {
 
 // StartPgBouncer starts PgBouncer in front of cfg.Server, as the server's OS
 // user when this process is root (PgBouncer refuses to run as root).
-func StartPgBouncer(ctx context.Context, cfg BouncerConfig) (*Bouncer, error) {
+func StartPgBouncer(ctx context.Context, cfg PoolerConfig) (*Pooler, error) {
 	if cfg.Server == nil {
-		return nil, errors.New("start pgbouncer: BouncerConfig.Server is required")
+		return nil, errors.New("start pgbouncer: PoolerConfig.Server is required")
 	}
 	bin := cfg.Binary
 	if bin == "" {
@@ -135,7 +135,7 @@ func StartPgBouncer(ctx context.Context, cfg BouncerConfig) (*Bouncer, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start pgbouncer: %w", err)
 	}
-	b := &Bouncer{dir: dir, port: port, pid: cmd.Process.Pid, done: make(chan struct{})}
+	b := &Pooler{dir: dir, port: port, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(b.done)
@@ -166,13 +166,13 @@ func StartPgBouncer(ctx context.Context, cfg BouncerConfig) (*Bouncer, error) {
 }
 
 // Host is the address PgBouncer listens on.
-func (b *Bouncer) Host() string { return "127.0.0.1" }
+func (b *Pooler) Host() string { return "127.0.0.1" }
 
 // Port is the TCP port PgBouncer listens on.
-func (b *Bouncer) Port() int { return b.port }
+func (b *Pooler) Port() int { return b.port }
 
 // Stop stops PgBouncer (SIGINT: safe shutdown) and removes its directory.
-func (b *Bouncer) Stop() {
+func (b *Pooler) Stop() {
 	_ = syscall.Kill(b.pid, syscall.SIGINT)
 	select {
 	case <-b.done:
@@ -182,3 +182,13 @@ func (b *Bouncer) Stop() {
 	}
 	os.RemoveAll(b.dir)
 }
+
+// Bouncer is Pooler.
+//
+// Deprecated: use Pooler.
+type Bouncer = Pooler
+
+// BouncerConfig is PoolerConfig.
+//
+// Deprecated: use PoolerConfig.
+type BouncerConfig = PoolerConfig

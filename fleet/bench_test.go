@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/fleet"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
@@ -77,9 +78,9 @@ func populate(b *testing.B, e *env, schemas, databases int) []tenant.Tenant {
 			conns[d] = conn
 		}
 		if _, err := conn.Exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE landlord_owner;
-			SELECT set_config('landlord.tenant_id', '%s', true);
-			INSERT INTO %s.items (id, qty) SELECT g, g FROM generate_series(1, 10) g; COMMIT`,
-			tn.ID, pgx.Identifier{s}.Sanitize())); err != nil {
+			SELECT set_config('landlord.tenant_id', %s, true);
+			INSERT INTO %s (id, qty) SELECT g, g FROM generate_series(1, 10) g; COMMIT`,
+			ident.Literal(tn.ID.String()), ident.Quote(s, "items"))); err != nil {
 			b.Fatalf("items of %s: %v", tn.Slug, err)
 		}
 		if tn.Model == tenant.ModelDatabase {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/fleet"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
@@ -652,7 +653,7 @@ func TestLockTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(t.Context(), fmt.Sprintf(`LOCK TABLE %s.items IN ACCESS SHARE MODE`, pgx.Identifier{s1.Schema}.Sanitize())); err != nil {
+	if _, err := tx.Exec(t.Context(), fmt.Sprintf(`LOCK TABLE %s IN ACCESS SHARE MODE`, ident.Quote(s1.Schema, "items"))); err != nil {
 		t.Fatal(err)
 	}
 	f := e.fleet(t, files(3), fleet.Config{LockTimeout: 50 * time.Millisecond, LockRetries: 1, Tenants: []string{s1.Slug}})

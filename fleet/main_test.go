@@ -19,6 +19,7 @@ import (
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/fleet"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/provision"
@@ -290,7 +291,7 @@ func (e *env) insertItem(t testing.TB, tn tenant.Tenant, id, qty int) {
 		if _, err := tx.Exec(t.Context(), `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String()); err != nil {
 			return err
 		}
-		_, err := tx.Exec(t.Context(), fmt.Sprintf(`INSERT INTO %s.items (tenant_id, id, qty) VALUES ($1, $2, $3)`, pgx.Identifier{schema}.Sanitize()), tn.ID, id, qty)
+		_, err := tx.Exec(t.Context(), fmt.Sprintf(`INSERT INTO %s (tenant_id, id, qty) VALUES ($1, $2, $3)`, ident.Quote(schema, "items")), tn.ID, id, qty)
 		return err
 	})
 	if err != nil {
@@ -304,10 +305,10 @@ func (e *env) fixItems(t testing.TB, tn tenant.Tenant) {
 	database, schema := e.where(tn)
 	conn := e.connect(t, database)
 	err := pgx.BeginFunc(t.Context(), conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(t.Context(), `SET LOCAL ROLE landlord_owner; SELECT set_config('landlord.tenant_id', '`+tn.ID.String()+`', true)`); err != nil {
+		if _, err := tx.Exec(t.Context(), `SET LOCAL ROLE landlord_owner; SELECT set_config('landlord.tenant_id', `+ident.Literal(tn.ID.String())+`, true)`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(t.Context(), fmt.Sprintf(`UPDATE %s.items SET qty = 0 WHERE qty < 0`, pgx.Identifier{schema}.Sanitize()))
+		_, err := tx.Exec(t.Context(), fmt.Sprintf(`UPDATE %s SET qty = 0 WHERE qty < 0`, ident.Quote(schema, "items")))
 		return err
 	})
 	if err != nil {

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -161,7 +163,7 @@ func EnsureLedger(ctx context.Context, conn Conn, owner string) error {
 			return err
 		}
 		if owner != "" {
-			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{owner}.Sanitize()); err != nil {
+			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(owner)); err != nil {
 				return err
 			}
 		}
@@ -348,10 +350,10 @@ func (m *Migrator) lockAndCheck(ctx context.Context, tx pgx.Tx, t Target, mg Mig
 func (m *Migrator) enter(ctx context.Context, tx pgx.Tx, t Target) error {
 	var b strings.Builder
 	if m.cfg.Owner != "" {
-		b.WriteString("SET LOCAL ROLE " + pgx.Identifier{m.cfg.Owner}.Sanitize() + ";")
+		b.WriteString("SET LOCAL ROLE " + ident.Quote(m.cfg.Owner) + ";")
 	}
 	fmt.Fprintf(&b, "SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL lock_timeout = %d;",
-		pgx.Identifier{t.Schema}.Sanitize(), m.cfg.LockTimeout.Milliseconds())
+		ident.Quote(t.Schema), m.cfg.LockTimeout.Milliseconds())
 	_, err := tx.Exec(ctx, b.String())
 	return err
 }
@@ -397,10 +399,10 @@ func (m *Migrator) stepNoTx(ctx context.Context, conn Conn, t Target, mg Migrati
 	}
 	var pre strings.Builder
 	if m.cfg.Owner != "" {
-		pre.WriteString("SET ROLE " + pgx.Identifier{m.cfg.Owner}.Sanitize() + ";")
+		pre.WriteString("SET ROLE " + ident.Quote(m.cfg.Owner) + ";")
 	}
 	fmt.Fprintf(&pre, "SET search_path = %s, pg_catalog, pg_temp; SET lock_timeout = %d;",
-		pgx.Identifier{t.Schema}.Sanitize(), m.cfg.LockTimeout.Milliseconds())
+		ident.Quote(t.Schema), m.cfg.LockTimeout.Milliseconds())
 	if _, err := conn.Exec(ctx, pre.String()); err != nil {
 		return false, err
 	}
@@ -423,5 +425,5 @@ func (m *Migrator) stepNoTx(ctx context.Context, conn Conn, t Target, mg Migrati
 
 func isLockTimeout(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "55P03" // lock_not_available
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.LockNotAvailable
 }

@@ -2,13 +2,13 @@ package migration_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -199,7 +199,7 @@ func TestApplyTenantTarget(t *testing.T) {
 // id (none when id is nil), the way a tenant handle does.
 func asTenant(ctx context.Context, conn *pgx.Conn, role string, id *tenant.ID, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident(role)); err != nil {
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(role)); err != nil {
 			return err
 		}
 		if id != nil {
@@ -252,8 +252,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 
 	wantPgError := func(t *testing.T, err error, code string) {
 		t.Helper()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != code {
+		if !isCode(err, code) {
 			t.Fatalf("error = %v, want SQLSTATE %s", err, code)
 		}
 	}
@@ -293,7 +292,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `INSERT INTO app.products (tenant_id, id, sku, name) VALUES ($1, 10, 'x', 'x')`, b)
 			return err
 		})
-		wantPgError(t, err, "42501")
+		wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 		if !strings.Contains(err.Error(), "row-level security") {
 			t.Errorf("error = %v, want a row-level security violation", err)
 		}
@@ -304,7 +303,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `UPDATE app.orders SET tenant_id = $1`, b)
 			return err
 		})
-		wantPgError(t, err, "42501")
+		wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 	})
 
 	t.Run("cannot reference another tenant's row", func(t *testing.T) {
@@ -314,7 +313,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `INSERT INTO app.orders (id, product_id, quantity) VALUES (2, 3, 1)`)
 			return err
 		})
-		wantPgError(t, err, "23503")
+		wantPgError(t, err, pgerrcode.ForeignKeyViolation)
 	})
 
 	t.Run("cannot delete another tenant's rows", func(t *testing.T) {
@@ -335,7 +334,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 			_, err := tx.Exec(ctx, `TRUNCATE app.orders`)
 			return err
 		})
-		wantPgError(t, err, "42501")
+		wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 	})
 
 	for _, c := range []struct {
@@ -348,7 +347,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, role := range []string{e.grantee, e.owner} {
 				err := pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident(role)); err != nil {
+					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(role)); err != nil {
 						return err
 					}
 					if c.setting != nil {
@@ -372,13 +371,13 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 					t.Fatal(err)
 				}
 				err = pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident(role)); err != nil {
+					if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(role)); err != nil {
 						return err
 					}
 					_, err := tx.Exec(ctx, `INSERT INTO app.products (tenant_id, id, sku, name) VALUES ($1, 20, 'y', 'y')`, a)
 					return err
 				})
-				wantPgError(t, err, "42501")
+				wantPgError(t, err, pgerrcode.InsufficientPrivilege)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 )
@@ -61,7 +64,7 @@ func setup(t *testing.T) *env {
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s, %s", ident(e.owner), ident(e.grantee))); err != nil {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s, %s", ident.Quote(e.owner), ident.Quote(e.grantee))); err != nil {
 			t.Errorf("drop roles: %v", err)
 		}
 	})
@@ -72,7 +75,7 @@ func setup(t *testing.T) *env {
 		CREATE ROLE %[2]s NOLOGIN;
 		GRANT %[1]s, %[2]s TO CURRENT_USER;
 		GRANT CREATE ON DATABASE %[3]s TO %[1]s;`,
-		ident(e.owner), ident(e.grantee), ident(e.db.Name)))
+		ident.Quote(e.owner), ident.Quote(e.grantee), ident.Quote(e.db.Name)))
 	e.createSchema(t, "app")
 	return e
 }
@@ -91,7 +94,7 @@ func (e *env) connect(t *testing.T) *pgx.Conn {
 // createSchema creates a schema owned by the owner role.
 func (e *env) createSchema(t *testing.T, name string) {
 	t.Helper()
-	e.exec(t, fmt.Sprintf("CREATE SCHEMA %s AUTHORIZATION %s", ident(name), ident(e.owner)))
+	e.exec(t, fmt.Sprintf("CREATE SCHEMA %s AUTHORIZATION %s", ident.Quote(name), ident.Quote(e.owner)))
 }
 
 func (e *env) exec(t *testing.T, sql string, args ...any) {
@@ -179,7 +182,12 @@ func shopUpTo(t *testing.T, n int) fstest.MapFS {
 	return fsys
 }
 
-func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+// isCode reports whether err is a PostgreSQL error with SQLSTATE code
+// (pgerrcode).
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
 
 func randomHex(t *testing.T, n int) string {
 	t.Helper()

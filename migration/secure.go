@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/internal/ident"
 )
 
 // TenantPredicate is the row-level security predicate on every tenant table
@@ -142,7 +144,7 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 			// shape check below reports the table.
 			continue
 		}
-		q := pgx.Identifier{t.Schema, tb.name}.Sanitize()
+		q := ident.Quote(t.Schema, tb.name)
 		if !tb.rls {
 			fmt.Fprintf(&b, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\n", q)
 		}
@@ -151,17 +153,17 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 		}
 		if !tb.restrict {
 			fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
-				PolicyRestrictive, q, TenantPredicate, TenantPredicate)
+				ident.Quote(PolicyRestrictive), q, TenantPredicate, TenantPredicate)
 		}
 		if !tb.permits {
 			fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
-				PolicyPermissive, q, TenantPredicate, TenantPredicate)
+				ident.Quote(PolicyPermissive), q, TenantPredicate, TenantPredicate)
 		}
 		if tb.def == "" {
 			fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN tenant_id SET DEFAULT %s;\n", q, TenantDefault)
 		}
 	}
-	s := pgx.Identifier{t.Schema}.Sanitize()
+	s := ident.Quote(t.Schema)
 	// The grants name the objects: GRANT ... ON ALL TABLES IN SCHEMA scans
 	// all of pg_class, which grows with the fleet (with 11,000 tenant
 	// schemas on the server, the three statements cost about 25 ms per
@@ -177,7 +179,7 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 		fmt.Fprintf(&b, "REVOKE ALL ON TABLE %s FROM PUBLIC;\n", rels)
 	}
 	if t.Grantee != "" {
-		g := pgx.Identifier{t.Grantee}.Sanitize()
+		g := ident.Quote(t.Grantee)
 		// Granting on a schema rewrites its pg_namespace row even when the
 		// grant is there already, and any change to pg_namespace makes
 		// every backend of the database drop all its cached plans

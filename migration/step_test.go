@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -88,8 +89,7 @@ func TestApplyNoTransactionFailure(t *testing.T) {
 	), migration.Config{})
 	before := session(t, e.conn)
 	_, err := m.Apply(ctx, e.conn, e.target("app"))
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
+	if !isCode(err, pgerrcode.UndefinedTable) {
 		t.Fatalf("Apply = %v, want undefined_table", err)
 	}
 	if !strings.Contains(err.Error(), "002_bad_index.up.sql") {
@@ -148,16 +148,16 @@ func TestApplyPlainTarget(t *testing.T) {
 	}
 }
 
-// lockTable holds a lock on table that conflicts with ALTER TABLE until
+// lockTable holds a lock on schema.table that conflicts with ALTER TABLE until
 // release is called or d has passed.
-func lockTable(t *testing.T, e *env, table string, d time.Duration) (release func()) {
+func lockTable(t *testing.T, e *env, schema, table string, d time.Duration) (release func()) {
 	t.Helper()
 	conn := e.connect(t)
 	tx, err := conn.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE "+table+" IN ACCESS SHARE MODE"); err != nil {
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE "+ident.Quote(schema, table)+" IN ACCESS SHARE MODE"); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -204,7 +204,7 @@ func TestApplyLockTimeout(t *testing.T) {
 		})
 		// The lock is held until Apply has retried twice, however long
 		// that takes: the test counts retries, not time.
-		release := lockTable(t, e, "app.products", time.Minute)
+		release := lockTable(t, e, "app", "products", time.Minute)
 		var released atomic.Bool
 		watch, stopWatching := context.WithCancel(ctx)
 		watched := make(chan struct{})
@@ -250,13 +250,12 @@ func TestApplyLockTimeout(t *testing.T) {
 		var logs logBuffer
 		m := e.migrator(t, alter, migration.Config{LockTimeout: 100 * time.Millisecond, LockRetries: 1,
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		release := lockTable(t, e, "app.products", time.Minute)
+		release := lockTable(t, e, "app", "products", time.Minute)
 		start := time.Now()
 		res, err := m.Apply(ctx, e.conn, e.target("app"))
 		took := time.Since(start)
 		release()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+		if !isCode(err, pgerrcode.LockNotAvailable) {
 			t.Fatalf("Apply = %+v, %v, want lock_not_available", res, err)
 		}
 		// One try, a pause, one retry, while the lock was still held: two

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/landlordhq/landlord/internal/ident"
 )
 
 // Template describes the state every test database starts from.
@@ -152,8 +155,7 @@ func (s *Server) buildTemplate(ctx context.Context, name string, tmpl *Template)
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		ident := pgx.Identifier{name}.Sanitize()
-		if _, err := conn.Exec(ctx, "create database "+ident+" owner "+pgx.Identifier{OwnerRole}.Sanitize()); err != nil {
+		if _, err := conn.Exec(ctx, "create database "+ident.Quote(name)+" owner "+ident.Quote(OwnerRole)); err != nil {
 			return err
 		}
 		if err := s.setupTemplate(ctx, s.db(name), tmpl); err != nil {
@@ -162,7 +164,7 @@ func (s *Server) buildTemplate(ctx context.Context, name string, tmpl *Template)
 			_ = s.dropDatabase(cleanupCtx, name)
 			return err
 		}
-		_, err = conn.Exec(ctx, "alter database "+ident+" is_template true")
+		_, err = conn.Exec(ctx, "alter database "+ident.Quote(name)+" is_template true")
 		return err
 	})
 }
@@ -192,7 +194,7 @@ func (s *Server) setupTemplate(ctx context.Context, db *DB, tmpl *Template) erro
 // when the backends may not have exited yet.
 func (s *Server) clone(ctx context.Context, name, tpl string) error {
 	sql := fmt.Sprintf("create database %s template %s strategy wal_log owner %s",
-		pgx.Identifier{name}.Sanitize(), pgx.Identifier{tpl}.Sanitize(), pgx.Identifier{OwnerRole}.Sanitize())
+		ident.Quote(name), ident.Quote(tpl), ident.Quote(OwnerRole))
 	s.mu.Lock()
 	s.live[name] = true
 	s.mu.Unlock()
@@ -205,11 +207,11 @@ func (s *Server) clone(ctx context.Context, name, tpl string) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.As(err, &pgErr) || pgErr.Code != "55006" || attempt == cloneAttempts { // object_in_use
+		if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.ObjectInUse || attempt == cloneAttempts {
 			s.mu.Lock()
 			delete(s.live, name)
 			s.mu.Unlock()
-			if pgErr != nil && pgErr.Code == "55006" {
+			if pgErr != nil && pgErr.Code == pgerrcode.ObjectInUse {
 				return fmt.Errorf("clone %s: %w (does Template.Setup leave a connection open?)", tpl, err)
 			}
 			return fmt.Errorf("clone %s: %w", tpl, err)
@@ -224,7 +226,7 @@ func (s *Server) clone(ctx context.Context, name, tpl string) error {
 
 func (s *Server) dropDatabase(ctx context.Context, name string) error {
 	err := s.withAdmin(ctx, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
+		_, err := conn.Exec(ctx, "drop database if exists "+ident.Quote(name)+" with (force)")
 		return err
 	})
 	if err != nil {
@@ -244,13 +246,13 @@ func (s *Server) ensureOwner(ctx context.Context) error {
 	if s.ownerReady {
 		return nil
 	}
-	role := pgx.Identifier{OwnerRole}.Sanitize()
+	role := ident.Quote(OwnerRole)
 	err := s.withAdvisoryLock(ctx, lockOwner, func(conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, "create role "+role+" login createdb createrole nosuperuser nobypassrls")
 		var pgErr *pgconn.PgError
 		// duplicate_object, or unique_violation when a binary not holding
 		// the lock (an older harness) created it at the same moment.
-		if errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505") {
+		if errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.DuplicateObject || pgErr.Code == pgerrcode.UniqueViolation) {
 			err = nil
 		}
 		if err != nil {
@@ -258,9 +260,8 @@ func (s *Server) ensureOwner(ctx context.Context) error {
 		}
 		alter := "alter role " + role + " login createdb createrole"
 		if s.ownerPassword != "" {
-			// Hex digits only, safe to inline; a password cannot be a bind
-			// parameter in ALTER ROLE.
-			alter += " password '" + s.ownerPassword + "'"
+			// A password cannot be a bind parameter in ALTER ROLE.
+			alter += " password " + ident.Literal(s.ownerPassword)
 		}
 		if _, err := conn.Exec(ctx, alter); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -413,7 +414,7 @@ func stmtMemory(ctx context.Context, conn *pgx.Conn, schemas []string, role stri
 			}
 			id := tenant.NewID().String()
 			if _, err := tx.Exec(ctx, `SELECT set_config('role', $1, true), set_config('search_path', $2, true),
-				set_config('landlord.tenant_id', $3, true)`, role, pgx.Identifier{s}.Sanitize(), id); err != nil {
+				set_config('landlord.tenant_id', $3, true)`, role, ident.Quote(s), id); err != nil {
 				return 0, err
 			}
 			sd, err := tx.Conn().Prepare(ctx, fmt.Sprintf("bench_%d_%d", si, i),

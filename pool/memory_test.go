@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -27,7 +28,7 @@ const memTables = 10
 // restrictive and a permissive policy on the tenant setting.
 func tenantDDL(schema string) string {
 	var b strings.Builder
-	s := pgx.Identifier{schema}.Sanitize()
+	s := ident.Quote(schema)
 	fmt.Fprintf(&b, "CREATE SCHEMA %s;\n", s)
 	const pred = `tenant_id = nullif(current_setting('landlord.tenant_id', true), '')::uuid`
 	for i := range memTables {
@@ -79,7 +80,7 @@ func touchSchema(ctx context.Context, conn *pgx.Conn, schema, role string, write
 	defer tx.Rollback(ctx)
 	id := tenant.NewID().String()
 	if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('role', $2, true),
-		set_config('search_path', $3, true)`, id, role, pgx.Identifier{schema}.Sanitize()+", pg_temp"); err != nil {
+		set_config('search_path', $3, true)`, id, role, ident.Quote(schema)+", pg_temp"); err != nil {
 		return err
 	}
 	for i := range memTables {

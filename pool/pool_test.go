@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -614,7 +616,7 @@ func TestDialFailureBacksOff(t *testing.T) {
 	began := time.Now()
 	_, err := m.Acquire(t.Context(), key(missing, tenant.NewID()))
 	var pgErr *pgconn.PgError
-	if !IsDialError(err) || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+	if !IsDialError(err) || !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.InvalidCatalogName {
 		t.Fatalf("acquire of a missing database = %v, want a DialError wrapping 3D000", err)
 	}
 
@@ -893,7 +895,7 @@ func TestCloseTarget(t *testing.T) {
 		t.Errorf("CloseTarget returned with %d backends left on %s", n, db)
 	}
 	// Nothing is left on the database: it can be dropped without FORCE.
-	if _, err := e.admin.Exec(t.Context(), "DROP DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+	if _, err := e.admin.Exec(t.Context(), "DROP DATABASE "+ident.Quote(db)); err != nil {
 		t.Errorf("drop database after CloseTarget: %v", err)
 	}
 }

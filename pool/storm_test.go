@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/embedded"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -62,7 +63,7 @@ func createDatabases(t *testing.T, url, prefix string, n int) []string {
 			}
 			defer conn.Close(context.Background())
 			for i := w; i < n; i += workers {
-				if _, err := conn.Exec(t.Context(), "CREATE DATABASE "+pgx.Identifier{names[i]}.Sanitize()+" STRATEGY FILE_COPY"); err != nil {
+				if _, err := conn.Exec(t.Context(), "CREATE DATABASE "+ident.Quote(names[i])+" STRATEGY FILE_COPY"); err != nil {
 					t.Error(err)
 					return
 				}
@@ -169,7 +170,7 @@ func createRoles(t *testing.T, url, prefix string, n int) []string {
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s_%03d", prefix, i)
-		if _, err := conn.Exec(t.Context(), "CREATE ROLE "+pgx.Identifier{names[i]}.Sanitize()+" LOGIN"); err != nil {
+		if _, err := conn.Exec(t.Context(), "CREATE ROLE "+ident.Quote(names[i])+" LOGIN"); err != nil {
 			t.Fatal(err)
 		}
 	}

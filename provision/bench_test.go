@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -22,7 +23,7 @@ import (
 //
 // BenchmarkClone compares ways to make a schema of the ten tables;
 // BenchmarkCreate times Create per model with and without templates and
-// pool; BenchmarkCreateRatio runs the methods in alternating rounds and
+// the reserve; BenchmarkCreateRatio runs the methods in alternating rounds and
 // prints their ratios, which hold better than absolute figures on a shared
 // machine (shared/MEASURING.md).
 
@@ -51,7 +52,7 @@ func setupBench(b *testing.B) *env {
 			return
 		}
 		defer admin.Close(ctx)
-		admin.Exec(ctx, `DROP DATABASE IF EXISTS `+ident(tpl)+` WITH (FORCE)`)
+		admin.Exec(ctx, `DROP DATABASE IF EXISTS `+ident.Quote(tpl)+` WITH (FORCE)`)
 		rows, _ := admin.Query(ctx, `SELECT 'DROP ROLE IF EXISTS ' || quote_ident(rolname) FROM pg_roles WHERE shobj_description(oid, 'pg_authid') LIKE $1`,
 			"% installation "+inst.String()+"%")
 		stmts, _ := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -74,7 +75,7 @@ func cloneByScript(ctx context.Context, e *env, conn *pgx.Conn, s, role string) 
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE landlord_owner; CREATE SCHEMA %s; SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL check_function_bodies = off;\n",
-			ident(s), ident(s))+script.ddl(s)+script.grants(s, role)+script.ledger(s))
+			ident.Quote(s), ident.Quote(s))+script.ddl(s)+script.grants(s, role)+script.ledger(s))
 		return err
 	})
 }
@@ -87,11 +88,11 @@ func cloneByConsolidated(ctx context.Context, e *env, conn *pgx.Conn, s, role st
 		sql.WriteString(m.SQL)
 		sql.WriteString(";\n")
 		fmt.Fprintf(&ledger, "INSERT INTO landlord.target_migrations (target, version, name, checksum) VALUES (%s, %d, %s, %s);",
-			literal(s), m.Version, literal(m.Name), literal(m.Checksum))
+			ident.Literal(s), m.Version, ident.Literal(m.Name), ident.Literal(m.Checksum))
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE landlord_owner; CREATE SCHEMA %s; SET LOCAL search_path = %s, pg_catalog, pg_temp;\n",
-			ident(s), ident(s))+sql.String()); err != nil {
+			ident.Quote(s), ident.Quote(s))+sql.String()); err != nil {
 			return err
 		}
 		if err := migration.Secure(ctx, tx, migration.Target{Schema: s, Grantee: role}); err != nil {
@@ -108,7 +109,7 @@ func cloneByConsolidated(ctx context.Context, e *env, conn *pgx.Conn, s, role st
 // a migrated schema (see the catalog-diffs metric).
 func cloneByLike(ctx context.Context, e *env, conn *pgx.Conn, s, role string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL search_path = %s, pg_catalog, pg_temp", ident(TemplateSchema))); err != nil {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL search_path = %s, pg_catalog, pg_temp", ident.Quote(TemplateSchema))); err != nil {
 			return err
 		}
 		tables, err := collectStrings(ctx, tx, `SELECT quote_ident(relname) FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind = 'r' ORDER BY oid`, TemplateSchema)
@@ -125,15 +126,15 @@ func cloneByLike(ctx context.Context, e *env, conn *pgx.Conn, s, role string) er
 			return err
 		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "SET LOCAL ROLE landlord_owner; CREATE SCHEMA %s; SET LOCAL search_path = %s, pg_catalog, pg_temp;\n", ident(s), ident(s))
+		fmt.Fprintf(&b, "SET LOCAL ROLE landlord_owner; CREATE SCHEMA %s; SET LOCAL search_path = %s, pg_catalog, pg_temp;\n", ident.Quote(s), ident.Quote(s))
 		for _, t := range tables {
 			fmt.Fprintf(&b, "CREATE TABLE %s (LIKE %s.%s INCLUDING ALL); ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;\n",
-				t, ident(TemplateSchema), t, t)
+				t, ident.Quote(TemplateSchema), t, t)
 		}
 		b.WriteString(strings.Join(fks, "\n"))
 		b.WriteString(strings.Join(policies, "\n"))
 		fmt.Fprintf(&b, "GRANT USAGE ON SCHEMA %s TO %s; GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %s;",
-			ident(s), ident(role), strings.Join(tables, ", "), ident(role))
+			ident.Quote(s), ident.Quote(role), strings.Join(tables, ", "), ident.Quote(role))
 		_, err = tx.Exec(ctx, b.String())
 		return err
 	})
@@ -141,7 +142,7 @@ func cloneByLike(ctx context.Context, e *env, conn *pgx.Conn, s, role string) er
 
 // cloneByMigrating is the baseline: every migration, one transaction each.
 func cloneByMigrating(ctx context.Context, e *env, conn *pgx.Conn, s, role string) error {
-	if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; SET LOCAL ROLE landlord_owner; CREATE SCHEMA %s; COMMIT", ident(s))); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; SET LOCAL ROLE landlord_owner; CREATE SCHEMA %s; COMMIT", ident.Quote(s))); err != nil {
 		return err
 	}
 	_, err := e.p.Migrator().Apply(ctx, conn, migration.Target{Schema: s, Grantee: role})
@@ -172,8 +173,8 @@ func BenchmarkClone(b *testing.B) {
 			}
 			defer conn.Release()
 			role := tenant.NewID().RoleName()
-			if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s NOLOGIN NOINHERIT; COMMENT ON ROLE %s IS %s", ident(role), ident(role),
-				literal("bench installation "+e.p.Installation().ID.String()))); err != nil {
+			if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s NOLOGIN NOINHERIT; COMMENT ON ROLE %s IS %s", ident.Quote(role), ident.Quote(role),
+				ident.Literal("bench installation "+e.p.Installation().ID.String()))); err != nil {
 				b.Fatal(err)
 			}
 			var schemas []string
@@ -210,33 +211,33 @@ func BenchmarkClone(b *testing.B) {
 			}
 			b.ReportMetric(float64(diffs), "catalog-diffs")
 			for _, s := range append(schemas, refSchema) {
-				conn.Exec(ctx, fmt.Sprintf("DROP SCHEMA %s CASCADE; DELETE FROM landlord.target_migrations WHERE target = %s", ident(s), literal(s)))
+				conn.Exec(ctx, fmt.Sprintf("DROP SCHEMA %s CASCADE; DELETE FROM landlord.target_migrations WHERE target = %s", ident.Quote(s), ident.Literal(s)))
 			}
-			conn.Exec(ctx, "DROP ROLE "+ident(role))
+			conn.Exec(ctx, "DROP ROLE "+ident.Quote(role))
 		})
 	}
 }
 
 // BenchmarkCreate times Create per model and method: migrate (no
-// templates), template, and pool (a tenant is pre-provisioned before each
-// Create, outside the timing).
+// templates), template, and reserve (a tenant is pre-provisioned before
+// each Create, outside the timing).
 func BenchmarkCreate(b *testing.B) {
 	for _, m := range tenant.Models {
-		for _, how := range []Method{MethodMigrate, MethodTemplate, MethodPool} {
-			if m == tenant.ModelRow && how == MethodPool {
+		for _, how := range []Method{MethodMigrate, MethodTemplate, MethodReserve} {
+			if m == tenant.ModelRow && how == MethodReserve {
 				continue
 			}
 			b.Run(string(m)+"/"+string(how), func(b *testing.B) {
 				e := setupBench(b)
 				ctx := b.Context()
-				mode := map[Method]method{MethodMigrate: methodMigrate, MethodTemplate: methodTemplate, MethodPool: methodAuto}[how]
+				mode := map[Method]method{MethodMigrate: methodMigrate, MethodTemplate: methodTemplate, MethodReserve: methodAuto}[how]
 				var ids []tenant.ID
 				var took []time.Duration
 				i := 0
 				for b.Loop() {
-					if how == MethodPool {
+					if how == MethodReserve {
 						b.StopTimer()
-						if _, err := e.p.Fill(ctx, m, 1); err != nil {
+						if _, err := e.p.FillReserve(ctx, m, 1); err != nil {
 							b.Fatal(err)
 						}
 						b.StartTimer()
@@ -277,12 +278,12 @@ func BenchmarkCreateRatio(b *testing.B) {
 	}
 	p50s := map[key][]time.Duration{}
 	p99s := map[key][]time.Duration{}
-	methods := []Method{MethodMigrate, MethodTemplate, MethodPool}
+	methods := []Method{MethodMigrate, MethodTemplate, MethodReserve}
 	for b.Loop() {
 		for range rounds {
 			for _, m := range tenant.Models {
 				for _, how := range methods {
-					if m == tenant.ModelRow && how == MethodPool {
+					if m == tenant.ModelRow && how == MethodReserve {
 						continue
 					}
 					r, err := MeasureCreate(ctx, e.p, m, perRound, how)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/internal/ident"
 )
 
 // catalogSQL describes every object of schema $1 as text lines, one per
@@ -121,7 +123,7 @@ SELECT line FROM (
 // qualifies names regardless of the search_path. It sets the search_path
 // for the rest of tx.
 func catalogLines(ctx context.Context, tx pgx.Tx, schema, grantee string) ([]string, error) {
-	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL search_path = %s, pg_catalog, pg_temp", ident(schema))); err != nil {
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL search_path = %s, pg_catalog, pg_temp", ident.Quote(schema))); err != nil {
 		return nil, err
 	}
 	lines, err := collectStrings(ctx, tx, catalogSQL, schema, grantee)

@@ -9,9 +9,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -81,12 +83,12 @@ func (p *Provisioner) server(ctx context.Context, id string) (directory.Server, 
 
 // Create provisions a tenant and returns it ready for traffic. Bad input is
 // refused before anything is written. A request without an ID gets a
-// pre-provisioned tenant when the pool (Fill) holds one of its model on its
-// server; otherwise a schema tenant is cloned from the template schema and a
-// database tenant copied from the template database (PrepareTemplates),
-// or migrated when a template cannot be had. A crash part way leaves the
-// tenant in state provisioning; Resume, Reconcile or a Create with the same
-// Request.ID finishes it.
+// pre-provisioned tenant when the reserve (FillReserve) holds one of its
+// model on its server; otherwise a schema tenant is cloned from the template
+// schema and a database tenant copied from the template database
+// (PrepareTemplates), or migrated when a template cannot be had. A crash
+// part way leaves the tenant in state provisioning; Resume, Reconcile or a
+// Create with the same Request.ID finishes it.
 func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, error) {
 	return p.create(ctx, req, methodAuto)
 }
@@ -95,8 +97,8 @@ func (p *Provisioner) Create(ctx context.Context, req Request) (tenant.Tenant, e
 type method int
 
 const (
-	methodAuto     method = iota // a pooled tenant if there is one, else the templates
-	methodTemplate               // the templates, never the pool
+	methodAuto     method = iota // a reserved tenant if there is one, else the templates
+	methodTemplate               // the templates, never the reserve
 	methodMigrate                // every migration on the new tenant, as before templates
 )
 
@@ -139,7 +141,7 @@ func (p *Provisioner) create(ctx context.Context, req Request, how method) (tena
 	}
 	start := time.Now()
 	if err := p.dir.Insert(ctx, t); err != nil {
-		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, "23505") {
+		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, pgerrcode.UniqueViolation) {
 			// Two requests with the same id raced; the other one inserted.
 			// Its row may conflict on the id before the slug is checked.
 			if got, gerr := p.dir.Get(ctx, req.ID); gerr == nil {
@@ -176,7 +178,7 @@ func (p *Provisioner) createRow(ctx context.Context, req Request) (tenant.Tenant
 	t, ok, err := p.dir.InsertActive(ctx, tenant.Tenant{ID: req.ID, Slug: req.Slug, DisplayName: req.DisplayName, Model: req.Model,
 		Server: req.Server, Schema: SharedSchema, SchemaVersion: p.mig.Set().Head()})
 	if err != nil {
-		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, "23505") {
+		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, pgerrcode.UniqueViolation) {
 			// Two requests with the same id raced; the other one inserted.
 			if got, gerr := p.dir.Get(ctx, req.ID); gerr == nil {
 				if got.Slug != req.Slug || got.Model != req.Model {
@@ -425,21 +427,21 @@ func (p *Provisioner) schemaTenantTx(ctx context.Context, tx pgx.Tx, t tenant.Te
 	}
 	var b strings.Builder
 	if !haveRole {
-		fmt.Fprintf(&b, "CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;", ident(role))
+		fmt.Fprintf(&b, "CREATE ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;", ident.Quote(role))
 	}
 	// Also on a role an earlier attempt left: Reconcile removes only
 	// what carries the marker.
-	fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident(role), literal(mark))
+	fmt.Fprintf(&b, "COMMENT ON ROLE %s IS %s;", ident.Quote(role), ident.Literal(mark))
 	// The app role may switch to the tenant role for one transaction;
 	// being NOINHERIT, it has none of its privileges otherwise.
-	fmt.Fprintf(&b, "GRANT %s TO %s;", ident(role), ident(p.cfg.AppRole))
+	fmt.Fprintf(&b, "GRANT %s TO %s;", ident.Quote(role), ident.Quote(p.cfg.AppRole))
 	if !haveSchema {
 		fmt.Fprintf(&b, "SET LOCAL ROLE %s; CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s;\n",
-			ident(p.cfg.OwnerRole), ident(schema), ident(schema), literal(mark))
+			ident.Quote(p.cfg.OwnerRole), ident.Quote(schema), ident.Quote(schema), ident.Literal(mark))
 		if script != nil {
 			// The search_path a migration runs with (migration.Migrator),
 			// so unqualified names resolve as they did in the template.
-			fmt.Fprintf(&b, "SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL check_function_bodies = off;\n", ident(schema))
+			fmt.Fprintf(&b, "SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL check_function_bodies = off;\n", ident.Quote(schema))
 			b.WriteString(script.ddl(schema))
 			b.WriteString(script.grants(schema, role))
 			b.WriteString(script.ledger(schema))
@@ -466,7 +468,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	if err := p.ensureRole(ctx, role, "LOGIN NOINHERIT", p.roles.Password(role)); err != nil {
 		return 0, err
 	}
-	if err := p.exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident(role), literal(pu.mark))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident.Quote(role), ident.Literal(pu.mark))); err != nil {
 		return 0, err
 	}
 	var exists bool
@@ -483,7 +485,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	}
 	if err := p.exec(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS %s;
 		REVOKE ALL ON DATABASE %s FROM PUBLIC;
-		GRANT CONNECT ON DATABASE %s TO %s`, ident(db), literal(pu.mark), ident(db), ident(db), ident(role))); err != nil {
+		GRANT CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Literal(pu.mark), ident.Quote(db), ident.Quote(db), ident.Quote(role))); err != nil {
 		return 0, fmt.Errorf("lock down database: %w", err)
 	}
 	conn, err := p.connect(ctx, t.Server, db)
@@ -508,12 +510,12 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 			return err
 		}
 		adopt := fromTemplate && !haveSchema
-		sql := fmt.Sprintf(`SET LOCAL ROLE %s; DROP SCHEMA IF EXISTS public;`, ident(p.cfg.OwnerRole))
+		sql := fmt.Sprintf(`SET LOCAL ROLE %s; DROP SCHEMA IF EXISTS public;`, ident.Quote(p.cfg.OwnerRole))
 		switch {
 		case adopt:
-			sql += fmt.Sprintf(`ALTER SCHEMA %s RENAME TO %s;`, ident(TemplateSchema), ident(t.Schema))
+			sql += fmt.Sprintf(`ALTER SCHEMA %s RENAME TO %s;`, ident.Quote(TemplateSchema), ident.Quote(t.Schema))
 		case !haveSchema:
-			sql += fmt.Sprintf(`CREATE SCHEMA %s;`, ident(t.Schema))
+			sql += fmt.Sprintf(`CREATE SCHEMA %s;`, ident.Quote(t.Schema))
 		}
 		if _, err := tx.Exec(ctx, sql); err != nil || !adopt {
 			return err
@@ -548,7 +550,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 // database when t is on the directory's own server and the template is
 // ready and useTemplate is set, else a database from template0.
 func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTemplate bool) error {
-	db, owner := ident(t.Database), ident(p.cfg.OwnerRole)
+	db, owner := ident.Quote(t.Database), ident.Quote(p.cfg.OwnerRole)
 	if useTemplate && t.Server == directory.DefaultServer {
 		ok, err := p.templateDatabase(ctx)
 		if err != nil {
@@ -557,11 +559,11 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 		}
 		for attempt := 0; ok && err == nil; attempt++ {
 			// WAL_LOG: FILE_COPY forces two checkpoints per database.
-			err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s STRATEGY WAL_LOG", db, owner, ident(p.TemplateDatabase())))
+			err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s STRATEGY WAL_LOG", db, owner, ident.Quote(p.TemplateDatabase())))
 			switch {
-			case err == nil || isCode(err, "42P04"): // duplicate_database: a concurrent attempt
+			case err == nil || isCode(err, pgerrcode.DuplicateDatabase): // a concurrent attempt
 				return nil
-			case isCode(err, "55006") && attempt < 3:
+			case isCode(err, pgerrcode.ObjectInUse) && attempt < 3:
 				// "source database is being accessed by other users": a
 				// fleet run is migrating the template. PostgreSQL waited
 				// five seconds already; wait a little more.
@@ -570,7 +572,7 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 					return ctx.Err()
 				case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
 				}
-			case isCode(err, "55006", "3D000"): // still busy, or dropped meanwhile
+			case isCode(err, pgerrcode.ObjectInUse, pgerrcode.InvalidCatalogName): // still busy, or dropped meanwhile
 				p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "template database busy; creating the tenant database from template0",
 					slog.String("error", err.Error()))
 				ok = false
@@ -582,14 +584,14 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 	// template0 holds nothing an installation added to template1
 	// (THREATS I21).
 	err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG", db, owner))
-	if err != nil && !isCode(err, "42P04") {
+	if err != nil && !isCode(err, pgerrcode.DuplicateDatabase) {
 		return fmt.Errorf("create database: %w", err)
 	}
 	return nil
 }
 
 // purpose says whom the objects of a schema or database tenant are made
-// for: a tenant, or the pool.
+// for: a tenant, or the reserve.
 type purpose struct {
 	mark string // the comment on every object
 	op   string // the ledger operation of the steps
@@ -626,8 +628,8 @@ func repinFunctions(ctx context.Context, tx pgx.Tx, from, to string) error {
 		return fmt.Errorf("read pinned search paths: %w", err)
 	}
 	for _, pn := range pins {
-		path := strings.ReplaceAll(pn.path, pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize())
-		path = replaceWord(path, from, pgx.Identifier{to}.Sanitize())
+		path := strings.ReplaceAll(pn.path, ident.Quote(from), ident.Quote(to))
+		path = replaceWord(path, from, ident.Quote(to))
 		if path == pn.path {
 			continue
 		}

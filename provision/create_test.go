@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -184,25 +187,25 @@ func TestCreateDatabaseTenant(t *testing.T) {
 	must(t, err)
 	_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String())
 	must(t, err)
-	_, err = tx.Exec(ctx, `INSERT INTO `+tn.Schema+`.parents (tenant_id, id, name) VALUES ($1, 1, 'p')`, tn.ID)
+	_, err = tx.Exec(ctx, `INSERT INTO `+ident.Quote(tn.Schema, "parents")+` (tenant_id, id, name) VALUES ($1, 1, 'p')`, tn.ID)
 	must(t, err)
 	var n int
-	must(t, tx.QueryRow(ctx, `SELECT count(*) FROM `+tn.Schema+`.parents`).Scan(&n))
+	must(t, tx.QueryRow(ctx, `SELECT count(*) FROM `+ident.Quote(tn.Schema, "parents")).Scan(&n))
 	must(t, tx.Commit(ctx))
 	if n != 1 {
 		t.Errorf("tenant role sees %d rows of its own, want 1", n)
 	}
-	must(t, own.QueryRow(ctx, `SELECT count(*) FROM `+tn.Schema+`.parents`).Scan(&n))
+	must(t, own.QueryRow(ctx, `SELECT count(*) FROM `+ident.Quote(tn.Schema, "parents")).Scan(&n))
 	if n != 0 {
 		t.Errorf("tenant role sees %d rows without a tenant context, want 0", n)
 	}
 	_, err = own.Exec(ctx, `CREATE TEMP TABLE x (a int)`)
-	if pgCode(err) != "42501" {
+	if !isCode(err, pgerrcode.InsufficientPrivilege) {
 		t.Errorf("tenant role creating a temporary table: %v, want permission denied", err)
 	}
 
 	// Another tenant's role cannot connect.
-	if _, err := tryConnectAs(t, e, db, other.ID.RoleName()); pgCode(err) != "42501" {
+	if _, err := tryConnectAs(t, e, db, other.ID.RoleName()); !isCode(err, pgerrcode.InsufficientPrivilege) {
 		t.Errorf("another tenant's role connecting to %s: %v, want permission denied (42501)", db, err)
 	}
 	checkSteps(t, e, tn.ID, "create intent", "create role", "create database", "create active")

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/internal/ident"
 )
 
 // cloneScript recreates a template schema in another schema: the DDL the
@@ -58,14 +60,14 @@ func decodeCloneScript(text string) (cloneScript, error) {
 // ddl returns the statements that create the template's objects in schema.
 // The caller has set the search_path to schema.
 func (s *cloneScript) ddl(schema string) string {
-	return strings.Join(s.Parts, ident(schema))
+	return strings.Join(s.Parts, ident.Quote(schema))
 }
 
 // grants returns the statements that give role what migration.Secure gives
 // a target's grantee, on the objects by name: GRANT ... ON ALL TABLES IN
 // SCHEMA scans all of pg_class, which grows with the fleet.
 func (s *cloneScript) grants(schema, role string) string {
-	r, q := ident(role), ident(schema)
+	r, q := ident.Quote(role), ident.Quote(schema)
 	qualified := func(names []string) string {
 		out := make([]string, len(names))
 		for i, n := range names {
@@ -92,7 +94,7 @@ func (s *cloneScript) ledger(target string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "(%s, %d, %s, %s)", literal(target), r.Version, literal(r.Name), literal(r.Checksum))
+		fmt.Fprintf(&b, "(%s, %d, %s, %s)", ident.Literal(target), r.Version, ident.Literal(r.Name), ident.Literal(r.Checksum))
 	}
 	b.WriteString(";\n")
 	return b.String()
@@ -518,7 +520,7 @@ func tableDDL(ctx context.Context, tx pgx.Tx, schema string, b *partsBuilder, s 
 	}
 	type table struct {
 		oid         int64
-		name        string
+		name        string // quoted by format('%I')
 		unlogged    bool
 		with        string
 		rls, force  bool
@@ -641,7 +643,7 @@ func aclDDL(ctx context.Context, tx pgx.Tx, schema string, b *partsBuilder) erro
 		return fmt.Errorf("read privileges: %w", err)
 	}
 	type acl struct {
-		target, col, owner string
+		target, col, owner string // target and col quoted by quote_ident
 		items, defaults    []string
 	}
 	acls, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (acl, error) {
@@ -660,7 +662,7 @@ func aclDDL(ctx context.Context, tx pgx.Tx, schema string, b *partsBuilder) erro
 		if a.col != "" {
 			on = "(" + a.col + ") ON " + a.target
 		} else {
-			b.lines(fmt.Sprintf("REVOKE ALL ON %s FROM PUBLIC, %s;", a.target, ident(a.owner)))
+			b.lines(fmt.Sprintf("REVOKE ALL ON %s FROM PUBLIC, %s;", a.target, ident.Quote(a.owner)))
 		}
 		for _, item := range a.items {
 			f := strings.Fields(item)

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -74,7 +76,7 @@ func (p *Provisioner) deleteRows(ctx context.Context, conn *pgx.Conn, t tenant.T
 		return err
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE %s", ident(p.cfg.OwnerRole))); err != nil {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE %s", ident.Quote(p.cfg.OwnerRole))); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, t.ID.String()); err != nil {
@@ -85,7 +87,7 @@ func (p *Provisioner) deleteRows(ctx context.Context, conn *pgx.Conn, t tenant.T
 			return err
 		}
 		for _, table := range order {
-			if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", pgx.Identifier{t.Schema, table}.Sanitize()), t.ID); err != nil {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", ident.Quote(t.Schema, table)), t.ID); err != nil {
 				return fmt.Errorf("delete rows of %s: %w", table, err)
 			}
 		}
@@ -159,7 +161,7 @@ func (p *Provisioner) dropSchemaTenant(ctx context.Context, conn *pgx.Conn, id t
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, fmt.Sprintf(`DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s;`,
-			ident(id.SchemaName()), ident(id.RoleName())))
+			ident.Quote(id.SchemaName()), ident.Quote(id.RoleName())))
 		if err != nil {
 			return fmt.Errorf("drop schema and role: %w", err)
 		}
@@ -176,7 +178,7 @@ func (p *Provisioner) dropDatabaseTenant(ctx context.Context, id tenant.ID) erro
 	if err := p.dropDatabase(ctx, id); err != nil {
 		return fmt.Errorf("drop database: %w", err)
 	}
-	if err := p.exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(id.RoleName()))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf("DROP ROLE IF EXISTS %s", ident.Quote(id.RoleName()))); err != nil {
 		return fmt.Errorf("drop role: %w", err)
 	}
 	return nil
@@ -199,11 +201,11 @@ func (p *Provisioner) dropDatabase(ctx context.Context, id tenant.ID) error {
 	if !dbExists {
 		return nil
 	}
-	if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false", ident(db))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false", ident.Quote(db))); err != nil {
 		return fmt.Errorf("close database %s to new connections: %w", db, err)
 	}
 	if roleExists {
-		if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident(role))); err != nil {
+		if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident.Quote(role))); err != nil {
 			return fmt.Errorf("join role %s to end its sessions: %w", role, err)
 		}
 	}
@@ -215,8 +217,8 @@ func (p *Provisioner) dropDatabase(ctx context.Context, id tenant.ID) error {
 			  AND pg_has_role(current_user, usesysid, 'MEMBER')`, db); err != nil {
 			return fmt.Errorf("end sessions on %s: %w", db, err)
 		}
-		err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s", ident(db)))
-		if err == nil || !isCode(err, "55006") || attempt >= 20 {
+		err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s", ident.Quote(db)))
+		if err == nil || !isCode(err, pgerrcode.ObjectInUse) || attempt >= 20 {
 			return err
 		}
 		// A session was still ending ("being accessed by other users").
@@ -322,9 +324,9 @@ func (p *Provisioner) Reconcile(ctx context.Context) (Report, error) {
 				}
 			case "schema":
 				sql = fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE; DELETE FROM landlord.target_migrations WHERE target = %s",
-					ident(o.name), literal(o.name))
+					ident.Quote(o.name), ident.Literal(o.name))
 			case "role":
-				sql = fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(o.name))
+				sql = fmt.Sprintf("DROP ROLE IF EXISTS %s", ident.Quote(o.name))
 			}
 			if sql != "" {
 				if err := p.exec(ctx, sql); err != nil {

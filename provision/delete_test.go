@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -129,5 +130,5 @@ func TestDeleteDatabaseTenant(t *testing.T) {
 	// B is untouched and still reachable by its role.
 	other := connectAs(t, e, b.Database, b.ID.RoleName())
 	var n int
-	must(t, other.QueryRow(context.Background(), `SELECT count(*) FROM `+b.Schema+`.items`).Scan(&n))
+	must(t, other.QueryRow(context.Background(), `SELECT count(*) FROM `+ident.Quote(b.Schema, "items")).Scan(&n))
 }

@@ -2,14 +2,12 @@ package provision
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
@@ -225,14 +223,6 @@ func tryConnectAs(t *testing.T, e *env, database, role string) (*pgx.Conn, error
 		t.Fatal(err)
 	}
 	return pgx.ConnectConfig(t.Context(), cfg)
-}
-
-func pgCode(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 // snapshot records what a failed request must not change.

@@ -21,12 +21,18 @@ const (
 	// were made before templates, the baseline.
 	MethodMigrate Method = "migrate"
 	// MethodTemplate clones the template schema or copies the template
-	// database: what Create does when the pool is empty.
+	// database: what Create does when the reserve is empty.
 	MethodTemplate Method = "template"
-	// MethodPool claims a pre-provisioned tenant: what Create does when
-	// Fill has left one ready. Not for row tenants, which are not pooled.
-	MethodPool Method = "pool"
+	// MethodReserve claims a pre-provisioned tenant: what Create does when
+	// FillReserve has left one ready. Not for row tenants, which are never
+	// reserved.
+	MethodReserve Method = "reserve"
 )
+
+// MethodPool is MethodReserve.
+//
+// Deprecated: use MethodReserve.
+const MethodPool = MethodReserve
 
 // Measurement is what MeasureCreate found.
 type Measurement struct {
@@ -38,7 +44,7 @@ type Measurement struct {
 // MeasureCreate creates n tenants of model m by method how, one after
 // another, and returns the distribution of the time each Create took. What
 // is not part of one sign-up stays outside the timing: the templates are
-// prepared before the first Create, with MethodPool one tenant is
+// prepared before the first Create, with MethodReserve one tenant is
 // pre-provisioned before each, and every tenant it created is deleted at
 // the end. Run it on a Provisioner of a scratch installation; the slugs it
 // uses are random.
@@ -56,13 +62,13 @@ func MeasureCreate(ctx context.Context, p *Provisioner, m tenant.Model, n int, h
 		mode = methodMigrate
 	case MethodTemplate:
 		mode = methodTemplate
-	case MethodPool:
+	case MethodReserve:
 		if m == tenant.ModelRow {
-			return res, fmt.Errorf("measure create: %w: row tenants are not pooled", tenant.ErrBadModel)
+			return res, fmt.Errorf("measure create: %w: row tenants are never reserved", tenant.ErrBadModel)
 		}
 		mode = methodAuto
 	default:
-		return res, fmt.Errorf("measure create: method %q: want migrate, template or pool", how)
+		return res, fmt.Errorf("measure create: method %q: want migrate, template or reserve", how)
 	}
 	if how != MethodMigrate {
 		if err := p.PrepareTemplates(ctx); err != nil {
@@ -75,8 +81,8 @@ func MeasureCreate(ctx context.Context, p *Provisioner, m tenant.Model, n int, h
 	var took []time.Duration
 	var err error
 	for i := range n {
-		if how == MethodPool {
-			if _, err = p.Fill(ctx, m, 1); err != nil {
+		if how == MethodReserve {
+			if _, err = p.FillReserve(ctx, m, 1); err != nil {
 				break
 			}
 		}
@@ -97,8 +103,8 @@ func MeasureCreate(ctx context.Context, p *Provisioner, m tenant.Model, n int, h
 			cleanup = append(cleanup, derr)
 		}
 	}
-	if how == MethodPool {
-		if _, ferr := p.Fill(ctx, m, 0); ferr != nil {
+	if how == MethodReserve {
+		if _, ferr := p.FillReserve(ctx, m, 0); ferr != nil {
 			cleanup = append(cleanup, ferr)
 		}
 	}

@@ -12,11 +12,13 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -135,14 +137,14 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 	}
 	// The administrator acts as the owner (SET ROLE) when it creates
 	// objects, so that nothing is owned by a superuser or by the app role.
-	if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident(owner))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident.Quote(owner))); err != nil {
 		return fmt.Errorf("make the administrator a member of %s: %w", owner, err)
 	}
 	db, err := p.currentDatabase(ctx)
 	if err != nil {
 		return err
 	}
-	if err := p.exec(ctx, fmt.Sprintf(`GRANT CREATE, CONNECT ON DATABASE %s TO %s`, ident(db), ident(owner))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf(`GRANT CREATE, CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Quote(owner))); err != nil {
 		return fmt.Errorf("grant %s on the control database: %w", owner, err)
 	}
 	if err := p.dir.Migrate(ctx, owner); err != nil {
@@ -158,7 +160,7 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 	// Only Landlord's roles reach the control database, and no one gets
 	// temporary objects that could shadow tables (THREATS I18).
 	if err := p.exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC;
-		GRANT CONNECT ON DATABASE %s TO %s`, ident(db), ident(db), ident(app))); err != nil {
+		GRANT CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Quote(db), ident.Quote(app))); err != nil {
 		return fmt.Errorf("restrict the control database: %w", err)
 	}
 	if err := p.dir.EnsureServer(ctx, directory.Server{ID: directory.DefaultServer, Database: db}); err != nil {
@@ -176,14 +178,21 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 // pg_backend_memory_contexts is readable only with pg_read_all_stats, which
 // would also show the app role every session's query text; the function
 // runs as the owner and shows one number about the caller's own backend.
-const MemoryFunc = "landlord_backend.memory_bytes"
+const MemoryFunc = memorySchema + "." + memoryFuncName
+
+// The parts of MemoryFunc's name.
+const (
+	memorySchema   = "landlord_backend"
+	memoryFuncName = "memory_bytes"
+)
 
 // ensureMemoryFunc creates MemoryFunc, owned by the owner role, executable
 // by the app role alone, and gives the owner pg_read_all_stats for it. An
 // administrator that may not grant pg_read_all_stats leaves the function
 // failing; the connection manager then falls back to counting tenants.
 func (p *Provisioner) ensureMemoryFunc(ctx context.Context) error {
-	owner, app := ident(p.cfg.OwnerRole), ident(p.cfg.AppRole)
+	owner, app := ident.Quote(p.cfg.OwnerRole), ident.Quote(p.cfg.AppRole)
+	schema, fn := ident.Quote(memorySchema), ident.Quote(memorySchema, memoryFuncName)
 	var exists bool
 	if err := p.admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
 		WHERE n.nspname = 'landlord_backend' AND f.proname = 'memory_bytes')`).Scan(&exists); err != nil {
@@ -191,22 +200,24 @@ func (p *Provisioner) ensureMemoryFunc(ctx context.Context) error {
 	}
 	if !exists {
 		err := p.exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s;
-			CREATE SCHEMA IF NOT EXISTS landlord_backend;
+			CREATE SCHEMA IF NOT EXISTS %s;
 			CREATE FUNCTION %s() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
 				AS 'SELECT sum(total_bytes)::bigint FROM pg_catalog.pg_backend_memory_contexts';
-			REVOKE ALL ON FUNCTION %s() FROM PUBLIC; COMMIT`, owner, MemoryFunc, MemoryFunc))
+			REVOKE ALL ON FUNCTION %s() FROM PUBLIC; COMMIT`, owner, schema, fn, fn))
 		// A racing bootstrap created it: duplicate schema or function, or
 		// its catalog rows.
-		if err != nil && !isCode(err, "42P06", "42723", "23505", "XX000") {
+		if err != nil && !isCode(err, pgerrcode.DuplicateSchema, pgerrcode.DuplicateFunction, pgerrcode.UniqueViolation,
+			pgerrcode.InternalError) {
 			return fmt.Errorf("create %s: %w", MemoryFunc, err)
 		}
 	}
 	if err := p.exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s;
-		GRANT USAGE ON SCHEMA landlord_backend TO %s;
-		GRANT EXECUTE ON FUNCTION %s() TO %s; COMMIT`, owner, app, MemoryFunc, app)); err != nil && !isCode(err, "XX000") {
+		GRANT USAGE ON SCHEMA %s TO %s;
+		GRANT EXECUTE ON FUNCTION %s() TO %s; COMMIT`, owner, schema, app, fn, app)); err != nil && !isCode(err, pgerrcode.InternalError) {
 		return fmt.Errorf("grant %s to %s: %w", MemoryFunc, p.cfg.AppRole, err)
 	}
-	if err := p.exec(ctx, "GRANT pg_read_all_stats TO "+owner); err != nil && !isCode(err, "42501", "0LP01", "XX000") {
+	if err := p.exec(ctx, "GRANT pg_read_all_stats TO "+owner); err != nil &&
+		!isCode(err, pgerrcode.InsufficientPrivilege, pgerrcode.InvalidGrantOperation, pgerrcode.InternalError) {
 		return fmt.Errorf("grant pg_read_all_stats to %s: %w", p.cfg.OwnerRole, err)
 	}
 	return nil
@@ -247,12 +258,12 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 // grantShared gives the app role the four data privileges on the shared
 // tables, as migrations do.
 func (p *Provisioner) grantShared(ctx context.Context, conn *pgxpool.Conn) error {
-	s, app := ident(SharedSchema), ident(p.cfg.AppRole)
+	s, app := ident.Quote(SharedSchema), ident.Quote(p.cfg.AppRole)
 	_, err := conn.Exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s;
 		GRANT USAGE ON SCHEMA %s TO %s;
 		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s;
 		GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %s TO %s; COMMIT`,
-		ident(p.cfg.OwnerRole), s, app, s, app, s, app))
+		ident.Quote(p.cfg.OwnerRole), s, app, s, app, s, app))
 	if err != nil {
 		return fmt.Errorf("grant the shared tables to %s: %w", p.cfg.AppRole, err)
 	}
@@ -262,9 +273,9 @@ func (p *Provisioner) grantShared(ctx context.Context, conn *pgxpool.Conn) error
 // createSchema creates schema as the owner, with a marker comment.
 func (p *Provisioner) createSchema(ctx context.Context, conn *pgxpool.Conn, schema, marker string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		sql := fmt.Sprintf("SET LOCAL ROLE %s; CREATE SCHEMA IF NOT EXISTS %s;", ident(p.cfg.OwnerRole), ident(schema))
+		sql := fmt.Sprintf("SET LOCAL ROLE %s; CREATE SCHEMA IF NOT EXISTS %s;", ident.Quote(p.cfg.OwnerRole), ident.Quote(schema))
 		if marker != "" {
-			sql += fmt.Sprintf("COMMENT ON SCHEMA %s IS %s;", ident(schema), literal(marker))
+			sql += fmt.Sprintf("COMMENT ON SCHEMA %s IS %s;", ident.Quote(schema), ident.Literal(marker))
 		}
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("create schema %s: %w", schema, err)
@@ -285,8 +296,8 @@ func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password stri
 		return fmt.Errorf("look up role %s: %w", role, err)
 	}
 	if !exists {
-		err := p.exec(ctx, fmt.Sprintf("CREATE ROLE %s %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", ident(role), attrs))
-		if err != nil && !isCode(err, "42710", "23505") { // duplicate_object, or a racing creator's unique violation
+		err := p.exec(ctx, fmt.Sprintf("CREATE ROLE %s %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", ident.Quote(role), attrs))
+		if err != nil && !isCode(err, pgerrcode.DuplicateObject, pgerrcode.UniqueViolation) { // or a racing creator's unique violation
 			return fmt.Errorf("create role %s: %w", role, err)
 		}
 	}
@@ -302,9 +313,9 @@ func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password stri
 		return err
 	}
 	if err := p.exec(ctx, fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s; COMMENT ON ROLE %s IS %s",
-		ident(role), attrs, literal(verifier), ident(role), literal(mark))); err != nil && !isCode(err, "XX000") {
-		// XX000 "tuple concurrently updated": another process set the same
-		// password at the same moment.
+		ident.Quote(role), attrs, ident.Literal(verifier), ident.Quote(role), ident.Literal(mark))); err != nil && !isCode(err, pgerrcode.InternalError) {
+		// InternalError "tuple concurrently updated": another process set
+		// the same password at the same moment.
 		return fmt.Errorf("set password of role %s: %w", role, err)
 	}
 	return nil
@@ -332,12 +343,8 @@ func (p *Provisioner) marker(id tenant.ID) string {
 	return "landlord tenant " + id.String() + " installation " + p.inst.ID.String()
 }
 
-func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
-
-// literal quotes s as an SQL string literal. Used only for comments and
-// verifiers Landlord composes itself, where a bind parameter is not allowed.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
+// isCode reports whether err is a PostgreSQL error with one of the SQLSTATE
+// codes (pgerrcode).
 func isCode(err error, codes ...string) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {

@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -147,8 +149,8 @@ func TestInstallationOfCopies(t *testing.T) {
 	must(t, err)
 	defer admin.Close(context.Background())
 	for attempt := 0; ; attempt++ {
-		_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER pgtest_owner`, ident(clone), ident(db.Name)))
-		if pgCode(err) != "55006" || attempt == 20 { // the pool's sessions may not have ended yet
+		_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER pgtest_owner`, ident.Quote(clone), ident.Quote(db.Name)))
+		if !isCode(err, pgerrcode.ObjectInUse) || attempt == 20 { // the pool's sessions may not have ended yet
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -157,7 +159,7 @@ func TestInstallationOfCopies(t *testing.T) {
 	t.Cleanup(func() {
 		admin, err := pgx.Connect(context.Background(), db.Server.AdminURL("postgres"))
 		if err == nil {
-			admin.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(clone)))
+			admin.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident.Quote(clone)))
 			admin.Close(context.Background())
 		}
 	})
@@ -259,19 +261,19 @@ func TestConnConfig(t *testing.T) {
 	if err := login(a.Database, role, ""); err != nil {
 		t.Errorf("tenant role with its derived password over TCP: %v", err)
 	}
-	if err := login(a.Database, role, "wrong"); pgCode(err) != "28P01" {
+	if err := login(a.Database, role, "wrong"); !isCode(err, pgerrcode.InvalidPassword) {
 		t.Errorf("tenant role with a wrong password: %v, want invalid_password (28P01)", err)
 	}
-	if err := login(a.Database, role, e.p.Roles().Password(b.ID.RoleName())); pgCode(err) != "28P01" {
+	if err := login(a.Database, role, e.p.Roles().Password(b.ID.RoleName())); !isCode(err, pgerrcode.InvalidPassword) {
 		t.Errorf("tenant role with another tenant's password: %v, want invalid_password (28P01)", err)
 	}
-	if err := login(a.Database, b.ID.RoleName(), ""); pgCode(err) != "42501" {
+	if err := login(a.Database, b.ID.RoleName(), ""); !isCode(err, pgerrcode.InsufficientPrivilege) {
 		t.Errorf("another tenant's role on %s: %v, want permission denied (42501)", a.Database, err)
 	}
 	if err := login(e.db.Name, "landlord_app", ""); err != nil {
 		t.Errorf("app role with its derived password over TCP: %v", err)
 	}
-	if err := login(e.db.Name, role, ""); pgCode(err) != "42501" {
+	if err := login(e.db.Name, role, ""); !isCode(err, pgerrcode.InsufficientPrivilege) {
 		t.Errorf("tenant role on the control database: %v, want permission denied (42501)", err)
 	}
 }
@@ -317,9 +319,9 @@ func TestScramVerifier(t *testing.T) {
 	must(t, err)
 	defer admin.Close(context.Background())
 	role := "scram_" + tenant.NewID().Hex()[:16]
-	_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD %s`, ident(role), literal(v1)))
+	_, err = admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD %s`, ident.Quote(role), ident.Literal(v1)))
 	must(t, err)
-	t.Cleanup(func() { admin.Exec(context.Background(), `DROP ROLE `+ident(role)) })
+	t.Cleanup(func() { admin.Exec(context.Background(), `DROP ROLE `+ident.Quote(role)) })
 	for pw, ok := range map[string]bool{"correct horse": true, "correct horse ": false, "": false} {
 		cfg, err := pgx.ParseConfig(emb.TCPURL("postgres"))
 		must(t, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -119,19 +120,19 @@ func TestResumeHalfWay(t *testing.T) {
 			e := setup(t, 0)
 			ctx := t.Context()
 			tn := intent(t, e, "halfway", m)
-			_, err := e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN`, ident(tn.ID.RoleName())))
+			_, err := e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN`, ident.Quote(tn.ID.RoleName())))
 			must(t, err)
 			if m == tenant.ModelDatabase {
 				// Created, but neither locked down nor migrated.
-				_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER landlord_owner TEMPLATE template0`, ident(tn.Database)))
+				_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER landlord_owner TEMPLATE template0`, ident.Quote(tn.Database)))
 				must(t, err)
 				t.Cleanup(func() {
 					// Should the test fail before Resume marks it.
-					e.pool.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(tn.Database)))
+					e.pool.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident.Quote(tn.Database)))
 				})
 			}
 			t.Cleanup(func() {
-				e.pool.Exec(context.Background(), fmt.Sprintf(`DROP ROLE IF EXISTS %s`, ident(tn.ID.RoleName())))
+				e.pool.Exec(context.Background(), fmt.Sprintf(`DROP ROLE IF EXISTS %s`, ident.Quote(tn.ID.RoleName())))
 			})
 			if _, err := e.p.Resume(ctx, tn.ID); err != nil {
 				t.Fatalf("resume: %v", err)
@@ -244,18 +245,18 @@ func TestReconcileOrphans(t *testing.T) {
 	var stmts []string
 	for _, id := range []tenant.ID{foreign, unmarked} {
 		stmts = append(stmts,
-			fmt.Sprintf(`CREATE ROLE %s NOLOGIN`, ident(id.RoleName())),
-			fmt.Sprintf(`CREATE SCHEMA %s`, ident(id.SchemaName())),
-			fmt.Sprintf(`CREATE DATABASE %s TEMPLATE template0`, ident(id.DatabaseName())))
+			fmt.Sprintf(`CREATE ROLE %s NOLOGIN`, ident.Quote(id.RoleName())),
+			fmt.Sprintf(`CREATE SCHEMA %s`, ident.Quote(id.SchemaName())),
+			fmt.Sprintf(`CREATE DATABASE %s TEMPLATE template0`, ident.Quote(id.DatabaseName())))
 	}
 	stmts = append(stmts,
-		fmt.Sprintf(`COMMENT ON ROLE %s IS %s`, ident(foreign.RoleName()), literal(foreignMark)),
-		fmt.Sprintf(`COMMENT ON SCHEMA %s IS %s`, ident(foreign.SchemaName()), literal(foreignMark)),
-		fmt.Sprintf(`COMMENT ON DATABASE %s IS %s`, ident(foreign.DatabaseName()), literal(foreignMark)))
+		fmt.Sprintf(`COMMENT ON ROLE %s IS %s`, ident.Quote(foreign.RoleName()), ident.Literal(foreignMark)),
+		fmt.Sprintf(`COMMENT ON SCHEMA %s IS %s`, ident.Quote(foreign.SchemaName()), ident.Literal(foreignMark)),
+		fmt.Sprintf(`COMMENT ON DATABASE %s IS %s`, ident.Quote(foreign.DatabaseName()), ident.Literal(foreignMark)))
 	t.Cleanup(func() {
 		for _, id := range []tenant.ID{foreign, unmarked} {
-			e.pool.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s`, ident(id.DatabaseName())))
-			e.pool.Exec(context.Background(), fmt.Sprintf(`DROP ROLE IF EXISTS %s`, ident(id.RoleName())))
+			e.pool.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %s`, ident.Quote(id.DatabaseName())))
+			e.pool.Exec(context.Background(), fmt.Sprintf(`DROP ROLE IF EXISTS %s`, ident.Quote(id.RoleName())))
 		}
 	})
 	for _, s := range stmts {

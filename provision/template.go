@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 )
 
@@ -77,7 +78,7 @@ func (p *Provisioner) WithTemplateDatabase(ctx context.Context, fn func(ctx cont
 			}
 		}
 		tpl := p.TemplateDatabase()
-		if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident(tpl))); err != nil {
+		if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident.Quote(tpl))); err != nil {
 			return fmt.Errorf("open template database: %w", err)
 		}
 		conn, err := p.connect(ctx, directory.DefaultServer, tpl)
@@ -176,7 +177,7 @@ func (p *Provisioner) ensureTemplateSchema(ctx context.Context, conn *pgx.Conn) 
 		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL ROLE %s; CREATE SCHEMA IF NOT EXISTS %s;
 				COMMENT ON SCHEMA %s IS 'landlord template: cloned for new schema tenants'`,
-				ident(p.cfg.OwnerRole), ident(TemplateSchema), ident(TemplateSchema)))
+				ident.Quote(p.cfg.OwnerRole), ident.Quote(TemplateSchema), ident.Quote(TemplateSchema)))
 			return err
 		}); err != nil {
 			return 0, fmt.Errorf("create template schema: %w", err)
@@ -192,7 +193,7 @@ func (p *Provisioner) ensureTemplateSchema(ctx context.Context, conn *pgx.Conn) 
 		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "rebuilding the template schema", slog.String("reason", err.Error()))
 		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, fmt.Sprintf(`DROP SCHEMA %s CASCADE; DELETE FROM landlord.target_migrations WHERE target = %s`,
-				ident(TemplateSchema), literal(TemplateSchema)))
+				ident.Quote(TemplateSchema), ident.Literal(TemplateSchema)))
 			return err
 		}); err != nil {
 			return 0, fmt.Errorf("drop broken template schema: %w", err)
@@ -239,7 +240,7 @@ func (p *Provisioner) verifiedCloneScript(ctx context.Context, conn *pgx.Conn) (
 	}
 	s.Version, s.Ledger = set.Head(), want
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL ROLE %s; CREATE SCHEMA %s; SET LOCAL search_path = %s, pg_catalog, pg_temp;
-		SET LOCAL check_function_bodies = off`, ident(p.cfg.OwnerRole), ident(trialSchema), ident(trialSchema))); err != nil {
+		SET LOCAL check_function_bodies = off`, ident.Quote(p.cfg.OwnerRole), ident.Quote(trialSchema), ident.Quote(trialSchema))); err != nil {
 		return s, fmt.Errorf("create trial schema: %w", err)
 	}
 	if _, err := tx.Exec(ctx, s.ddl(trialSchema)); err != nil {
@@ -331,18 +332,18 @@ func (p *Provisioner) prepareTemplateDatabase(ctx context.Context) (bool, error)
 // buildTemplateDatabase (re)creates the template database from template0
 // and migrates it. The caller holds the template database's lock.
 func (p *Provisioner) buildTemplateDatabase(ctx context.Context) (bool, error) {
-	tpl := ident(p.TemplateDatabase())
+	tpl := ident.Quote(p.TemplateDatabase())
 	if err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", tpl)); err != nil {
 		return false, fmt.Errorf("drop template database: %w", err)
 	}
 	// template0 holds nothing an installation added to template1; WAL_LOG
 	// avoids the checkpoints FILE_COPY forces.
 	if err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG",
-		tpl, ident(p.cfg.OwnerRole))); err != nil {
+		tpl, ident.Quote(p.cfg.OwnerRole))); err != nil {
 		return false, fmt.Errorf("create template database: %w", err)
 	}
 	if err := p.exec(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS %s; REVOKE ALL ON DATABASE %s FROM PUBLIC`,
-		tpl, literal(p.templateDatabaseMarkStale()), tpl)); err != nil {
+		tpl, ident.Literal(p.templateDatabaseMarkStale()), tpl)); err != nil {
 		return false, fmt.Errorf("lock down template database: %w", err)
 	}
 	conn, err := p.connect(ctx, directory.DefaultServer, p.TemplateDatabase())
@@ -350,7 +351,7 @@ func (p *Provisioner) buildTemplateDatabase(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	_, err = conn.Exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE %s; DROP SCHEMA IF EXISTS public; CREATE SCHEMA %s; COMMIT`,
-		ident(p.cfg.OwnerRole), ident(TemplateSchema)))
+		ident.Quote(p.cfg.OwnerRole), ident.Quote(TemplateSchema)))
 	conn.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return false, fmt.Errorf("create template schema in the template database: %w", err)
@@ -368,7 +369,7 @@ func (p *Provisioner) buildTemplateDatabase(ctx context.Context) (bool, error) {
 // or cannot be migrated gets an error wrapping errBrokenTemplate.
 func (p *Provisioner) migrateTemplateDatabase(ctx context.Context) (bool, error) {
 	tpl := p.TemplateDatabase()
-	if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident(tpl))); err != nil {
+	if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident.Quote(tpl))); err != nil {
 		return false, fmt.Errorf("open template database: %w", err)
 	}
 	conn, err := p.connect(ctx, directory.DefaultServer, tpl)
@@ -419,9 +420,9 @@ func (p *Provisioner) checkAndMigrateTemplate(ctx context.Context, conn *pgx.Con
 // closeTemplateDatabase closes the template database to connections, which
 // CREATE DATABASE ... TEMPLATE needs, and marks it.
 func (p *Provisioner) closeTemplateDatabase(ctx context.Context, mark string) error {
-	tpl := ident(p.TemplateDatabase())
+	tpl := ident.Quote(p.TemplateDatabase())
 	if err := p.exec(ctx, fmt.Sprintf(`BEGIN; ALTER DATABASE %s ALLOW_CONNECTIONS false; COMMENT ON DATABASE %s IS %s; COMMIT`,
-		tpl, tpl, literal(mark))); err != nil {
+		tpl, tpl, ident.Literal(mark))); err != nil {
 		return fmt.Errorf("close template database: %w", err)
 	}
 	return nil

@@ -11,10 +11,12 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/internal/shopschema"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
@@ -80,7 +82,7 @@ func installedWith(set *migration.Set) *pgtest.Template {
 var shopInstalled = installedWith(shopMigrations(0))
 
 // setupShop is setup with the store schema as the tenant tables. When the
-// test passes, the template database and pooled objects go too.
+// test passes, the template database and reserved objects go too.
 func setupShop(t *testing.T) *env {
 	t.Helper()
 	return setupSet(t, shopInstalled, shopMigrations(0))
@@ -105,7 +107,7 @@ func setupSet(t *testing.T, tmpl *pgtest.Template, set *migration.Set) *env {
 }
 
 // cleanupTemplates drops, when the test passes, the template database and
-// the pooled objects of e's installation, which outlive the test database
+// the reserved objects of e's installation, which outlive the test database
 // and which dropInstallationObjects does not know.
 func cleanupTemplates(t *testing.T, e *env) {
 	t.Helper()
@@ -151,10 +153,10 @@ func migratedSchema(t *testing.T, e *env) (schema, role string) {
 	id := tenant.NewID()
 	schema, role = id.SchemaName(), id.RoleName()
 	_, err := e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN NOINHERIT; BEGIN; SET LOCAL ROLE landlord_owner; CREATE SCHEMA %s; COMMIT`,
-		ident(role), ident(schema)))
+		ident.Quote(role), ident.Quote(schema)))
 	must(t, err)
 	t.Cleanup(func() {
-		e.pool.Exec(context.Background(), fmt.Sprintf(`DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s`, ident(schema), ident(role)))
+		e.pool.Exec(context.Background(), fmt.Sprintf(`DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s`, ident.Quote(schema), ident.Quote(role)))
 	})
 	conn, err := e.pool.Acquire(ctx)
 	must(t, err)
@@ -260,12 +262,12 @@ func checkCloneWorks(t *testing.T, e *env, tn tenant.Tenant) {
 		t.Errorf("Secure changed the cloned schema:\n%s", strings.Join(diff, "\n"))
 	}
 
-	q := func(sql string) string { return strings.ReplaceAll(sql, "S.", ident(tn.Schema)+".") }
+	q := func(sql string) string { return strings.ReplaceAll(sql, "S.", ident.Quote(tn.Schema)+".") }
 	var number, auditID int64
 	var touched bool
 	app := connectAs(t, e, e.db.Name, e.p.Roles().App)
 	err = pgx.BeginFunc(ctx, app, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL ROLE %s`, ident(tn.ID.RoleName()))); err != nil {
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL ROLE %s`, ident.Quote(tn.ID.RoleName()))); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String()); err != nil {
@@ -444,7 +446,7 @@ func TestTemplatesRebuilt(t *testing.T) {
 
 	// Tampered: a checksum in its ledger changed.
 	admin := connectAs(t, e, e.db.Name, "")
-	_, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS true`, ident(tpl)))
+	_, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS true`, ident.Quote(tpl)))
 	must(t, err)
 	inside := connectAs(t, e, tpl, "")
 	_, err = inside.Exec(ctx, `UPDATE landlord.target_migrations SET checksum = md5(checksum) WHERE version = 2`)
@@ -458,7 +460,7 @@ func TestTemplatesRebuilt(t *testing.T) {
 	checkLiveDatabase(t, e, tampered)
 
 	// Dropped.
-	_, err = admin.Exec(ctx, fmt.Sprintf(`DROP DATABASE %s`, ident(tpl)))
+	_, err = admin.Exec(ctx, fmt.Sprintf(`DROP DATABASE %s`, ident.Quote(tpl)))
 	must(t, err)
 	dropped := create(t, e, "after-drop", tenant.ModelDatabase)
 	if exists, _, _, _, _ := templateDB(t, e); !exists {
@@ -564,7 +566,7 @@ func TestCloneFailureLeavesNothing(t *testing.T) {
 
 	before := takeSnapshot(t, e)
 	_, err = e.p.Create(ctx, Request{Slug: "half-cloned", Model: tenant.ModelSchema})
-	if pgCode(err) != "22012" {
+	if !isCode(err, pgerrcode.DivisionByZero) {
 		t.Fatalf("create with a failing clone: %v, want division by zero", err)
 	}
 	tn, err := e.p.Directory().GetBySlug(ctx, "half-cloned")

@@ -8,7 +8,7 @@ const MaxIdentLen = 63
 // CheckIdent reports whether name is an identifier Landlord is willing to
 // put into SQL: 1-63 bytes of lower-case ASCII letters, digits and
 // underscores, starting with a letter or underscore. Identifiers are still
-// quoted with pgx.Identifier when used; this check means a name that would
+// quoted when used (internal/ident); this check means a name that would
 // need quoting to be safe is refused instead of truncated or escaped
 // (THREATS B02, I20).
 func CheckIdent(name string) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/embedded"
+	"github.com/landlordhq/landlord/internal/ident"
 )
 
 // globals holds the flags every command shares.
@@ -75,6 +76,6 @@ func ensureDatabase(ctx context.Context, url, database string) error {
 	if exists {
 		return nil
 	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{database}.Sanitize())
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+ident.Quote(database))
 	return err
 }

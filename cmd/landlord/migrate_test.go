@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/fleet"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/provision"
@@ -183,7 +184,7 @@ func (e *migEnv) setQty(t *testing.T, tn tenant.Tenant, qty int) {
 			return err
 		}
 		_, err := tx.Exec(t.Context(), fmt.Sprintf(`INSERT INTO %s.items (id, qty) VALUES (1, $1) ON CONFLICT (tenant_id, id) DO UPDATE SET qty = $1`,
-			pgx.Identifier{tn.Schema}.Sanitize()), qty)
+			ident.Quote(tn.Schema)), qty)
 		return err
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -99,7 +100,7 @@ func Run(ctx context.Context, databaseURL string, out io.Writer) error {
 			if a.ID == b.ID {
 				continue
 			}
-			sql := fmt.Sprintf(`SELECT count(*) FROM %s WHERE tenant_id = $1`, pgx.Identifier{b.Schema, "products"}.Sanitize())
+			sql := fmt.Sprintf(`SELECT count(*) FROM %s WHERE tenant_id = $1`, ident.Quote(b.Schema, "products"))
 			var n int
 			err := l.Handle().QueryRow(landlord.WithTenant(ctx, a.ID), sql, b.ID).Scan(&n)
 			verdict := fmt.Sprintf("sees %d of its rows", n)

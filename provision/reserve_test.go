@@ -8,27 +8,28 @@ import (
 	"testing"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// pooled lists the ids of the pool entries of model m.
-func pooled(t *testing.T, e *env, m tenant.Model) []tenant.ID {
+// reserved lists the ids of the reserve entries of model m.
+func reserved(t *testing.T, e *env, m tenant.Model) []tenant.ID {
 	t.Helper()
-	entries, err := e.p.Directory().ListPooled(t.Context(), m, directory.DefaultServer)
+	entries, err := e.p.Directory().ListReserved(t.Context(), m, directory.DefaultServer)
 	must(t, err)
 	var ids []tenant.ID
 	for _, x := range entries {
 		if !x.Ready {
-			t.Errorf("pool entry %s is not ready", x.ID)
+			t.Errorf("reserve entry %s is not ready", x.ID)
 		}
 		ids = append(ids, x.ID)
 	}
 	return ids
 }
 
-// poolObjects lists the objects that carry the pool marker of e's
+// reservedObjects lists the objects that carry the reserve marker of e's
 // installation, as "kind name", sorted.
-func poolObjects(t *testing.T, e *env) []string {
+func reservedObjects(t *testing.T, e *env) []string {
 	t.Helper()
 	rows, err := e.pool.Query(t.Context(), `
 		SELECT kind || ' ' || name FROM (
@@ -49,50 +50,50 @@ func poolObjects(t *testing.T, e *env) []string {
 	return out
 }
 
-func TestPoolClaim(t *testing.T) {
+func TestReserveClaim(t *testing.T) {
 	t.Parallel()
 	for _, m := range []tenant.Model{tenant.ModelSchema, tenant.ModelDatabase} {
 		t.Run(string(m), func(t *testing.T) {
 			t.Parallel()
 			e := setupShop(t)
 			ctx := t.Context()
-			ready, err := e.p.Fill(ctx, m, 2)
+			ready, err := e.p.FillReserve(ctx, m, 2)
 			if err != nil || ready != 2 {
 				t.Fatalf("fill 2: %d ready, %v", ready, err)
 			}
-			ids := pooled(t, e, m)
+			ids := reserved(t, e, m)
 			if len(ids) != 2 {
-				t.Fatalf("pool holds %v, want 2 entries", ids)
+				t.Fatalf("reserve holds %v, want 2 entries", ids)
 			}
-			var wantPool []string
+			var wantReserved []string
 			for _, id := range ids {
-				wantPool = append(wantPool, tenantObjects(id, m)...)
+				wantReserved = append(wantReserved, tenantObjects(id, m)...)
 			}
-			if got := poolObjects(t, e); !sameSet(got, wantPool) {
-				t.Errorf("pooled objects %v, want %v", got, wantPool)
+			if got := reservedObjects(t, e); !sameSet(got, wantReserved) {
+				t.Errorf("reserved objects %v, want %v", got, wantReserved)
 			}
 			// Invisible to routing and to Reconcile: no directory row, and
 			// not orphans.
 			for _, id := range ids {
 				if _, err := e.p.Directory().Get(ctx, id); !errors.Is(err, tenant.ErrNotFound) {
-					t.Errorf("pooled tenant %s in the directory: %v", id, err)
+					t.Errorf("reserved tenant %s in the directory: %v", id, err)
 				}
 			}
 			if rep, err := e.p.Reconcile(ctx); err != nil || len(rep.Orphans) > 0 {
-				t.Errorf("reconcile with a filled pool: %+v, %v; want nothing dropped", rep, err)
+				t.Errorf("reconcile with a filled reserve: %+v, %v; want nothing dropped", rep, err)
 			}
-			if got := poolObjects(t, e); !sameSet(got, wantPool) {
-				t.Errorf("after reconcile, pooled objects %v, want %v", got, wantPool)
+			if got := reservedObjects(t, e); !sameSet(got, wantReserved) {
+				t.Errorf("after reconcile, reserved objects %v, want %v", got, wantReserved)
 			}
 			// Filling again to the same size makes nothing.
-			if ready, err := e.p.Fill(ctx, m, 2); err != nil || ready != 2 || !slices.Equal(pooled(t, e, m), ids) {
-				t.Errorf("second fill: %d ready, %v, pool %v; want the same 2", ready, err, pooled(t, e, m))
+			if ready, err := e.p.FillReserve(ctx, m, 2); err != nil || ready != 2 || !slices.Equal(reserved(t, e, m), ids) {
+				t.Errorf("second fill: %d ready, %v, reserve %v; want the same 2", ready, err, reserved(t, e, m))
 			}
 
 			tn, err := e.p.Create(ctx, Request{Slug: "Claimed", Model: m, DisplayName: "Claimed Store"})
 			must(t, err)
 			if tn.ID != ids[0] {
-				t.Errorf("claimed %s, want the oldest pooled tenant %s", tn.ID, ids[0])
+				t.Errorf("claimed %s, want the oldest reserved tenant %s", tn.ID, ids[0])
 			}
 			checkRow(t, e, tn, m, "claimed", "Claimed Store")
 			made := []string{"pool intent", "pool schema", "pool ready"}
@@ -101,15 +102,15 @@ func TestPoolClaim(t *testing.T) {
 			}
 			checkSteps(t, e, tn.ID, append(made, "create intent", "create claimed", "create active")...)
 			// The claimed tenant's objects carry its marker now; the other
-			// pooled tenant's still carry the pool's.
+			// reserved tenant's still carry the reserve's.
 			if got, want := objects(t, e), tenantObjects(tn.ID, m); !sameSet(got, want) {
 				t.Errorf("tenant objects %v, want %v", got, want)
 			}
-			if got, want := poolObjects(t, e), tenantObjects(ids[1], m); !sameSet(got, want) {
-				t.Errorf("pooled objects after the claim %v, want %v", got, want)
+			if got, want := reservedObjects(t, e), tenantObjects(ids[1], m); !sameSet(got, want) {
+				t.Errorf("reserved objects after the claim %v, want %v", got, want)
 			}
-			if !slices.Equal(pooled(t, e, m), ids[1:]) {
-				t.Errorf("pool after the claim %v, want %v", pooled(t, e, m), ids[1:])
+			if !slices.Equal(reserved(t, e, m), ids[1:]) {
+				t.Errorf("reserve after the claim %v, want %v", reserved(t, e, m), ids[1:])
 			}
 			if m == tenant.ModelDatabase {
 				checkLiveDatabase(t, e, tn)
@@ -122,27 +123,27 @@ func TestPoolClaim(t *testing.T) {
 			if got := objects(t, e); len(got) != 0 {
 				t.Errorf("objects after deleting the claimed tenant: %v", got)
 			}
-			// Fill 0 empties the pool and drops the objects.
-			if ready, err := e.p.Fill(ctx, m, 0); err != nil || ready != 0 {
+			// Filling to 0 empties the reserve and drops the objects.
+			if ready, err := e.p.FillReserve(ctx, m, 0); err != nil || ready != 0 {
 				t.Errorf("fill 0: %d, %v", ready, err)
 			}
-			if got := poolObjects(t, e); len(got) != 0 || len(pooled(t, e, m)) != 0 {
-				t.Errorf("after fill 0: objects %v, entries %v", got, pooled(t, e, m))
+			if got := reservedObjects(t, e); len(got) != 0 || len(reserved(t, e, m)) != 0 {
+				t.Errorf("after fill 0: objects %v, entries %v", got, reserved(t, e, m))
 			}
 		})
 	}
 }
 
-// TestPoolConcurrentClaims: sign-ups racing for a pool of three get three
-// different pooled tenants; the others are created afresh.
-func TestPoolConcurrentClaims(t *testing.T) {
+// TestReserveConcurrentClaims: sign-ups racing for a reserve of three get
+// three different reserved tenants; the others are created afresh.
+func TestReserveConcurrentClaims(t *testing.T) {
 	t.Parallel()
 	e := setupShop(t)
 	ctx := t.Context()
-	if _, err := e.p.Fill(ctx, tenant.ModelSchema, 3); err != nil {
+	if _, err := e.p.FillReserve(ctx, tenant.ModelSchema, 3); err != nil {
 		t.Fatal(err)
 	}
-	pool := pooled(t, e, tenant.ModelSchema)
+	reserve := reserved(t, e, tenant.ModelSchema)
 	const n = 6
 	got := make([]tenant.Tenant, n)
 	errs := make([]error, n)
@@ -150,7 +151,7 @@ func TestPoolConcurrentClaims(t *testing.T) {
 		got[i], errs[i] = e.p.Create(ctx, Request{Slug: fmt.Sprintf("racer-%d", i), Model: tenant.ModelSchema})
 	})
 	seen := map[tenant.ID]bool{}
-	fromPool := 0
+	fromReserve := 0
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("create %d: %v", i, err)
@@ -160,15 +161,15 @@ func TestPoolConcurrentClaims(t *testing.T) {
 			t.Errorf("tenant %s handed out twice", got[i].ID)
 		}
 		seen[got[i].ID] = true
-		if slices.Contains(pool, got[i].ID) {
-			fromPool++
+		if slices.Contains(reserve, got[i].ID) {
+			fromReserve++
 		}
 	}
-	if fromPool != len(pool) {
-		t.Errorf("%d sign-ups got a pooled tenant, want %d", fromPool, len(pool))
+	if fromReserve != len(reserve) {
+		t.Errorf("%d sign-ups got a reserved tenant, want %d", fromReserve, len(reserve))
 	}
-	if left := pooled(t, e, tenant.ModelSchema); len(left) != 0 {
-		t.Errorf("pool after the race: %v", left)
+	if left := reserved(t, e, tenant.ModelSchema); len(left) != 0 {
+		t.Errorf("reserve after the race: %v", left)
 	}
 	all, err := e.p.Directory().List(ctx, directory.Filter{State: tenant.StateActive})
 	must(t, err)
@@ -177,32 +178,33 @@ func TestPoolConcurrentClaims(t *testing.T) {
 	}
 }
 
-// TestPoolClaimSlugTaken: a sign-up with a taken slug leaves the pool as it
-// was.
-func TestPoolClaimSlugTaken(t *testing.T) {
+// TestReserveClaimSlugTaken: a sign-up with a taken slug leaves the reserve
+// as it was.
+func TestReserveClaimSlugTaken(t *testing.T) {
 	t.Parallel()
 	e := setupShop(t)
 	ctx := t.Context()
 	create(t, e, "acme", tenant.ModelRow)
-	if _, err := e.p.Fill(ctx, tenant.ModelSchema, 1); err != nil {
+	if _, err := e.p.FillReserve(ctx, tenant.ModelSchema, 1); err != nil {
 		t.Fatal(err)
 	}
-	before := pooled(t, e, tenant.ModelSchema)
+	before := reserved(t, e, tenant.ModelSchema)
 	if _, err := e.p.Create(ctx, Request{Slug: "ACME", Model: tenant.ModelSchema}); !errors.Is(err, tenant.ErrSlugTaken) {
 		t.Errorf("claim with a taken slug: %v, want ErrSlugTaken", err)
 	}
-	if after := pooled(t, e, tenant.ModelSchema); !slices.Equal(after, before) {
-		t.Errorf("pool after a refused claim %v, want %v", after, before)
+	if after := reserved(t, e, tenant.ModelSchema); !slices.Equal(after, before) {
+		t.Errorf("reserve after a refused claim %v, want %v", after, before)
 	}
-	if got, want := poolObjects(t, e), tenantObjects(before[0], tenant.ModelSchema); !sameSet(got, want) {
-		t.Errorf("pooled objects %v, want %v", got, want)
+	if got, want := reservedObjects(t, e), tenantObjects(before[0], tenant.ModelSchema); !sameSet(got, want) {
+		t.Errorf("reserved objects %v, want %v", got, want)
 	}
 }
 
-// TestFillRecovers: Fill removes what an interrupted fill or removal left
-// (an entry still filling with half its objects, objects whose entry is
-// gone, an entry made by an older migration set) and tops the pool up.
-func TestFillRecovers(t *testing.T) {
+// TestFillReserveRecovers: FillReserve removes what an interrupted fill or
+// removal left (an entry still filling with half its objects, objects whose
+// entry is gone, an entry made by an older migration set) and tops the
+// reserve up.
+func TestFillReserveRecovers(t *testing.T) {
 	t.Parallel()
 	e := setupShop(t)
 	ctx := t.Context()
@@ -210,49 +212,49 @@ func TestFillRecovers(t *testing.T) {
 
 	// Died half way: the intent and the role, no schema.
 	half := tenant.NewID()
-	must(t, d.AddPooled(ctx, directory.Pooled{ID: half, Model: tenant.ModelSchema, Server: directory.DefaultServer,
+	must(t, d.AddReserved(ctx, directory.Reserved{ID: half, Model: tenant.ModelSchema, Server: directory.DefaultServer,
 		Schema: half.SchemaName(), Database: e.db.Name}))
 	_, err := e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s`,
-		ident(half.RoleName()), ident(half.RoleName()), literal(e.p.poolMarker(half))))
+		ident.Quote(half.RoleName()), ident.Quote(half.RoleName()), ident.Literal(e.p.reserveMarker(half))))
 	must(t, err)
 	// Died after removing an entry: marked objects, no entry.
 	lost := tenant.NewID()
 	_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s;
 		CREATE SCHEMA %s; COMMENT ON SCHEMA %s IS %s`,
-		ident(lost.RoleName()), ident(lost.RoleName()), literal(e.p.poolMarker(lost)),
-		ident(lost.SchemaName()), ident(lost.SchemaName()), literal(e.p.poolMarker(lost))))
+		ident.Quote(lost.RoleName()), ident.Quote(lost.RoleName()), ident.Literal(e.p.reserveMarker(lost)),
+		ident.Quote(lost.SchemaName()), ident.Quote(lost.SchemaName()), ident.Literal(e.p.reserveMarker(lost))))
 	must(t, err)
 	// Made by an older set: ready, at version 4.
 	old := tenant.NewID()
-	must(t, d.AddPooled(ctx, directory.Pooled{ID: old, Model: tenant.ModelSchema, Server: directory.DefaultServer,
+	must(t, d.AddReserved(ctx, directory.Reserved{ID: old, Model: tenant.ModelSchema, Server: directory.DefaultServer,
 		Schema: old.SchemaName(), Database: e.db.Name}))
-	must(t, d.SetPooledReady(ctx, old, 4))
-	// Not ours: another installation's pooled role is left alone.
+	must(t, d.SetReservedReady(ctx, old, 4))
+	// Not ours: another installation's reserved role is left alone.
 	foreign := tenant.NewID()
-	_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s`, ident(foreign.RoleName()), ident(foreign.RoleName()),
-		literal("landlord pooled tenant "+foreign.String()+" installation "+tenant.NewID().String()+" unclaimed")))
+	_, err = e.pool.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s NOLOGIN; COMMENT ON ROLE %s IS %s`, ident.Quote(foreign.RoleName()), ident.Quote(foreign.RoleName()),
+		ident.Literal("landlord pooled tenant "+foreign.String()+" installation "+tenant.NewID().String()+" unclaimed")))
 	must(t, err)
-	t.Cleanup(func() { e.pool.Exec(t.Context(), `DROP ROLE IF EXISTS `+ident(foreign.RoleName())) })
+	t.Cleanup(func() { e.pool.Exec(t.Context(), `DROP ROLE IF EXISTS `+ident.Quote(foreign.RoleName())) })
 
 	// A claim never hands out the half-made or the old entry.
 	tn := create(t, e, "early-bird", tenant.ModelSchema)
 	if tn.ID == half || tn.ID == old {
-		t.Errorf("claimed the unfinished or outdated pool entry %s", tn.ID)
+		t.Errorf("claimed the unfinished or outdated reserve entry %s", tn.ID)
 	}
 
-	ready, err := e.p.Fill(ctx, tenant.ModelSchema, 1)
+	ready, err := e.p.FillReserve(ctx, tenant.ModelSchema, 1)
 	if err != nil || ready != 1 {
 		t.Fatalf("fill: %d ready, %v", ready, err)
 	}
-	ids := pooled(t, e, tenant.ModelSchema)
+	ids := reserved(t, e, tenant.ModelSchema)
 	if len(ids) != 1 || ids[0] == half || ids[0] == old {
-		t.Fatalf("pool %v, want one new entry", ids)
+		t.Fatalf("reserve %v, want one new entry", ids)
 	}
-	if got, want := poolObjects(t, e), tenantObjects(ids[0], tenant.ModelSchema); !sameSet(got, want) {
-		t.Errorf("pooled objects %v, want only the new entry's %v", got, want)
+	if got, want := reservedObjects(t, e), tenantObjects(ids[0], tenant.ModelSchema); !sameSet(got, want) {
+		t.Errorf("reserved objects %v, want only the new entry's %v", got, want)
 	}
 	if !roleExists(t, e, foreign.RoleName()) {
-		t.Errorf("fill dropped another installation's pooled role")
+		t.Errorf("fill dropped another installation's reserved role")
 	}
 	for _, id := range []tenant.ID{half, old} {
 		steps, err := d.Steps(ctx, id)
@@ -263,7 +265,7 @@ func TestFillRecovers(t *testing.T) {
 	}
 }
 
-func TestFillRefused(t *testing.T) {
+func TestFillReserveRefused(t *testing.T) {
 	t.Parallel()
 	e := setup(t, 0)
 	for _, c := range []struct {
@@ -271,16 +273,16 @@ func TestFillRefused(t *testing.T) {
 		n    int
 		want string
 	}{
-		{tenant.ModelRow, 1, "not pooled"},
+		{tenant.ModelRow, 1, "never reserved"},
 		{"table", 1, "model"},
 		{tenant.ModelSchema, -1, "n = -1"},
 		{tenant.ModelDatabase, 1001, "n = 1001"},
 	} {
-		if _, err := e.p.Fill(t.Context(), c.m, c.n); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("Fill(%s, %d): %v, want an error naming %q", c.m, c.n, err, c.want)
+		if _, err := e.p.FillReserve(t.Context(), c.m, c.n); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("FillReserve(%s, %d): %v, want an error naming %q", c.m, c.n, err, c.want)
 		}
 	}
-	if got := poolObjects(t, e); len(got) != 0 {
+	if got := reservedObjects(t, e); len(got) != 0 {
 		t.Errorf("refused fills made %v", got)
 	}
 }
