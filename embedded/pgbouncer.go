@@ -182,13 +182,3 @@ func (b *Pooler) Stop() {
 	}
 	os.RemoveAll(b.dir)
 }
-
-// Bouncer is Pooler.
-//
-// Deprecated: use Pooler.
-type Bouncer = Pooler
-
-// BouncerConfig is PoolerConfig.
-//
-// Deprecated: use PoolerConfig.
-type BouncerConfig = PoolerConfig

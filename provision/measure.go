@@ -29,11 +29,6 @@ const (
 	MethodReserve Method = "reserve"
 )
 
-// MethodPool is MethodReserve.
-//
-// Deprecated: use MethodReserve.
-const MethodPool = MethodReserve
-
 // Measurement is what MeasureCreate found.
 type Measurement struct {
 	N             int           // tenants created

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgerrcode"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
@@ -454,7 +455,7 @@ func (e *env) poolPerTenant(ctx context.Context, ts []tenant.Tenant, ccs tenantC
 	}
 	tooMany := int64(0)
 	for k, n := range r.errKinds {
-		if strings.HasPrefix(k, "53300") {
+		if strings.HasPrefix(k, pgerrcode.TooManyConnections) {
 			tooMany += n
 		}
 	}
@@ -497,7 +498,7 @@ func (e *env) poolPerTenant(ctx context.Context, ts []tenant.Tenant, ccs tenantC
 // pgbouncerIdleTimeout seconds idle: server connections follow the tenants
 // active in the last second, with no budget over them.
 func (e *env) idleTimeoutPool(ctx context.Context, ts []tenant.Tenant, dbs []string, bound float64) (Result, error) {
-	b, err := embedded.StartPgBouncer(ctx, embedded.BouncerConfig{
+	b, err := embedded.StartPgBouncer(ctx, embedded.PoolerConfig{
 		Server: e.srv.Embedded, PoolMode: "transaction", PoolSize: 1,
 		Settings: map[string]string{
 			"server_idle_timeout": pgbouncerIdleTimeout,

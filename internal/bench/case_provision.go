@@ -125,8 +125,8 @@ func runProvision(ctx context.Context, e *env) ([]Result, error) {
 			func() error { return e.rawSchemas(ctx, pool, ddl.String(), n, t["raw-schema"]) },
 			func() error { return measure("database", tenant.ModelDatabase, n, provision.MethodTemplate) },
 			func() error { return e.rawDatabases(ctx, prov.TemplateDatabase(), owner, n, t["raw-database"]) },
-			func() error { return measure("claim-schema", tenant.ModelSchema, claims, provision.MethodPool) },
-			func() error { return measure("claim-database", tenant.ModelDatabase, claims, provision.MethodPool) },
+			func() error { return measure("claim-schema", tenant.ModelSchema, claims, provision.MethodReserve) },
+			func() error { return measure("claim-database", tenant.ModelDatabase, claims, provision.MethodReserve) },
 		}
 		for _, step := range steps {
 			if err := step(); err != nil {

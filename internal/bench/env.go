@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	identpkg "github.com/landlordhq/landlord/internal/ident"
 	"io/fs"
 	"maps"
 	"path/filepath"
@@ -687,7 +688,7 @@ func collect(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) (
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+func ident(s string) string { return identpkg.Quote(s) }
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)

@@ -2,10 +2,9 @@ package traffic
 
 import (
 	"fmt"
+	"github.com/landlordhq/landlord/internal/ident"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/tenant"
@@ -109,7 +108,7 @@ func preparedEnters(tagged bool) []enter {
 
 // searchPath is the search path of a connection or transaction that works
 // in schema.
-func searchPath(schema string) string { return pgx.Identifier{schema}.Sanitize() + ", pg_temp" }
+func searchPath(schema string) string { return ident.Quote(schema) + ", pg_temp" }
 
 // route is the cached routing entry of one tenant at one routing epoch.
 type route struct {
