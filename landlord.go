@@ -343,7 +343,7 @@ func (l *Landlord) Fleet(cfg fleet.Config) (*fleet.Fleet, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = l.cfg.Logger
 	}
-	return fleet.New(l.admin, l.prov, cfg)
+	return fleet.New(l.prov, cfg)
 }
 
 // Audit runs the isolation audit (package audit) of the control database,

@@ -161,15 +161,16 @@ type Fleet struct {
 	byVersion map[int]migration.Migration
 }
 
-// New returns a Fleet for the installation that prov manages. admin connects
-// to the control database as the administrator (the pool prov was made
-// with); the migrations are prov's (provision.Provisioner.Migrator). A bad
+// New returns a Fleet for the installation that prov manages, through its
+// administrator pool (provision.Provisioner.Admin) and with its migrations
+// (provision.Provisioner.Migrator); landlord.Landlord.Fleet passes its own. A bad
 // Config or a malformed tenant in Config.Tenants is an error wrapping
 // ErrBadConfig, tenant.ErrBadSlug or tenant.ErrBadID.
-func New(admin *pgxpool.Pool, prov *provision.Provisioner, cfg Config) (*Fleet, error) {
-	if admin == nil || prov == nil {
-		return nil, errors.New("fleet: admin pool and provisioner are required")
+func New(prov *provision.Provisioner, cfg Config) (*Fleet, error) {
+	if prov == nil {
+		return nil, errors.New("fleet: a provisioner is required")
 	}
+	admin := prov.Admin()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -443,13 +443,13 @@ func TestBadInput(t *testing.T) {
 		{fleet.Config{Canary: -1}, fleet.ErrBadConfig},
 		{fleet.Config{LockTimeout: -time.Second}, fleet.ErrBadConfig},
 	} {
-		if _, err := fleet.New(e.pool, prov, c.cfg); !errors.Is(err, c.want) {
+		if _, err := fleet.New(prov, c.cfg); !errors.Is(err, c.want) {
 			t.Errorf("New(%+v): %v, want %v", c.cfg, err, c.want)
 		}
 	}
 
 	// An unknown tenant fails before anything is recorded.
-	f, err := fleet.New(e.pool, prov, fleet.Config{Tenants: []string{s2.Slug, "no-such-shop"}})
+	f, err := fleet.New(prov, fleet.Config{Tenants: []string{s2.Slug, "no-such-shop"}})
 	if err != nil {
 		t.Fatal(err)
 	}

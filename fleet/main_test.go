@@ -66,7 +66,7 @@ func runChild() int {
 		return 2
 	}
 	parallel, _ := strconv.Atoi(os.Getenv(childParallel))
-	f, err := fleet.New(pool, prov, fleet.Config{
+	f, err := fleet.New(prov, fleet.Config{
 		Parallel:        parallel,
 		ContinueOnError: true,
 		Logger:          slog.New(slog.NewTextHandler(os.Stdout, nil)),
@@ -199,7 +199,7 @@ func (e *env) fleet(t testing.TB, fsys fs.FS, cfg fleet.Config) *fleet.Fleet {
 	if err != nil {
 		t.Fatalf("open installation: %v", err)
 	}
-	f, err := fleet.New(e.pool, prov, cfg)
+	f, err := fleet.New(prov, cfg)
 	if err != nil {
 		t.Fatalf("fleet.New: %v", err)
 	}

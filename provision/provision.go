@@ -111,6 +111,10 @@ func New(ctx context.Context, admin *pgxpool.Pool, migrations *migration.Set, cf
 	return p, nil
 }
 
+// Admin returns the administrator's pool to the control database that the
+// Provisioner was made with.
+func (p *Provisioner) Admin() *pgxpool.Pool { return p.admin }
+
 // Directory returns the directory the Provisioner writes.
 func (p *Provisioner) Directory() *directory.Directory { return p.dir }
 

@@ -69,7 +69,7 @@ func slugs(ts []tenant.Tenant) []string {
 
 func runFleetStatus(ctx context.Context, e *env) ([]Result, error) {
 	ts := e.w.schema[:min(e.sz.statusTargets, len(e.w.schema))]
-	f, err := fleet.New(e.w.pool, e.w.prov, fleet.Config{Tenants: slugs(ts)})
+	f, err := fleet.New(e.w.prov, fleet.Config{Tenants: slugs(ts)})
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func runFleetMigrate(ctx context.Context, e *env) ([]Result, error) {
 			return nil, err
 		}
 		up := func(ts []tenant.Tenant) (float64, error) {
-			f, err := fleet.New(w.pool, prov, fleet.Config{Tenants: slugs(ts), Logger: e.cfg.Logger})
+			f, err := fleet.New(prov, fleet.Config{Tenants: slugs(ts), Logger: e.cfg.Logger})
 			if err != nil {
 				return 0, err
 			}
