@@ -286,7 +286,9 @@ func (l *Landlord) startupAudit(ctx context.Context) error {
 	if l.cfg.StartupAudit == AuditOff {
 		return nil
 	}
-	findings, err := l.Audit(ctx)
+	// The control database only: tenant databases are audited by Audit and
+	// by landlord audit, not at every start.
+	findings, err := audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole})
 	if err != nil {
 		return fmt.Errorf("startup audit: %w", err)
 	}
@@ -346,10 +348,31 @@ func (l *Landlord) Fleet(cfg fleet.Config) (*fleet.Fleet, error) {
 	return fleet.New(l.prov, cfg)
 }
 
-// Audit runs the isolation audit (package audit) of the control database,
-// with the installation's roles, and returns its findings, errors first.
-func (l *Landlord) Audit(ctx context.Context) ([]audit.Finding, error) {
-	return audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole})
+// Audit runs the isolation audit (package audit) of the whole installation:
+// the control database and every tenant database on every server, or one
+// tenant's when cfg.Tenant is set. The roles default to the installation's.
+// It returns the findings, errors first; an error means some database could
+// not be audited (the findings of the others are returned with it).
+func (l *Landlord) Audit(ctx context.Context, cfg audit.FleetConfig) ([]audit.Finding, error) {
+	if cfg.AppRole == "" {
+		cfg.AppRole = l.cfg.AppRole
+	}
+	if cfg.OwnerRole == "" {
+		cfg.OwnerRole = l.cfg.OwnerRole
+	}
+	if cfg.ConnConfig == nil {
+		cfg.ConnConfig = func(ctx context.Context, server, database string) (*pgx.ConnConfig, error) {
+			return l.prov.ConnConfig(ctx, server, database, "")
+		}
+	}
+	return audit.Fleet(ctx, l.admin, cfg)
+}
+
+// FillReserve keeps n pre-provisioned tenants of model m ready, so that
+// CreateTenant claims one instead of building it (see
+// provision.Provisioner.FillReserve). It returns how many are ready.
+func (l *Landlord) FillReserve(ctx context.Context, m tenant.Model, n int) (int, error) {
+	return l.prov.FillReserve(ctx, m, n)
 }
 
 // Stats is a snapshot of the installation's tenant traffic.

@@ -11,7 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord/audit"
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/fleet"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -583,5 +585,67 @@ func TestDeleteRecordsIntent(t *testing.T) {
 		if _, err := l.Handle().Exec(WithTenant(ctx, tn.ID), `SELECT 1`); !errors.Is(err, tenant.ErrNotFound) {
 			t.Errorf("%s: a deleted tenant's call: %v, want not found", m, err)
 		}
+	}
+}
+
+// TestInstallationOperations: the installation runs what needs several of
+// its parts, with nothing assembled by the caller: a fleet migration, an
+// audit of every database, filling the reserve.
+func TestInstallationOperations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t, Config{})
+	createTenant(t, l, "ops-row", tenant.ModelRow)
+	createTenant(t, l, "ops-db", tenant.ModelDatabase)
+
+	f, err := l.Fleet(fleet.Config{})
+	must(t, err)
+	rep, err := f.Up(ctx)
+	must(t, err)
+	for _, r := range rep.Targets {
+		if r.Status != fleet.StateDone {
+			t.Errorf("fleet target %+v", r)
+		}
+	}
+
+	findings, err := l.Audit(ctx, audit.FleetConfig{})
+	must(t, err)
+	if err := audit.AsError(findings); err != nil {
+		t.Fatalf("a fresh installation has findings: %v", err)
+	}
+	// A mistake planted in the tenant database is found there.
+	tn, err := l.TenantBySlug(ctx, "ops-db")
+	must(t, err)
+	cc, err := l.Provisioner().ConnConfig(ctx, tn.Server, tn.Database, "")
+	must(t, err)
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	must(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `ALTER TABLE `+pgx.Identifier{tn.Schema, "items"}.Sanitize()+` NO FORCE ROW LEVEL SECURITY`)
+	must(t, err)
+	findings, err = l.Audit(ctx, audit.FleetConfig{})
+	must(t, err)
+	found := false
+	for _, f := range findings {
+		found = found || (f.Check == "rls_not_forced" && f.Database == tn.Database)
+	}
+	if !found {
+		t.Errorf("the audit missed a tenant database's table without forced RLS: %+v", findings)
+	}
+
+	ready, err := l.FillReserve(ctx, tenant.ModelSchema, 2)
+	must(t, err)
+	if ready != 2 {
+		t.Fatalf("reserve holds %d, want 2", ready)
+	}
+	reserved, err := l.Directory().ListReserved(ctx, tenant.ModelSchema, directory.DefaultServer)
+	must(t, err)
+	claimed := createTenant(t, l, "ops-claimed", tenant.ModelSchema)
+	fromReserve := false
+	for _, r := range reserved {
+		fromReserve = fromReserve || r.ID == claimed.ID
+	}
+	if !fromReserve {
+		t.Errorf("the new schema tenant %s was not claimed from the reserve %+v", claimed.ID, reserved)
 	}
 }
