@@ -13,10 +13,10 @@ import (
 	"github.com/landlordhq/landlord/pgtest"
 )
 
-// Landlord's own run of its suites: the conformance suite on the core
-// tests' tables (internal/itemschema), the attack suite on tables that also
-// hold a partitioned table, a sequence, triggers, views and SECURITY
-// DEFINER functions (testdata/attack).
+// Landlord's own run of its suites: the conformance suite and the
+// pool-leak fuzz on the core tests' tables (internal/itemschema), the
+// attack suite on tables that also hold a partitioned table, a sequence,
+// triggers, views and SECURITY DEFINER functions (testdata/attack).
 
 var srv *pgtest.Server
 
@@ -66,4 +66,9 @@ func TestConformance(t *testing.T) {
 func TestAttacks(t *testing.T) {
 	t.Parallel()
 	landlordtest.Attacks(t, landlordtest.PgtestKit(srv, attackMigrations(), seedAttack))
+}
+
+func TestLeakFuzz(t *testing.T) {
+	t.Parallel()
+	landlordtest.LeakFuzz(t, landlordtest.PgtestKit(srv, itemschema.FS(), seedItems), 0)
 }
