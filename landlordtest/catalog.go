@@ -1,7 +1,6 @@
 package landlordtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -214,16 +213,6 @@ func (r row) String() string {
 		panic(err)
 	}
 	return string(b)
-}
-
-// same reports whether r and s hold the same values in cols.
-func (r row) same(s row, cols []string) bool {
-	for _, c := range cols {
-		if !bytes.Equal(r[c], s[c]) {
-			return false
-		}
-	}
-	return true
 }
 
 const tablesSQL = `

@@ -344,9 +344,6 @@ type stage struct {
 	setting string
 	// pre runs as the attacker, after the context is set.
 	pre []string
-	// keepPrivileges leaves the schema and database models' privilege layer
-	// in place; otherwise A's role gets B's schema for the transaction.
-	keepPrivileges bool
 	// sql and args replace the case's probe for this stage.
 	sql  string
 	args []any
@@ -398,7 +395,9 @@ func (f *fx) at(t *testing.T, place tenant.Tenant, st stage, role, sql string, a
 	switch st.as {
 	case "":
 		as = f.roleOf(f.a)
-		if f.m != tenant.ModelRow && !st.keepPrivileges && place.ID != f.a.ID {
+		// Past the privilege layer of the schema and database models, so
+		// that the row-level layer is seen on its own.
+		if f.m != tenant.ModelRow && place.ID != f.a.ID {
 			for _, g := range []string{
 				`GRANT USAGE ON SCHEMA {s} TO {roleA}`,
 				`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {roleA}`,
