@@ -2,8 +2,6 @@ package landlord
 
 import (
 	"context"
-
-	"github.com/jackc/pgx/v5"
 	"io/fs"
 	"os"
 	"testing"
@@ -52,7 +50,3 @@ func setup(t testing.TB, cfg Config) (*Landlord, *pgtest.DB) {
 	t.Cleanup(l.Close)
 	return l, db
 }
-
-// searchPath is the search path of a transaction in schema, as the enter
-// statement sets it.
-func searchPath(schema string) string { return pgx.Identifier{schema}.Sanitize() + ", pg_temp" }

@@ -1,4 +1,4 @@
-package landlord
+package landlordtest
 
 import (
 	"context"
@@ -11,62 +11,89 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/embedded"
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// The pool-leak fuzz (SECURITY.md). Goroutines run random operations as
-// random tenants through small pools: reads, writes, transactions that
-// panic, statements cancelled or timed out mid-flight, calls that leave
-// session state behind, batches; half-way through each round the server
-// restarts. Every statement reports the tenant context it ran with, which
-// must be its caller's; every read must return only the caller's rows; at
-// the end the superuser reads every tenant's rows and checks that each
-// write landed in its writer's tenant with its writer's context, that every
-// acknowledged write is there and that no write of a panicked transaction
-// is.
-//
-// It runs 100,000 operations by default (three rounds: two tenants of one
-// model and a third of another, with a budget of 3 to 6 connections per round). The long
-// mode runs a million:
-//
-//	LANDLORD_FUZZ_OPS=1000000 go test -race -run TestLeakFuzz -timeout 60m .
-//
-// A failure prints the seed; LANDLORD_FUZZ_SEED=<seed> replays the same
-// operation streams (the interleaving of goroutines still varies).
-
+// Environment variables of LeakFuzz.
 const (
-	envFuzzOps  = "LANDLORD_FUZZ_OPS"
-	envFuzzSeed = "LANDLORD_FUZZ_SEED"
+	// EnvFuzzOps sets the number of operations of a LeakFuzz whose caller
+	// leaves it open: LANDLORD_FUZZ_OPS=1000000 runs the long mode.
+	EnvFuzzOps = "LANDLORD_FUZZ_OPS"
+	// EnvFuzzSeed replays the operation streams of a failed run, whose
+	// seed it printed (the interleaving of goroutines still varies).
+	EnvFuzzSeed = "LANDLORD_FUZZ_SEED"
 )
 
-func TestLeakFuzz(t *testing.T) {
-	t.Parallel()
-	ops := 100_000
-	if v := os.Getenv(envFuzzOps); v != "" {
+// DefaultFuzzOps is the number of operations LeakFuzz runs when neither
+// its caller nor EnvFuzzOps says how many.
+const DefaultFuzzOps = 100_000
+
+// fuzzMigration is the kit's own tenant table, added after the
+// application's migrations: every write of the fuzz goes there, with the
+// writer's slug, its id and the context it ran with, so that the final check
+// knows where each row belongs.
+const fuzzMigration = `CREATE TABLE landlordtest_fuzz (
+	tenant_id uuid   NOT NULL,
+	id        bigint NOT NULL,
+	secret    text   NOT NULL,
+	PRIMARY KEY (tenant_id, id)
+)`
+
+// LeakFuzz runs the pool-leak fuzz (SECURITY.md) on k's tables: goroutines
+// run random operations as random tenants through small pools: reads of
+// the application's tables and of the kit's own, writes, transactions that
+// panic, statements cancelled or timed out mid-flight, calls that leave
+// session state behind, batches; half-way through each round the server
+// restarts. Every statement reports the tenant context and role it ran
+// with, which must be its caller's; every read must return only the
+// caller's rows; at the end the superuser reads every tenant's rows and
+// checks that each write landed in its writer's tenant with its writer's
+// context, that every acknowledged write is there and that no write of a
+// panicked transaction is.
+//
+// It runs three rounds (two tenants of one model and a third of another,
+// with a budget of 3 to 6 connections per round) on a PostgreSQL server of
+// its own, started from the machine's binaries (package embedded), since it
+// restarts it; Kit.Open and Kit.SuperuserURL are not used. It runs ops
+// operations in all; with ops 0, EnvFuzzOps when set, else DefaultFuzzOps.
+// A failure prints the seed to replay with EnvFuzzSeed.
+func LeakFuzz(t *testing.T, k Kit, ops int) {
+	if k.Migrations == nil || k.Seed == nil {
+		t.Fatal("landlordtest: LeakFuzz needs Kit.Migrations and Kit.Seed")
+	}
+	if v := os.Getenv(EnvFuzzOps); ops <= 0 && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			t.Fatalf("%s=%q: want a positive number of operations", envFuzzOps, v)
+			t.Fatalf("%s=%q: want a positive number of operations", EnvFuzzOps, v)
 		}
 		ops = n
 	}
+	if ops <= 0 {
+		ops = DefaultFuzzOps
+	}
 	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv(envFuzzSeed); v != "" {
+	if v := os.Getenv(EnvFuzzSeed); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("%s=%q: want an unsigned integer", envFuzzSeed, v)
+			t.Fatalf("%s=%q: want an unsigned integer", EnvFuzzSeed, v)
 		}
 		seed = n
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("replay with %s=%d %s=%d", envFuzzSeed, seed, envFuzzOps, ops)
+			t.Logf("replay with %s=%d %s=%d", EnvFuzzSeed, seed, EnvFuzzOps, ops)
 		}
 	})
+	migrations := withFuzzTable(t, k)
 	srv := startFuzzServer(t)
 	rounds := []struct{ ab, c tenant.Model }{
 		{tenant.ModelRow, tenant.ModelSchema},
@@ -80,13 +107,13 @@ func TestLeakFuzz(t *testing.T) {
 		// own would. (Budgets below the number of targets, where every
 		// switch closes a connection to open another, are the pool
 		// alternation's and package pool's tests.)
-		cfg := Config{MaxConns: 3 + rng.IntN(4), MaxDialsPerSecond: -1}
+		cfg := landlord.Config{MaxConns: 3 + rng.IntN(4), MaxDialsPerSecond: -1}
 		n := ops / len(rounds)
 		if i == 0 {
 			n += ops % len(rounds)
 		}
 		t.Run(fmt.Sprintf("%s-%s", r.ab, r.c), func(t *testing.T) {
-			fz := newFuzzRound(t, srv, i, []tenant.Model{r.ab, r.ab, r.c}, cfg, rng.Uint64())
+			fz := newFuzzRound(t, k, srv, migrations, i, []tenant.Model{r.ab, r.ab, r.c}, cfg, rng.Uint64())
 			fz.run(t, n)
 			for _, p := range fz.verify(t) {
 				t.Error(p)
@@ -109,7 +136,22 @@ func TestLeakFuzz(t *testing.T) {
 	}
 }
 
-// fuzzServer is the test's own PostgreSQL server, which it restarts.
+// withFuzzTable returns k's migrations with the fuzz's own table after them.
+func withFuzzTable(t *testing.T, k Kit) fstest.MapFS {
+	t.Helper()
+	set, err := migration.Load(k.Migrations)
+	if err != nil {
+		t.Fatalf("landlordtest: %v", err)
+	}
+	files := fstest.MapFS{}
+	for _, m := range set.Migrations() {
+		files[m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
+	}
+	files[fmt.Sprintf("%03d_landlordtest_fuzz.up.sql", set.Head()+1)] = &fstest.MapFile{Data: []byte(fuzzMigration)}
+	return files
+}
+
+// fuzzServer is the fuzz's own PostgreSQL server, which it restarts.
 type fuzzServer struct {
 	mu   sync.Mutex
 	srv  *embedded.Server
@@ -180,10 +222,10 @@ func (s *fuzzServer) url(db string) string {
 // fuzzRound is one installation with three tenants and what was written.
 type fuzzRound struct {
 	srv     *fuzzServer
-	l       *Landlord
+	l       *landlord.Landlord
 	ts      []tenant.Tenant
+	tables  []string // the application's tenant tables
 	seed    uint64
-	dbName  string
 	nextID  []atomic.Int64
 	written sync.Map // "<tenant index>/<id>" → write state
 	roles   []string // the role each tenant's statements run as
@@ -199,34 +241,54 @@ const (
 	rolledBk                   // its transaction panicked: the row must not exist
 )
 
-func newFuzzRound(t *testing.T, srv *fuzzServer, n int, models []tenant.Model, cfg Config, seed uint64) *fuzzRound {
+func newFuzzRound(t *testing.T, k Kit, srv *fuzzServer, migrations fstest.MapFS, n int, models []tenant.Model, cfg landlord.Config, seed uint64) *fuzzRound {
 	t.Helper()
 	ctx := context.Background()
-	fz := &fuzzRound{srv: srv, seed: seed, dbName: fmt.Sprintf("leakfuzz_%d", n)}
+	fz := &fuzzRound{srv: srv, seed: seed}
+	dbName := fmt.Sprintf("leakfuzz_%d", n)
 	admin, err := pgx.Connect(ctx, srv.url("postgres"))
 	must(t, err)
-	_, err = admin.Exec(ctx, `CREATE DATABASE `+fz.dbName)
+	_, err = admin.Exec(ctx, `CREATE DATABASE `+dbName)
 	admin.Close(ctx)
 	must(t, err)
-	fz.l, err = Open(ctx, srv.url(fz.dbName), testMigrations(), cfg)
+	fz.l, err = landlord.Open(ctx, srv.url(dbName), migrations, cfg)
 	must(t, err)
 	t.Cleanup(fz.l.Close)
+	conn, err := pgx.Connect(ctx, srv.url(dbName))
+	must(t, err)
+	rows, err := conn.Query(ctx, tablesSQL, provision.SharedSchema)
+	must(t, err)
+	fz.tables, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var oid uint32
+		var name string
+		var partitioned bool
+		var leaves []string
+		err := r.Scan(&oid, &name, &partitioned, &leaves)
+		return name, err
+	})
+	conn.Close(ctx)
+	must(t, err)
 	fz.nextID = make([]atomic.Int64, len(models))
+	roles := fz.l.Provisioner().Roles()
 	for i, m := range models {
 		tn := createTenant(t, fz.l, fmt.Sprintf("fuzz-%d-%c", n, 'a'+i), m)
 		fz.ts = append(fz.ts, tn)
-		role := fz.l.cfg.AppRole
+		role := roles.App
 		if m != tenant.ModelRow {
 			role = tn.ID.RoleName()
 		}
 		fz.roles = append(fz.roles, role)
+		tctx := landlord.WithTenant(ctx, tn.ID)
+		if err := k.Seed(tctx, fz.l.Handle()); err != nil {
+			t.Fatalf("Kit.Seed: %v", err)
+		}
 		// Each tenant starts with rows of its own, ids 1 to 20.
 		b := &pgx.Batch{}
 		for id := 1; id <= 20; id++ {
-			b.Queue(`INSERT INTO items (id, sku, secret) VALUES ($1, $2, $3)`, id, fmt.Sprint("s", id), fz.secret(i, id, tn.ID.String()))
+			b.Queue(`INSERT INTO landlordtest_fuzz (id, secret) VALUES ($1, $2)`, id, fz.secret(i, id, tn.ID.String()))
 			fz.written.Store(fz.key(i, int64(id)), acked)
 		}
-		must(t, fz.l.Handle().SendBatch(WithTenant(ctx, tn.ID), b).Close())
+		must(t, fz.l.Handle().SendBatch(tctx, b).Close())
 		fz.nextID[i].Store(20)
 	}
 	return fz
@@ -321,15 +383,15 @@ func (fz *fuzzRound) check(fail *failure, who int, what, ctxID, role string, sec
 }
 
 const fuzzRead = `SELECT current_setting('landlord.tenant_id'), current_user::text, coalesce(array_agg(secret ORDER BY id), '{}')
-	FROM items WHERE id BETWEEN $1::bigint AND $1::bigint + 3`
+	FROM landlordtest_fuzz WHERE id BETWEEN $1::bigint AND $1::bigint + 3`
 
 // op runs one random operation as tenant who and reports whether it
 // succeeded. Any result it gets is checked.
 func (fz *fuzzRound) op(r *rand.Rand, who int, fail *failure) (ok bool) {
 	tn := fz.ts[who]
-	ctx := WithTenant(context.Background(), tn.ID)
+	ctx := landlord.WithTenant(context.Background(), tn.ID)
 	h := fz.l.Handle()
-	read := func(ctx context.Context, q Querier, what string) error {
+	read := func(ctx context.Context, q landlord.Querier, what string) error {
 		var ctxID, role string
 		var secrets []string
 		err := q.QueryRow(ctx, fuzzRead, 1+r.IntN(int(fz.nextID[who].Load()))).Scan(&ctxID, &role, &secrets)
@@ -338,11 +400,11 @@ func (fz *fuzzRound) op(r *rand.Rand, who int, fail *failure) (ok bool) {
 		}
 		return err
 	}
-	write := func(ctx context.Context, q Querier, sleepMS int) (int64, error) {
+	write := func(ctx context.Context, q landlord.Querier, sleepMS int) (int64, error) {
 		id := fz.nextID[who].Add(1)
 		fz.written.Store(fz.key(who, id), maybe)
-		_, err := q.Exec(ctx, `INSERT INTO items (id, sku, secret)
-			SELECT $1::bigint, 's' || $1::text, $2::text || ':' || $1::text || ':' || current_setting('landlord.tenant_id')
+		_, err := q.Exec(ctx, `INSERT INTO landlordtest_fuzz (id, secret)
+			SELECT $1::bigint, $2::text || ':' || $1::text || ':' || current_setting('landlord.tenant_id')
 			FROM pg_sleep($3::float8 / 1000)`, id, tn.Slug, sleepMS)
 		return id, err
 	}
@@ -350,8 +412,25 @@ func (fz *fuzzRound) op(r *rand.Rand, who int, fail *failure) (ok bool) {
 	// which costs a fork on the server: they are rare enough that the run
 	// stays within its time on two cores.
 	switch k := r.IntN(1000); {
-	case k < 460:
+	case k < 310:
 		return read(ctx, h, "read") == nil
+	case k < 460:
+		// A read of one of the application's tables: only the caller's
+		// tenant_id.
+		table := fz.tables[r.IntN(len(fz.tables))]
+		var ctxID, role string
+		var ids []string
+		err := h.QueryRow(ctx, `SELECT current_setting('landlord.tenant_id'), current_user::text, coalesce(array_agg(DISTINCT tenant_id::text), '{}') FROM `+ident(table)).
+			Scan(&ctxID, &role, &ids)
+		if err == nil {
+			fz.check(fail, who, "read of "+table, ctxID, role, nil)
+			for _, id := range ids {
+				if id != tn.ID.String() {
+					fail.add("read of %s by %s (%s) returned rows of tenant %s", table, tn.Slug, tn.Model, id)
+				}
+			}
+		}
+		return err == nil
 	case k < 710:
 		id, err := write(ctx, h, 0)
 		if err == nil {
@@ -395,7 +474,7 @@ func (fz *fuzzRound) op(r *rand.Rand, who int, fail *failure) (ok bool) {
 		fz.written.Store(fz.key(who, id), maybe)
 		b := &pgx.Batch{}
 		b.Queue(fuzzRead, 1+r.IntN(20)).QueryRow(func(row pgx.Row) error { return row.Scan(&ctxID, &role, &secrets) })
-		b.Queue(`INSERT INTO items (id, sku, secret) VALUES ($1::bigint, 's' || $1::text, $2::text || ':' || $1::text || ':' || current_setting('landlord.tenant_id'))`, id, tn.Slug)
+		b.Queue(`INSERT INTO landlordtest_fuzz (id, secret) VALUES ($1::bigint, $2::text || ':' || $1::text || ':' || current_setting('landlord.tenant_id'))`, id, tn.Slug)
 		err := h.SendBatch(ctx, b).Close()
 		if err == nil {
 			fz.check(fail, who, "batch read", ctxID, role, secrets)
@@ -426,7 +505,7 @@ func (fz *fuzzRound) op(r *rand.Rand, who int, fail *failure) (ok bool) {
 			`SELECT set_config('landlord.tenant_id', $1, false)`,
 			`SELECT set_config('search_path', 'pg_catalog', false), $1::text`,
 			`SET application_name = 'leftover'`,
-			`DECLARE leftover CURSOR WITH HOLD FOR SELECT secret FROM items`,
+			`DECLARE leftover CURSOR WITH HOLD FOR SELECT secret FROM landlordtest_fuzz`,
 			`SELECT pg_advisory_lock(hashtext($1))`,
 			`SELECT set_config('statement_timeout', '1', false), $1::text`,
 			`SELECT set_config('role', current_user, false), $1::text`,
@@ -451,7 +530,7 @@ func (fz *fuzzRound) verify(t *testing.T) []string {
 	for who, tn := range fz.ts {
 		conn, err := pgx.Connect(ctx, fz.srv.url(tn.Database))
 		must(t, err)
-		rows, err := conn.Query(ctx, `SELECT tenant_id::text, id, secret FROM `+pgx.Identifier{tn.Schema, "items"}.Sanitize()+` WHERE tenant_id = $1 OR $2`,
+		rows, err := conn.Query(ctx, `SELECT tenant_id::text, id, secret FROM `+pgx.Identifier{tn.Schema, "landlordtest_fuzz"}.Sanitize()+` WHERE tenant_id = $1 OR $2`,
 			tn.ID, tn.Model != tenant.ModelRow)
 		must(t, err)
 		type item struct {
@@ -464,6 +543,19 @@ func (fz *fuzzRound) verify(t *testing.T) []string {
 			err := r.Scan(&x.tid, &x.id, &x.secret)
 			return x, err
 		})
+		if err == nil && tn.Model != tenant.ModelRow {
+			// The application's tables at the tenant's own placement hold
+			// its rows only.
+			for _, table := range fz.tables {
+				var n int
+				if err = conn.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{tn.Schema, table}.Sanitize()+` WHERE tenant_id <> $1`, tn.ID).Scan(&n); err != nil {
+					break
+				}
+				if n != 0 {
+					problems = append(problems, fmt.Sprintf("%s's placement holds %d rows of %s of another tenant", tn.Slug, n, table))
+				}
+			}
+		}
 		conn.Close(ctx)
 		must(t, err)
 		for _, it := range items {
@@ -492,7 +584,7 @@ func (fz *fuzzRound) verify(t *testing.T) []string {
 	for who, tn := range fz.ts {
 		var ctxID, role string
 		var secrets []string
-		if err := fz.l.Handle().QueryRow(WithTenant(ctx, tn.ID), fuzzRead, 1).Scan(&ctxID, &role, &secrets); err != nil {
+		if err := fz.l.Handle().QueryRow(landlord.WithTenant(ctx, tn.ID), fuzzRead, 1).Scan(&ctxID, &role, &secrets); err != nil {
 			problems = append(problems, fmt.Sprintf("%s after the run: %v", tn.Slug, err))
 			continue
 		}
@@ -512,7 +604,7 @@ func (fz *fuzzRound) corrupt(t *testing.T) {
 	conn, err := pgx.Connect(ctx, fz.srv.url(tn.Database))
 	must(t, err)
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.Schema, "items"}.Sanitize()+` (tenant_id, id, sku, secret) VALUES ($1, 999999, 'leak', $2)`,
+	_, err = conn.Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.Schema, "landlordtest_fuzz"}.Sanitize()+` (tenant_id, id, secret) VALUES ($1, 999999, $2)`,
 		tn.ID, fz.secret(1, 999999, tn.ID.String()))
 	must(t, err)
 	fz.written.Store(fz.key(2, 999999), acked)

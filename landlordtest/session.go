@@ -1,4 +1,4 @@
-package landlord
+package landlordtest
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -25,28 +26,21 @@ import (
 // naivePool is a pool of one connection, made like the handle's, that never
 // closes a dirty connection.
 type naivePool struct {
-	f       *fx
 	pool    *pgxpool.Pool
 	notices *noticeLog
 }
 
 func (f *fx) naivePool(t *testing.T, tn tenant.Tenant) *naivePool {
 	t.Helper()
-	ctx := context.Background()
-	role := f.l.cfg.AppRole
-	if f.m == tenant.ModelDatabase {
-		role = tn.ID.RoleName()
-	}
-	cc, err := f.l.prov.ConnConfig(ctx, tn.Server, tn.Database, role)
-	must(t, err)
 	cfg, err := pgxpool.ParseConfig("")
 	must(t, err)
-	n := &naivePool{f: f, notices: &noticeLog{}}
+	n := &naivePool{notices: &noticeLog{}}
+	cc := f.trafficConfig(t, tn)
 	cc.RuntimeParams["search_path"] = searchPath(tn.Schema)
 	cc.OnNotice = n.notices.add
 	cfg.ConnConfig = cc
 	cfg.MaxConns = 1
-	n.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	n.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
 	must(t, err)
 	t.Cleanup(n.pool.Close)
 	return n
@@ -85,21 +79,24 @@ type leftover struct {
 	known string
 }
 
-var leftovers = []leftover{
-	{name: "cursor-with-hold", leave: `DECLARE atk_c CURSOR WITH HOLD FOR SELECT secret FROM items`, observe: `FETCH ALL FROM atk_c`},
-	{name: "set", leave: `SET app.note = 'CANARY-B-note'`, observe: `SELECT current_setting('app.note', true)`},
-	{name: "set-config", leave: `SELECT set_config('app.note', 'CANARY-B-note', false)`, observe: `SELECT current_setting('app.note', true)`},
-	{name: "set-config-out-of-sight", leave: `SELECT set_note('CANARY-B-note')`, observe: `SELECT current_setting('app.note', true)`,
-		known: "a session setting set inside a function survives on the pooled connection: the enter statement checks only the role"},
-	{name: "prepare", leave: `PREPARE atk_p AS SELECT 'CANARY-B-prepared'::text`, observe: `EXECUTE atk_p`},
-	{name: "prepared-statement-text", leave: `SELECT count(*) FROM items WHERE secret = 'CANARY-B-literal'`,
-		observe: `SELECT coalesce(string_agg(statement, ' '), '') FROM pg_prepared_statements`,
-		known:   "the handle prepares every statement on the shared connection, and pg_prepared_statements shows its text, literals included, to the next tenant"},
-	{name: "listen", leave: `LISTEN "CANARY-B-channel"`, observe: `SELECT coalesce(string_agg(c, ' '), '') FROM pg_listening_channels() c`},
-	{name: "advisory-lock", leave: `SELECT pg_advisory_lock(4242)`,
-		observe: `SELECT 'CANARY-B-lock held' FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = 4242`},
-	{name: "statement-timeout", leave: `SET statement_timeout = 4242`,
-		observe: `SELECT CASE WHEN current_setting('statement_timeout') = '4242ms' THEN 'CANARY-B-timeout' ELSE 'default' END`},
+func (f *fx) leftovers() []leftover {
+	T := f.main.q()
+	return []leftover{
+		{name: "cursor-with-hold", leave: `DECLARE landlordtest_c CURSOR WITH HOLD FOR SELECT x::text FROM ` + T + ` x`, observe: `FETCH ALL FROM landlordtest_c`},
+		{name: "set", leave: `SET landlordtest.note = 'CANARY-B-note'`, observe: `SELECT current_setting('landlordtest.note', true)`},
+		{name: "set-config", leave: `SELECT set_config('landlordtest.note', 'CANARY-B-note', false)`, observe: `SELECT current_setting('landlordtest.note', true)`},
+		{name: "set-config-out-of-sight", leave: `SELECT landlordtest_set_note('CANARY-B-note')`, observe: `SELECT current_setting('landlordtest.note', true)`,
+			known: "a session setting set inside a function survives on the pooled connection: the enter statement checks only the role"},
+		{name: "prepare", leave: `PREPARE landlordtest_p AS SELECT 'CANARY-B-prepared'::text`, observe: `EXECUTE landlordtest_p`},
+		{name: "prepared-statement-text", leave: `SELECT count(*) FROM ` + T + ` x WHERE x::text = 'CANARY-B-literal'`,
+			observe: `SELECT coalesce(string_agg(statement, ' '), '') FROM pg_prepared_statements`,
+			known:   "the handle prepares every statement on the shared connection, and pg_prepared_statements shows its text, literals included, to the next tenant"},
+		{name: "listen", leave: `LISTEN "CANARY-B-channel"`, observe: `SELECT coalesce(string_agg(c, ' '), '') FROM pg_listening_channels() c`},
+		{name: "advisory-lock", leave: `SELECT pg_advisory_lock(4242)`,
+			observe: `SELECT 'CANARY-B-lock held' FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = 4242`},
+		{name: "statement-timeout", leave: `SET statement_timeout = 4242`,
+			observe: `SELECT CASE WHEN current_setting('statement_timeout') = '4242ms' THEN 'CANARY-B-timeout' ELSE 'default' END`},
+	}
 }
 
 // attackI06SessionLeftovers: session state B leaves on a connection
@@ -107,13 +104,16 @@ var leftovers = []leftover{
 // handle closes them. In the database model A and B never share a
 // connection at all.
 func (f *fx) attackI06SessionLeftovers(t *testing.T) {
-	m := f.m
-	if m == tenant.ModelDatabase {
+	if f.m == tenant.ModelDatabase {
 		t.Run("separate-connections", func(t *testing.T) { f.disjointBackends(t) })
 		return
 	}
+	// A function that sets a session setting where no statement text
+	// shows it, in B's placement.
+	f.exec(t, f.b, `CREATE FUNCTION {s}.landlordtest_set_note(text) RETURNS text LANGUAGE sql AS $$ SELECT set_config('landlordtest.note', $1, false) $$`)
+	t.Cleanup(func() { f.exec(t, f.b, `DROP FUNCTION IF EXISTS {s}.landlordtest_set_note(text)`) })
 	naive := f.naivePool(t, f.a)
-	for _, lo := range leftovers {
+	for _, lo := range f.leftovers() {
 		t.Run(lo.name, func(t *testing.T) {
 			t.Run("defense-off", func(t *testing.T) {
 				o := naive.call(t, f.b, lo.leave)
@@ -148,7 +148,7 @@ func (f *fx) disjointBackends(t *testing.T) {
 		for _, tn := range []tenant.Tenant{f.a, f.b} {
 			var pid int32
 			var db string
-			must(t, f.h.QueryRow(WithTenant(context.Background(), tn.ID), `SELECT pg_backend_pid(), current_database()`).Scan(&pid, &db))
+			must(t, f.h.QueryRow(landlord.WithTenant(context.Background(), tn.ID), `SELECT pg_backend_pid(), current_database()`).Scan(&pid, &db))
 			if db != tn.Database {
 				t.Fatalf("%s's call ran in database %s", tn.Slug, db)
 			}
@@ -166,16 +166,16 @@ func (f *fx) disjointBackends(t *testing.T) {
 // connection through every call path of the handle, returns each caller's
 // own rows and context.
 func (f *fx) attackI19AlternatingTenants(t *testing.T) {
-	const sql = `SELECT coalesce(string_agg(secret, ',' ORDER BY id), ''), current_setting('landlord.tenant_id'), pg_backend_pid() FROM items`
+	sql := `SELECT coalesce(string_agg(x::text, ',' ORDER BY x::text), ''), current_setting('landlord.tenant_id'), pg_backend_pid() FROM ` + f.main.q() + ` x`
 	paths := []struct {
 		name string
-		do   func(ctx context.Context, h *Handle) (secrets, setting string, pid int32, err error)
+		do   func(ctx context.Context, h *landlord.Handle) (rows, setting string, pid int32, err error)
 	}{
-		{"query-row", func(ctx context.Context, h *Handle) (s, set string, pid int32, err error) {
+		{"query-row", func(ctx context.Context, h *landlord.Handle) (s, set string, pid int32, err error) {
 			err = h.QueryRow(ctx, sql).Scan(&s, &set, &pid)
 			return
 		}},
-		{"query", func(ctx context.Context, h *Handle) (s, set string, pid int32, err error) {
+		{"query", func(ctx context.Context, h *landlord.Handle) (s, set string, pid int32, err error) {
 			rows, err := h.Query(ctx, sql)
 			if err != nil {
 				return
@@ -189,57 +189,62 @@ func (f *fx) attackI19AlternatingTenants(t *testing.T) {
 			}
 			return
 		}},
-		{"named-args", func(ctx context.Context, h *Handle) (s, set string, pid int32, err error) {
-			err = h.QueryRow(ctx, sql+` WHERE id <> @skip`, pgx.NamedArgs{"skip": -1}).Scan(&s, &set, &pid)
+		{"named-args", func(ctx context.Context, h *landlord.Handle) (s, set string, pid int32, err error) {
+			err = h.QueryRow(ctx, sql+` WHERE @skip::int <> -2`, pgx.NamedArgs{"skip": -1}).Scan(&s, &set, &pid)
 			return
 		}},
-		{"batch", func(ctx context.Context, h *Handle) (s, set string, pid int32, err error) {
+		{"batch", func(ctx context.Context, h *landlord.Handle) (s, set string, pid int32, err error) {
 			b := &pgx.Batch{}
 			b.Queue(sql).QueryRow(func(r pgx.Row) error { return r.Scan(&s, &set, &pid) })
 			err = h.SendBatch(ctx, b).Close()
 			return
 		}},
-		{"transaction", func(ctx context.Context, h *Handle) (s, set string, pid int32, err error) {
+		{"transaction", func(ctx context.Context, h *landlord.Handle) (s, set string, pid int32, err error) {
 			err = pgx.BeginFunc(ctx, h, func(tx pgx.Tx) error { return tx.QueryRow(ctx, sql).Scan(&s, &set, &pid) })
 			return
 		}},
 	}
-	m := f.m
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
 			pids := map[int32]bool{}
+			var own string
 			for round := 0; round < 6; round++ {
 				for _, tn := range []tenant.Tenant{f.a, f.b} {
-					s, set, pid, err := p.do(WithTenant(context.Background(), tn.ID), f.h)
+					s, set, pid, err := p.do(landlord.WithTenant(context.Background(), tn.ID), f.h)
 					must(t, err)
 					pids[pid] = true
 					if set != tn.ID.String() {
 						t.Fatalf("round %d: %s's call ran with context %q", round, tn.Slug, set)
 					}
-					if tn.ID == f.a.ID && (len(f.leaks(s)) > 0 || s != "A-secret-1,A-secret-2") {
-						t.Fatalf("round %d: A read %q", round, s)
+					if tn.ID == f.a.ID {
+						if round == 0 {
+							own = s
+						}
+						if len(f.leaks(s)) > 0 || s != own || !strings.Contains(s, f.a.ID.String()) {
+							t.Fatalf("round %d: A read %q, A's rows are %q", round, s, own)
+						}
 					}
-					if tn.ID == f.b.ID && !strings.Contains(s, "CANARY-B-secret-100") {
+					if tn.ID == f.b.ID && !strings.Contains(s, f.b.ID.String()) {
 						t.Fatalf("round %d: B read %q", round, s)
 					}
 				}
 			}
-			if m != tenant.ModelDatabase && len(pids) != 1 {
+			if f.m != tenant.ModelDatabase && len(pids) != 1 {
 				t.Fatalf("the calls ran on %d connections, want them all on one", len(pids))
 			}
 		})
 	}
 }
 
-// TestAttackI19SchemaVersions: a statement cached by its text only, planned
-// for a schema tenant whose table has an extra column, fails for the next
+// attackI19SchemaVersions: a statement cached by its text only, planned for
+// a schema tenant whose table has an extra column, fails for the next
 // tenant; the handle keeps statements per schema, so each tenant gets its
 // own columns on one connection.
-func TestAttackI19SchemaVersions(t *testing.T) {
-	t.Parallel()
+func attackI19SchemaVersions(t *testing.T, k Kit) {
 	ctx := context.Background()
-	f := newFx(t, tenant.ModelSchema, Config{MaxConns: 1})
-	f.exec(t, f.a, `SET ROLE {owner}`, `ALTER TABLE {s}.parents ADD COLUMN note text DEFAULT 'A-note'`, `RESET ROLE`)
+	f := newFx(t, k, tenant.ModelSchema, landlord.Config{MaxConns: 1})
+	T := f.main.q()
+	f.exec(t, f.a, ownerDoSession(`ALTER TABLE {s}.`+T+` ADD COLUMN landlordtest_note text DEFAULT 'A-note'`)...)
 	t.Run("defense-off", func(t *testing.T) {
 		naive := f.naivePool(t, f.a)
 		c, err := naive.pool.Acquire(ctx)
@@ -254,7 +259,7 @@ func TestAttackI19SchemaVersions(t *testing.T) {
 			return tx
 		}
 		tx := enter(f.a)
-		_, err = tx.Prepare(ctx, "by_text", `SELECT * FROM parents`)
+		_, err = tx.Prepare(ctx, "by_text", `SELECT * FROM `+T)
 		must(t, err)
 		must(t, tx.Commit(ctx))
 		tx = enter(f.b)
@@ -265,22 +270,43 @@ func TestAttackI19SchemaVersions(t *testing.T) {
 		}
 	})
 	t.Run("handle", func(t *testing.T) {
+		width := map[tenant.ID]int{}
 		for round := 0; round < 4; round++ {
-			for _, c := range []struct {
-				ctx  context.Context
-				want int
-			}{{f.ctxA, 4}, {f.ctxB, 3}} {
-				o := f.viaHandle(t, c.ctx, nil, false, `SELECT * FROM parents ORDER BY id`)
+			for _, tn := range []tenant.Tenant{f.a, f.b} {
+				ctx := landlord.WithTenant(ctx, tn.ID)
+				o := f.viaHandle(t, ctx, nil, false, `SELECT * FROM `+T+` ORDER BY 1`)
 				must(t, o.err)
-				if len(o.rows) == 0 || len(o.rows[0]) != c.want {
-					t.Fatalf("round %d: got %v, want %d columns", round, o.rows, c.want)
+				if len(o.rows) == 0 {
+					t.Fatalf("round %d: %s read no rows", round, tn.Slug)
 				}
-				if c.want == 4 {
+				if round == 0 {
+					width[tn.ID] = len(o.rows[0])
+				}
+				if len(o.rows[0]) != width[tn.ID] {
+					t.Fatalf("round %d: %s got %d columns, then %d", round, tn.Slug, width[tn.ID], len(o.rows[0]))
+				}
+				if tn.ID == f.a.ID {
 					f.noLeak(t, o)
 				}
 			}
+			if width[f.a.ID] != width[f.b.ID]+1 {
+				t.Fatalf("round %d: A got %d columns, B %d; want A's extra column", round, width[f.a.ID], width[f.b.ID])
+			}
 		}
 	})
+}
+
+// keyText returns an expression of alias x that identifies its row without
+// its values: the primary key's columns.
+func (tb *table) keyText(x string) string {
+	if pk := tb.primary(); pk != nil && pk.plain && len(pk.cols) > 0 {
+		var cols []string
+		for _, c := range pk.cols {
+			cols = append(cols, x+"."+ident(c))
+		}
+		return "row(" + strings.Join(cols, ", ") + ")::text"
+	}
+	return x + ".ctid::text"
 }
 
 // attackI25ListenNotify: notification channels are database-wide, so
@@ -289,17 +315,11 @@ func TestAttackI19SchemaVersions(t *testing.T) {
 // payload is an id leaks nothing once the receiver re-reads under its own
 // tenant; in the database model another tenant's database is silent.
 func (f *fx) attackI25ListenNotify(t *testing.T) {
-	m := f.m
 	ctx := context.Background()
+	T := f.main.q()
 	// A's raw listener, as A's traffic role would connect.
 	listener := func(t *testing.T, tn tenant.Tenant) *pgx.Conn {
-		role := f.l.cfg.AppRole
-		if m == tenant.ModelDatabase {
-			role = tn.ID.RoleName()
-		}
-		cc, err := f.l.prov.ConnConfig(ctx, tn.Server, tn.Database, role)
-		must(t, err)
-		conn, err := pgx.ConnectConfig(ctx, cc)
+		conn, err := pgx.ConnectConfig(ctx, f.trafficConfig(t, tn))
 		must(t, err)
 		t.Cleanup(func() { conn.Close(context.Background()) })
 		return conn
@@ -322,7 +342,7 @@ func (f *fx) attackI25ListenNotify(t *testing.T) {
 			got = append(got, n.Channel+": "+n.Payload)
 		}
 	}
-	if m != tenant.ModelDatabase {
+	if f.m != tenant.ModelDatabase {
 		t.Run("directory-channel-ids-only", func(t *testing.T) {
 			conn := listener(t, f.a)
 			_, err := conn.Exec(ctx, `LISTEN landlord_directory`)
@@ -342,7 +362,7 @@ func (f *fx) attackI25ListenNotify(t *testing.T) {
 				if _, err := tenant.ParseID(id); err != nil || (rest != "deleted" && strings.Trim(rest, "0123456789") != "") {
 					t.Fatalf("directory payload %q is not \"<id> <epoch>\"", p)
 				}
-				for _, c := range valueCanaries {
+				for _, c := range f.values {
 					if strings.Contains(p, c) {
 						t.Fatalf("directory payload %q carries B's value %q", p, c)
 					}
@@ -352,29 +372,32 @@ func (f *fx) attackI25ListenNotify(t *testing.T) {
 	}
 	t.Run("app-channel", func(t *testing.T) {
 		conn := listener(t, f.a)
-		_, err := conn.Exec(ctx, `LISTEN orders`)
+		_, err := conn.Exec(ctx, `LISTEN landlordtest`)
 		must(t, err)
-		// Off: B's application puts a value in the payload.
-		_, err = f.h.Exec(f.ctxB, `SELECT pg_notify('orders', secret) FROM items WHERE id = 100`)
+		// Off: B's application puts a row in the payload.
+		_, err = f.h.Exec(f.ctxB, `SELECT pg_notify('landlordtest', x::text) FROM `+T+` x LIMIT 1`)
 		must(t, err)
-		got := drain(t, conn, "orders")
-		if m == tenant.ModelDatabase {
+		got := drain(t, conn, "landlordtest")
+		if f.m == tenant.ModelDatabase {
 			if len(got) != 0 {
 				t.Fatalf("A's database heard B's notification: %q", got)
 			}
 			return
 		}
 		if len(f.leaks(strings.Join(got, " "))) == 0 {
-			t.Fatalf("a value payload did not reach the other tenant's listener (%q): the probe proves nothing", got)
+			t.Fatalf("a row in the payload did not reach the other tenant's listener (%q): the probe proves nothing", got)
 		}
-		// On: the payload is an id; A re-reads under its own tenant.
-		_, err = f.h.Exec(f.ctxB, `SELECT pg_notify('orders', id::text) FROM items WHERE id = 100`)
+		// On: the payload is the key; A re-reads under its own tenant.
+		_, err = f.h.Exec(f.ctxB, `SELECT pg_notify('landlordtest', `+f.main.keyText("x")+`) FROM `+T+` x LIMIT 1`)
 		must(t, err)
-		got = drain(t, conn, "orders")
-		if len(got) != 1 || len(f.leaks(got[0])) > 0 {
-			t.Fatalf("id payload: %q", got)
+		got = drain(t, conn, "landlordtest")
+		// A key is B's, and may be an id of B's row; nothing else of B's
+		// may travel.
+		if len(got) != 1 || strings.Contains(got[0], canaryMark) || strings.Contains(got[0], f.b.ID.String()) {
+			t.Fatalf("key payload: %q", got)
 		}
-		o := f.viaHandle(t, f.ctxA, nil, false, `SELECT secret FROM items WHERE id = $1`, strings.TrimPrefix(got[0], "orders: "))
+		key := strings.TrimPrefix(got[0], "landlordtest: ")
+		o := f.viaHandle(t, f.ctxA, nil, false, `SELECT x::text FROM `+T+` x WHERE `+f.main.keyText("x")+` = $1 AND x.tenant_id <> $2`, key, f.a.ID)
 		must(t, o.err)
 		f.noLeak(t, o)
 		if len(o.rows) != 0 {
@@ -390,7 +413,7 @@ func (f *fx) attackI25ListenNotify(t *testing.T) {
 		must(t, err)
 		var channels string
 		must(t, f.h.QueryRow(f.ctxA, `SELECT pg_backend_pid(), coalesce(string_agg(c, ','), '') FROM pg_listening_channels() c`).Scan(&after, &channels))
-		if m != tenant.ModelDatabase && after == before {
+		if f.m != tenant.ModelDatabase && after == before {
 			t.Fatalf("the connection that ran LISTEN (pid %d) served A's next call", before)
 		}
 		if channels != "" {
@@ -405,8 +428,7 @@ func (f *fx) attackI25ListenNotify(t *testing.T) {
 // keeps dirty connections the next tenant inherits it.
 func (f *fx) attackI26AdvisoryLocks(t *testing.T) {
 	const held = `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`
-	m := f.m
-	if m != tenant.ModelDatabase {
+	if f.m != tenant.ModelDatabase {
 		t.Run("defense-off", func(t *testing.T) {
 			naive := f.naivePool(t, f.a)
 			must(t, naive.call(t, f.b, `SELECT pg_advisory_lock(4243)`).err)
@@ -459,8 +481,8 @@ func (f *fx) attackI26AdvisoryLocks(t *testing.T) {
 // one without a tenant fails instead of running as the previous job's
 // tenant, which is what a connection with a session-level context does.
 func (f *fx) attackI28JobWithoutTenant(t *testing.T) {
-	m := f.m
 	ctx := context.Background()
+	sel := `SELECT x::text FROM ` + f.main.q() + ` x`
 	t.Run("defense-off", func(t *testing.T) {
 		// A worker that sets the tenant for the session and a next
 		// job that forgets to.
@@ -470,28 +492,28 @@ func (f *fx) attackI28JobWithoutTenant(t *testing.T) {
 		defer func() { c.Conn().Close(ctx); c.Release() }()
 		_, err = c.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, false)`, f.b.ID.String())
 		must(t, err)
-		if m == tenant.ModelSchema {
+		if f.m == tenant.ModelSchema {
 			_, err = c.Exec(ctx, `SELECT set_config('role', $1, false), set_config('search_path', $2, false)`, f.b.ID.RoleName(), searchPath(f.b.Schema))
 			must(t, err)
 		}
-		o := run(ctx, c, naive.notices, `SELECT secret FROM items`)
+		o := run(ctx, c, naive.notices, sel)
 		must(t, o.err)
 		f.mustLeak(t, o)
 	})
 	t.Run("handle", func(t *testing.T) {
 		job := func(ctx context.Context) error {
-			_, err := f.h.Exec(ctx, `SELECT secret FROM items`)
+			_, err := f.h.Exec(ctx, sel)
 			return err
 		}
 		must(t, job(f.ctxB))
-		if err := job(ctx); !errors.Is(err, ErrNoTenant) {
+		if err := job(ctx); !errors.Is(err, landlord.ErrNoTenant) {
 			t.Fatalf("a job without a tenant: %v, want ErrNoTenant", err)
 		}
-		if err := job(WithTenant(ctx, tenant.ID{})); !errors.Is(err, ErrNoTenant) {
+		if err := job(landlord.WithTenant(ctx, tenant.ID{})); !errors.Is(err, landlord.ErrNoTenant) {
 			t.Fatalf("a job with the zero tenant: %v, want ErrNoTenant", err)
 		}
 		// A context that outlives its request keeps its tenant.
-		o := f.viaHandle(t, context.WithoutCancel(f.ctxA), nil, false, `SELECT secret FROM items`)
+		o := f.viaHandle(t, context.WithoutCancel(f.ctxA), nil, false, sel)
 		must(t, o.err)
 		f.noLeak(t, o)
 	})
@@ -503,15 +525,27 @@ func (f *fx) attackI28JobWithoutTenant(t *testing.T) {
 // checked afterwards by the superuser, every read as it comes back.
 func (f *fx) attackI30CancelStorm(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
-	m := f.m
-	rng := rand.New(rand.NewPCG(seed, uint64(len(m))))
+	rng := rand.New(rand.NewPCG(seed, uint64(len(f.m))))
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d", seed)
 		}
 	}()
+	tb := f.main
+	T := tb.q()
+	// Writes are copies of the writer's own row with fresh keys, numbered
+	// so that the superuser knows whose each is; tenant_id comes from the
+	// context the write ran with.
+	canWrite := tb.copyProblem == "" && tb.primary() != nil && tb.primary().plain
+	source := map[tenant.ID]row{}
+	if canWrite {
+		source[f.a.ID], source[f.b.ID] = f.row(t, tb, f.a, 0), f.row(t, tb, f.b, 0)
+	}
+	write := fmt.Sprintf(`INSERT INTO %s AS n (%s) SELECT %s FROM (SELECT (jsonb_populate_record(s, %s)).* FROM jsonb_populate_record(NULL::%[1]s, $1::jsonb) s) r, pg_sleep($3::float8 / 1000)`,
+		T, tb.colList("", "tenant_id"), tb.colList("r.", "tenant_id"), tb.freshBy("s", "$2::int"))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	writes := map[int]tenant.Tenant{}
 	for g := 0; g < 4; g++ {
 		who := []tenant.Tenant{f.a, f.b}[g%2]
 		r := rand.New(rand.NewPCG(rng.Uint64(), uint64(g)))
@@ -519,22 +553,28 @@ func (f *fx) attackI30CancelStorm(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 40; i++ {
-				ctx, cancel := context.WithCancel(WithTenant(context.Background(), who.ID))
+				ctx, cancel := context.WithCancel(landlord.WithTenant(context.Background(), who.ID))
 				delay := time.Duration(r.IntN(3000)) * time.Microsecond
 				timer := time.AfterFunc(delay, cancel)
-				tag := fmt.Sprintf("%s-storm-%d-%d", who.Slug, g, i)
 				var err error
-				var setting, secrets string
-				switch r.IntN(3) {
+				var setting, rows string
+				op := r.IntN(3)
+				if op == 1 && !canWrite {
+					op = 0
+				}
+				switch op {
 				case 0:
-					err = f.h.QueryRow(ctx, `SELECT current_setting('landlord.tenant_id'), coalesce(string_agg(secret, ','), '') FROM items, pg_sleep($1::float8 / 1000)`,
-						r.IntN(3)).Scan(&setting, &secrets)
+					err = f.h.QueryRow(ctx, `SELECT current_setting('landlord.tenant_id'), coalesce(string_agg(x::text, ','), '') FROM `+T+` x, pg_sleep($1::float8 / 1000)`,
+						r.IntN(3)).Scan(&setting, &rows)
 				case 1:
-					_, err = f.h.Exec(ctx, `INSERT INTO notes (id, body) SELECT 1000 + $1::bigint, $2::text || ':' || current_setting('landlord.tenant_id') FROM pg_sleep($3::float8 / 1000)`,
-						g*100+i, tag, r.IntN(3))
+					k := 1000 + g*100 + i
+					mu.Lock()
+					writes[k] = who
+					mu.Unlock()
+					_, err = f.h.Exec(ctx, write, source[who.ID].String(), k, r.IntN(3))
 				case 2:
 					err = pgx.BeginFunc(ctx, f.h, func(tx pgx.Tx) error {
-						if err := tx.QueryRow(ctx, `SELECT current_setting('landlord.tenant_id'), coalesce(string_agg(secret, ','), '') FROM items`).Scan(&setting, &secrets); err != nil {
+						if err := tx.QueryRow(ctx, `SELECT current_setting('landlord.tenant_id'), coalesce(string_agg(x::text, ','), '') FROM `+T+` x`).Scan(&setting, &rows); err != nil {
 							return err
 						}
 						_, err := tx.Exec(ctx, `SELECT pg_sleep($1::float8 / 1000)`, r.IntN(3))
@@ -550,42 +590,50 @@ func (f *fx) attackI30CancelStorm(t *testing.T) {
 				if setting != who.ID.String() {
 					t.Errorf("%s's statement ran with context %s", who.Slug, setting)
 				}
-				if who.ID == f.a.ID && len(f.leaks(secrets)) > 0 {
-					t.Errorf("A read %q", secrets)
+				if who.ID == f.a.ID && len(f.leaks(rows)) > 0 {
+					t.Errorf("A read %q", rows)
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	// Every note written landed in its writer's tenant and recorded
-	// its writer's context.
-	for _, tn := range []tenant.Tenant{f.a, f.b} {
-		rows, err := f.super(t, tn).conn.Query(context.Background(),
-			f.expand(`SELECT tenant_id::text, body FROM {s}.notes WHERE id >= 1000`, tn, ""))
-		must(t, err)
-		got, err := pgx.CollectRows(rows, rowValues)
-		must(t, err)
-		for _, r := range got {
-			tid, body := r[0].(string), r[1].(string)
-			slug, ctxID, _ := strings.Cut(body, ":")
-			owner := f.a
-			if strings.HasPrefix(slug, f.b.Slug) {
-				owner = f.b
-			}
-			if tid != owner.ID.String() || ctxID != owner.ID.String() {
-				t.Errorf("note %q written by %s landed as tenant %s", body, owner.Slug, tid)
+	// Every row written landed in its writer's tenant, with its writer's
+	// context as its tenant_id.
+	for k, who := range writes {
+		for _, place := range []tenant.Tenant{f.a, f.b} {
+			rows, err := f.super(t, place).conn.Query(context.Background(), fmt.Sprintf(
+				`SELECT x.tenant_id::text FROM %[1]s x, (SELECT (jsonb_populate_record(s, %[2]s)).* FROM jsonb_populate_record(NULL::%[1]s, $1::jsonb) s) r WHERE %[3]s`,
+				tb.in(place), tb.freshBy("s", "$2::int"), pkEqual(tb, "x", "r")), source[who.ID].String(), k)
+			must(t, err)
+			got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			must(t, err)
+			for _, tid := range got {
+				if tid != who.ID.String() {
+					t.Errorf("row %d written by %s landed as tenant %s", k, who.Slug, tid)
+				}
 			}
 		}
 	}
 	// The pool still serves both tenants correctly.
 	for _, tn := range []tenant.Tenant{f.a, f.b} {
 		var setting string
-		must(t, f.h.QueryRow(WithTenant(context.Background(), tn.ID), `SELECT current_setting('landlord.tenant_id')`).Scan(&setting))
+		must(t, f.h.QueryRow(landlord.WithTenant(context.Background(), tn.ID), `SELECT current_setting('landlord.tenant_id')`).Scan(&setting))
 		if setting != tn.ID.String() {
 			t.Fatalf("after the storm %s runs as %s", tn.Slug, setting)
 		}
 	}
+}
+
+// pkEqual returns a condition that aliases x and r have the same primary
+// key after tenant_id.
+func pkEqual(tb *table, x, r string) string {
+	var l, rr []string
+	for _, c := range tb.primary().cols {
+		l = append(l, x+"."+ident(c))
+		rr = append(rr, r+"."+ident(c))
+	}
+	return "(" + strings.Join(l, ", ") + ") = (" + strings.Join(rr, ", ") + ")"
 }
 
 // attackI30LateCancel: a cancel request sent for A's statement after it
@@ -608,7 +656,7 @@ func (f *fx) attackI30LateCancel(t *testing.T) {
 			_, err := c.Exec(ctx, `SELECT pg_sleep(5)`)
 			done <- err
 		}()
-		waitRunning(t, f, pid)
+		f.waitRunning(t, pid)
 		f.exec(t, f.a, fmt.Sprintf(`SELECT pg_cancel_backend(%d)`, pid))
 		if err := <-done; !isPgCode(err, "57014") {
 			t.Fatalf("the late cancel did not hit the next statement: %v", err)
@@ -642,7 +690,7 @@ func (f *fx) attackI30LateCancel(t *testing.T) {
 }
 
 // waitRunning waits until backend pid runs a statement.
-func waitRunning(t *testing.T, f *fx, pid int32) {
+func (f *fx) waitRunning(t *testing.T, pid int32) {
 	t.Helper()
 	c := f.super(t, f.a)
 	for i := 0; ; i++ {

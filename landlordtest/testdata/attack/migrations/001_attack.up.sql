@@ -1,10 +1,11 @@
--- Tenant tables and objects of the isolation attack suite (attack_*_test.go,
--- SECURITY.md). Each object is the target of one threat of THREATS.md; the
--- same file is applied to the shared schema, to each tenant schema and inside
--- each tenant database, like any application's migrations.
+-- Tenant tables and objects Landlord's own run of the attack suite
+-- (package landlordtest, SECURITY.md) uses as an application's: beyond the
+-- core pair, the kinds of object whose probes run only where an
+-- application has them. The same file is applied to the shared schema, to
+-- each tenant schema and inside each tenant database, like any
+-- application's migrations.
 
--- The core pair, as in testdata/migrations, with a CHECK constraint for the
--- error-message probes (I12, I29).
+-- The core pair, as in internal/itemschema, with a CHECK constraint.
 CREATE TABLE parents (
 	tenant_id uuid   NOT NULL,
 	id        bigint NOT NULL,
@@ -70,27 +71,9 @@ END $$;
 CREATE TRIGGER notes_audit_unpinned AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION audit_unpinned();
 CREATE TRIGGER notes_audit_pinned AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION audit_pinned();
 
--- I10: a leaky function and a leaky operator in the style of PostgreSQL's
--- own row-security regression tests. Neither is LEAKPROOF, so the planner
--- must evaluate them after the policies; their tiny cost tempts it not to.
-CREATE FUNCTION f_leak(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
-BEGIN
-	RAISE NOTICE 'f_leak => %', $1;
-	RETURN true;
-END $$;
-CREATE FUNCTION f_leak_op(text, text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
-BEGIN
-	RAISE NOTICE 'f_leak_op => % %', $1, $2;
-	RETURN true;
-END $$;
-CREATE OPERATOR <<< (PROCEDURE = f_leak_op, LEFTARG = text, RIGHTARG = text, RESTRICT = scalarltsel);
-
 -- I08: views over items, run as their owner or as the caller.
 CREATE VIEW items_owner_view AS SELECT tenant_id, id, secret FROM items;
 CREATE VIEW items_invoker_view WITH (security_invoker = true) AS SELECT tenant_id, id, secret FROM items;
-
--- I16: migrations refuse materialized views; the fixture makes one by hand
--- (attack_test.go) to show what it would expose.
 
 -- I09: SECURITY DEFINER functions, one with its search path pinned where it
 -- was created, one resolving names through the caller's.
@@ -100,7 +83,3 @@ CREATE FUNCTION definer_unpinned() RETURNS SETOF text LANGUAGE plpgsql STABLE SE
 BEGIN
 	RETURN QUERY EXECUTE 'SELECT secret FROM items ORDER BY id';
 END $$;
-
--- I06: a function that leaves a session-level setting behind where no
--- statement text shows it.
-CREATE FUNCTION set_note(text) RETURNS text LANGUAGE sql AS $$ SELECT set_config('app.note', $1, false) $$;

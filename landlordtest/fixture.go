@@ -1,12 +1,10 @@
-package landlord
+package landlordtest
 
 import (
 	"bytes"
 	"context"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"strings"
@@ -16,57 +14,27 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/directory"
-	"github.com/landlordhq/landlord/migration"
-	"github.com/landlordhq/landlord/pgtest"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// The isolation attack suite (SECURITY.md). Tenant A attacks, tenant B holds
-// canary values, and nothing A gets back may contain one: rows, command
-// tags, errors (message, detail, hint, where and every other field),
-// notices, and Landlord's own log. Every attack runs twice before it runs
-// through the handle: once with the defense switched off, where the leak must
-// appear (so the probe is known to work), and once with the defense on.
+// Tenant A attacks, tenant B holds canary values, and nothing A gets back may
+// contain one: rows, command tags, errors (message, detail, hint, where and
+// every other field), notices, and Landlord's own log.
 //
 // A defense is switched off inside one transaction on a superuser connection
-// to B's placement (the shared schema, B's schema, or B's database), which
-// is rolled back afterwards: nothing outlives the probe, and cluster-wide
+// to B's placement (the shared schema, B's schema, or B's database), which is
+// rolled back afterwards: nothing outlives the probe, and cluster-wide
 // objects (roles) created there vanish with it. In the schema and database
 // models the probe first gets past the privilege layer (A's role is granted
 // B's schema for that transaction), so that what the row-level layer does on
 // its own is visible.
 
-//go:embed testdata/attack/migrations/*.sql
-var attackMigrationFiles embed.FS
-
-func attackMigrations() fs.FS {
-	sub, err := fs.Sub(attackMigrationFiles, "testdata/attack/migrations")
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
-
-// attackTemplate is a control database bootstrapped with the attack
-// migrations.
-var attackTemplate = func() *pgtest.Template {
-	set, err := migration.Load(attackMigrations())
-	if err != nil {
-		panic(err)
-	}
-	return &pgtest.Template{
-		Name: "landlord-attack-" + set.Hash()[:12] + "-" + directory.Migrations().Hash()[:12],
-		Setup: func(ctx context.Context, db *pgtest.DB) error {
-			l, err := Open(ctx, db.URL, attackMigrations(), Config{})
-			if err != nil {
-				return err
-			}
-			l.Close()
-			return nil
-		},
-	}
-}()
+// canaryMark prefixes every text value of B's rows that the constraints of
+// its column allow.
+const canaryMark = "CANARY-B"
 
 // noticeLog records the notices a set of connections received.
 type noticeLog struct {
@@ -110,90 +78,84 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// fx is an installation with tenants A and B of one model, both seeded, with
-// every notice the handle's connections receive recorded.
+// fx is an installation with tenants A and B of one model, both seeded, B
+// given rows of keys A does not have and its text values marked, the tenant
+// tables read from the catalog, every notice of the handle's connections
+// recorded and Landlord's log kept.
 type fx struct {
+	k          Kit
 	m          tenant.Model
-	l          *Landlord
-	db         *pgtest.DB
-	h          *Handle
+	l          *landlord.Landlord
+	h          *landlord.Handle
+	roles      provision.Roles
+	control    string // the control database
 	a, b       tenant.Tenant
 	ctxA, ctxB context.Context
-	canaries   []string
-	notices    *noticeLog
-	log        *syncBuffer
-	supers     map[string]*superConn // by database
-	// partB is the partition of events that holds B's rows.
-	partB string
+	tables     []*table
+	// main is the table the attacks on connections, names and routing
+	// read and write.
+	main *table
+	// canaries are B's id and values: nothing A gets may contain one.
+	// values are the values alone, for Landlord's log, which names tenants
+	// by id on purpose.
+	canaries, values []string
+	notices          *noticeLog
+	log              *syncBuffer
+
+	mu     sync.Mutex
+	supers map[string]*superConn // by database
 }
 
-// valueCanaries are B's values; B's id is a canary too, except in Landlord's
-// log, which names tenants by id on purpose.
-var valueCanaries = []string{"CANARY-B", "sku-b-only"}
-
-// newFx opens an installation on a fresh database cloned from the attack
-// template and creates and seeds tenants A and B of model m.
-func newFx(t *testing.T, m tenant.Model, cfg Config) *fx {
+// newFx opens an installation with cfg and creates and seeds tenants A and
+// B of model m.
+func newFx(t *testing.T, k Kit, m tenant.Model, cfg landlord.Config) *fx {
 	t.Helper()
 	ctx := context.Background()
-	db := server.NewDB(t, attackTemplate)
-	f := &fx{m: m, db: db, notices: &noticeLog{}, log: &syncBuffer{}, supers: map[string]*superConn{}}
+	f := &fx{k: k, m: m, notices: &noticeLog{}, log: &syncBuffer{}, supers: map[string]*superConn{}}
 	cfg.Logger = slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Every connection of the handle reports its notices to the test.
 	cfg.BeforeConnect = func(cc *pgx.ConnConfig) { cc.OnNotice = f.notices.add }
-	l, err := Open(ctx, db.URL, attackMigrations(), cfg)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	f.l, f.h = l, l.Handle()
 	t.Cleanup(func() {
-		l.Close()
+		f.mu.Lock()
+		defer f.mu.Unlock()
 		for _, c := range f.supers {
 			c.conn.Close(context.Background())
 		}
-		for _, c := range valueCanaries {
+		for _, c := range f.values {
 			if strings.Contains(f.log.String(), c) {
 				t.Errorf("Landlord's log carries tenant B's value %q", c)
 			}
 		}
 	})
-	f.a = createTenant(t, l, "alpha", m)
-	f.b = createTenant(t, l, "bravo", m)
-	// A materialized view over items, made by hand past the migrations
-	// (which refuse them), readable by tenant traffic: the mistake I16
-	// probes.
-	for i, place := range []tenant.Tenant{f.a, f.b} {
-		if m == tenant.ModelRow && i > 0 {
-			break // one shared schema
-		}
-		grantee := f.l.cfg.AppRole
-		if m != tenant.ModelRow {
-			grantee = place.ID.RoleName()
-		}
-		f.exec(t, place, `SET ROLE {owner}`,
-			`CREATE MATERIALIZED VIEW {s}.items_mv AS SELECT tenant_id, id, secret FROM {s}.items WITH NO DATA`,
-			`RESET ROLE`, `GRANT SELECT ON {s}.items_mv TO `+pgx.Identifier{grantee}.Sanitize())
-	}
-	f.ctxA = WithTenant(ctx, f.a.ID)
-	f.ctxB = WithTenant(ctx, f.b.ID)
-	f.canaries = append(slices.Clone(valueCanaries), f.b.ID.String())
-	f.seed(t, f.ctxA, "A")
-	f.seed(t, f.ctxB, "CANARY-B")
-	for _, sql := range []string{
-		`INSERT INTO parents (id, name) VALUES (50, 'CANARY-B-parent-50')`,
-		`INSERT INTO items (id, parent_id, sku, secret) VALUES (100, 50, 'sku-b-only', 'CANARY-B-secret-100')`,
-		`INSERT INTO tickets (note) VALUES ('CANARY-B-ticket-3')`,
-	} {
-		_, err := f.h.Exec(f.ctxB, sql)
-		must(t, err)
-	}
-	err = f.super(t, f.b).conn.QueryRow(ctx, `SELECT tableoid::regclass::text FROM `+pgx.Identifier{f.b.Schema, "events"}.Sanitize()+` WHERE tenant_id = $1 LIMIT 1`, f.b.ID).Scan(&f.partB)
+	f.l = k.open(t, cfg)
+	f.h = f.l.Handle()
+	f.roles = f.l.Provisioner().Roles()
+	servers, err := f.l.Provisioner().Directory().Servers(ctx)
 	must(t, err)
-	f.partB = f.partB[strings.LastIndex(f.partB, ".")+1:]
+	for _, s := range servers {
+		if s.ID == directory.DefaultServer {
+			f.control = s.Database
+		}
+	}
+	if f.control == "" {
+		t.Fatal("the directory records no default server")
+	}
+	f.a = createTenant(t, f.l, "alpha", m)
+	f.b = createTenant(t, f.l, "bravo", m)
+	f.ctxA = landlord.WithTenant(ctx, f.a.ID)
+	f.ctxB = landlord.WithTenant(ctx, f.b.ID)
+	for _, c := range []context.Context{f.ctxA, f.ctxB} {
+		if err := k.Seed(c, f.h); err != nil {
+			t.Fatalf("Kit.Seed: %v", err)
+		}
+	}
+	f.tables = f.readTables(t)
+	f.prepareB(t)
+	f.canaries = append(slices.Clone(f.values), f.b.ID.String())
 	// The hook is live on every pool that serves A and B.
 	for _, ctx := range []context.Context{f.ctxA, f.ctxB} {
 		mark := f.notices.mark()
-		_, err := f.h.Exec(ctx, `SELECT f_leak('hook-check')`)
+		_, err := f.h.Exec(ctx, `DO $$ BEGIN RAISE NOTICE 'hook-check'; END $$`)
 		must(t, err)
 		if !strings.Contains(noticeText(f.notices.since(mark)), "hook-check") {
 			t.Fatal("the handle's connections do not report notices to the test")
@@ -202,21 +164,36 @@ func newFx(t *testing.T, m tenant.Model, cfg Config) *fx {
 	return f
 }
 
-func (f *fx) seed(t *testing.T, ctx context.Context, who string) {
+func createTenant(t testing.TB, l *landlord.Landlord, slug string, m tenant.Model) tenant.Tenant {
 	t.Helper()
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`INSERT INTO parents (id, name) VALUES (1, $1)`, []any{who + "-parent"}},
-		{`INSERT INTO items (id, parent_id, sku, secret) VALUES (1, 1, 'sku-1', $1), (2, NULL, 'sku-2', $2)`, []any{who + "-secret-1", who + "-secret-2"}},
-		{`INSERT INTO events (id, body) VALUES (1, $1), (2, $2)`, []any{who + "-event-1", who + "-event-2"}},
-		{`INSERT INTO tickets (note) VALUES ($1), ($2)`, []any{who + "-ticket-1", who + "-ticket-2"}},
-		{`INSERT INTO notes (id, body) VALUES (1, $1)`, []any{who + "-note-1"}},
-	} {
-		_, err := f.h.Exec(ctx, q.sql, q.args...)
-		must(t, err)
+	tn, err := l.CreateTenant(context.Background(), provision.Request{Slug: slug, Model: m})
+	if err != nil {
+		t.Fatalf("create %s tenant %s: %v", m, slug, err)
 	}
+	return tn
+}
+
+// roleOf is the role tn's traffic runs as at its placement: the app role in
+// the row model, tn's own role in the others.
+func (f *fx) roleOf(tn tenant.Tenant) string {
+	if f.m == tenant.ModelRow {
+		return f.roles.App
+	}
+	return tn.ID.RoleName()
+}
+
+// trafficConfig returns the connection settings of tn's traffic as
+// Landlord's connections have them, logged in as the role of tn's traffic
+// (the app role, or tn's own role in the database model).
+func (f *fx) trafficConfig(t *testing.T, tn tenant.Tenant) *pgx.ConnConfig {
+	t.Helper()
+	role := f.roles.App
+	if f.m == tenant.ModelDatabase {
+		role = tn.ID.RoleName()
+	}
+	cc, err := f.l.Provisioner().ConnConfig(context.Background(), tn.Server, tn.Database, role)
+	must(t, err)
+	return cc
 }
 
 // outcome is everything one statement gave its caller.
@@ -226,6 +203,8 @@ type outcome struct {
 	err     error
 	notices []*pgconn.Notice
 	after   [][]any // what the superuser saw after the probe, in its transaction
+	// changed reports that B's rows of the watched table changed.
+	changed bool
 }
 
 func errText(err error) string {
@@ -273,7 +252,7 @@ func (f *fx) leaks(text string) []string {
 func rowValues(r pgx.CollectableRow) ([]any, error) { return r.Values() }
 
 // run runs sql on q and records what came back, notices included.
-func run(ctx context.Context, q Querier, notices *noticeLog, sql string, args ...any) outcome {
+func run(ctx context.Context, q landlord.Querier, notices *noticeLog, sql string, args ...any) outcome {
 	mark := notices.mark()
 	var o outcome
 	rows, err := q.Query(ctx, sql, args...)
@@ -291,18 +270,13 @@ func run(ctx context.Context, q Querier, notices *noticeLog, sql string, args ..
 // the role A's traffic runs as there, {app} and {owner} Landlord's roles,
 // {role} the dedicated role of the case.
 func (f *fx) expand(sql string, place tenant.Tenant, role string) string {
-	roleA := f.l.cfg.AppRole
-	if f.m != tenant.ModelRow {
-		roleA = f.a.ID.RoleName()
-	}
 	return strings.NewReplacer(
-		"{s}", pgx.Identifier{place.Schema}.Sanitize(),
+		"{s}", ident(place.Schema),
 		"{A}", f.a.ID.String(), "{B}", f.b.ID.String(),
-		"{roleA}", pgx.Identifier{roleA}.Sanitize(),
-		"{app}", pgx.Identifier{f.l.cfg.AppRole}.Sanitize(),
-		"{owner}", pgx.Identifier{f.l.cfg.OwnerRole}.Sanitize(),
-		"{role}", pgx.Identifier{role}.Sanitize(),
-		"{pB}", pgx.Identifier{f.partB}.Sanitize(),
+		"{roleA}", ident(f.roleOf(f.a)),
+		"{app}", ident(f.roles.App),
+		"{owner}", ident(f.roles.Owner),
+		"{role}", ident(role),
 	).Replace(sql)
 }
 
@@ -315,10 +289,12 @@ type superConn struct {
 // super returns a superuser connection to the database of place.
 func (f *fx) super(t *testing.T, place tenant.Tenant) *superConn {
 	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if c, ok := f.supers[place.Database]; ok {
 		return c
 	}
-	cfg, err := pgx.ParseConfig(f.db.Server.AdminURL(place.Database))
+	cfg, err := pgx.ParseConfig(f.k.SuperuserURL(place.Database))
 	must(t, err)
 	c := &superConn{notices: &noticeLog{}}
 	cfg.OnNotice = c.notices.add
@@ -328,20 +304,26 @@ func (f *fx) super(t *testing.T, place tenant.Tenant) *superConn {
 	return c
 }
 
-// control returns a superuser connection to the control database, which
-// holds the directory.
-func (f *fx) control(t *testing.T) *superConn {
+// controlConn returns a superuser connection to the control database,
+// which holds the directory.
+func (f *fx) controlConn(t *testing.T) *superConn {
 	t.Helper()
-	return f.super(t, tenant.Tenant{Database: f.db.Name})
+	return f.super(t, tenant.Tenant{Database: f.control, Schema: provision.SharedSchema})
 }
 
-// exec runs statements as the superuser at place, committed.
+// exec runs statements as the superuser at place, committed, with the
+// placement's schema first on the path.
 func (f *fx) exec(t *testing.T, place tenant.Tenant, sqls ...string) {
 	t.Helper()
 	c := f.super(t, place)
+	ctx := context.Background()
+	if _, err := c.conn.Exec(ctx, `SELECT set_config('search_path', $1, false)`, searchPath(place.Schema)); err != nil {
+		t.Fatal(err)
+	}
+	defer c.conn.Exec(ctx, `RESET search_path`)
 	for _, sql := range sqls {
-		if _, err := c.conn.Exec(context.Background(), f.expand(sql, place, "")); err != nil {
-			t.Fatalf("%s: %v", sql, err)
+		if _, err := c.conn.Exec(ctx, f.expand(sql, place, "")); err != nil {
+			t.Fatalf("%s: %v", f.expand(sql, place, ""), err)
 		}
 	}
 }
@@ -362,11 +344,12 @@ type stage struct {
 	setting string
 	// pre runs as the attacker, after the context is set.
 	pre []string
-	// keepPrivileges leaves the schema and database models' privilege layer
-	// in place; otherwise A's role gets B's schema for the transaction.
-	keepPrivileges bool
-	// sql replaces the case's probe for this stage.
-	sql string
+	// sql and args replace the case's probe for this stage.
+	sql  string
+	args []any
+	// watch names a table whose rows of B the superuser compares before and
+	// after the probe (outcome.changed).
+	watch *table
 	// after runs as the superuser after the probe, in the same
 	// transaction; its rows go to outcome.after.
 	after string
@@ -382,7 +365,7 @@ func (f *fx) at(t *testing.T, place tenant.Tenant, st stage, role, sql string, a
 	ctx := context.Background()
 	c := f.super(t, place)
 	if st.sql != "" {
-		sql = st.sql
+		sql, args = st.sql, st.args
 	}
 	tx, err := c.conn.Begin(ctx)
 	must(t, err)
@@ -394,31 +377,39 @@ func (f *fx) at(t *testing.T, place tenant.Tenant, st stage, role, sql string, a
 		}
 	}()
 	x := func(s string) string { return f.expand(s, place, role) }
+	// The superuser's own statements resolve names in the placement, as
+	// the triggers and functions they fire expect.
+	if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, searchPath(place.Schema)); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range st.ddl {
 		if _, err := tx.Exec(ctx, x(d)); err != nil {
 			t.Fatalf("switching the defense: %s: %v", x(d), err)
 		}
 	}
+	var before string
+	if st.watch != nil {
+		before = f.fingerprint(t, tx, place, st.watch)
+	}
 	as := ""
 	switch st.as {
 	case "":
-		as = f.l.cfg.AppRole
-		if f.m != tenant.ModelRow {
-			as = f.a.ID.RoleName()
-			if !st.keepPrivileges && place.ID != f.a.ID {
-				for _, g := range []string{
-					`GRANT USAGE ON SCHEMA {s} TO {roleA}`,
-					`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {roleA}`,
-					`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {roleA}`,
-				} {
-					if _, err := tx.Exec(ctx, x(g)); err != nil {
-						t.Fatalf("%s: %v", x(g), err)
-					}
+		as = f.roleOf(f.a)
+		// Past the privilege layer of the schema and database models, so
+		// that the row-level layer is seen on its own.
+		if f.m != tenant.ModelRow && place.ID != f.a.ID {
+			for _, g := range []string{
+				`GRANT USAGE ON SCHEMA {s} TO {roleA}`,
+				`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {roleA}`,
+				`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {roleA}`,
+			} {
+				if _, err := tx.Exec(ctx, x(g)); err != nil {
+					t.Fatalf("%s: %v", x(g), err)
 				}
 			}
 		}
 	case "owner":
-		as = f.l.cfg.OwnerRole
+		as = f.roles.Owner
 	case "super":
 	case "dedicated":
 		as = role
@@ -435,14 +426,10 @@ func (f *fx) at(t *testing.T, place tenant.Tenant, st stage, role, sql string, a
 	default:
 		setting = st.setting
 	}
-	enter := `SELECT set_config('search_path', $1, true)`
-	enterArgs := []any{searchPath(place.Schema)}
 	if as != "" {
-		enter += `, set_config('role', $2, true)`
-		enterArgs = append(enterArgs, as)
-	}
-	if _, err := tx.Exec(ctx, enter, enterArgs...); err != nil {
-		t.Fatalf("enter as %s: %v", as, err)
+		if _, err := tx.Exec(ctx, `SELECT set_config('role', $1, true)`, as); err != nil {
+			t.Fatalf("enter as %s: %v", as, err)
+		}
 	}
 	if setContext {
 		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, setting); err != nil {
@@ -465,16 +452,33 @@ func (f *fx) at(t *testing.T, place tenant.Tenant, st stage, role, sql string, a
 			t.Fatal(err)
 		}
 	}
-	if st.after != "" {
+	if st.after != "" || st.watch != nil {
 		if _, err := tx.Exec(ctx, `SELECT set_config('role', 'none', true), set_config('landlord.tenant_id', '', true)`); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if st.watch != nil {
+		o.changed = f.fingerprint(t, tx, place, st.watch) != before
+	}
+	if st.after != "" {
 		rows, err := tx.Query(ctx, x(st.after))
 		must(t, err)
 		o.after, err = pgx.CollectRows(rows, rowValues)
 		must(t, err)
 	}
 	return o
+}
+
+// fingerprint identifies the versions of B's rows of tb at place: any
+// insert, update or delete changes it.
+func (f *fx) fingerprint(t *testing.T, q pgx.Tx, place tenant.Tenant, tb *table) string {
+	t.Helper()
+	var fp string
+	err := q.QueryRow(context.Background(), `SELECT count(*)::text || ' ' || coalesce(md5(string_agg(
+			x.tableoid::text || x.ctid::text || x.xmin::text || x::text, ',' ORDER BY x::text, x.tableoid, x.ctid)), '')
+		FROM `+tb.in(place)+` x WHERE x.tenant_id = $1`, f.b.ID).Scan(&fp)
+	must(t, err)
+	return fp
 }
 
 // viaHandle runs sql through the handle as the tenant in ctx. With pre
@@ -512,6 +516,15 @@ func (f *fx) noLeak(t *testing.T, o outcome) {
 	}
 }
 
+// searchPath is the path Landlord gives a tenant's transactions: its schema,
+// then pg_temp, which PostgreSQL would otherwise search first.
+func searchPath(schema string) string { return ident(schema) + ", pg_temp" }
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// literal quotes s as an SQL string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // randomName returns a role or object name unique on the cluster.
 func randomName(prefix string) string {
 	return prefix + "_" + tenant.NewID().Hex()[16:]
@@ -520,4 +533,11 @@ func randomName(prefix string) string {
 func isPgCode(err error, codes ...string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && slices.Contains(codes, pgErr.Code)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
