@@ -173,8 +173,9 @@ type Landlord struct {
 	traffic   *traffic.Traffic
 	controlDB string // the control database's name
 
-	stop context.CancelFunc
-	done sync.WaitGroup
+	stop      context.CancelFunc
+	done      sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // Open connects to the control database at databaseURL as an administrator
@@ -304,16 +305,18 @@ func (l *Landlord) startupAudit(ctx context.Context) error {
 }
 
 // Close stops the directory listener and closes every pool. Calls made
-// after Close fail.
+// after Close fail; a second Close does nothing.
 func (l *Landlord) Close() {
-	if l.stop != nil {
-		l.stop()
-	}
-	l.done.Wait()
-	if l.traffic != nil {
-		l.traffic.Close()
-	}
-	l.admin.Close()
+	l.closeOnce.Do(func() {
+		if l.stop != nil {
+			l.stop()
+		}
+		l.done.Wait()
+		if l.traffic != nil {
+			l.traffic.Close()
+		}
+		l.admin.Close()
+	})
 }
 
 // CreateTenant provisions a tenant (see provision.Provisioner.Create).
