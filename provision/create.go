@@ -106,6 +106,9 @@ func (p *Provisioner) create(ctx context.Context, req Request, how method) (tena
 	if err := req.normalize(); err != nil {
 		return tenant.Tenant{}, err
 	}
+	if p.newer != nil {
+		return tenant.Tenant{}, fmt.Errorf("create tenant %q: %w", req.Slug, p.newer)
+	}
 	if !req.ID.IsZero() {
 		if t, err := p.dir.Get(ctx, req.ID); err == nil {
 			if t.Slug != req.Slug || t.Model != req.Model {

@@ -5,3 +5,11 @@ import "errors"
 // ErrUnknownServer is returned when a request names a server that is not in
 // the directory.
 var ErrUnknownServer = errors.New("unknown server")
+
+// ErrOlderMigrations is returned by Create and FillReserve when the
+// installation's tenant tables are at a newer migration version than the
+// set the Provisioner was made with: a tenant made now would be of an older
+// shape than the rest of the fleet. The message names both versions. Code
+// with the older set may still serve traffic (see landlord.Config's
+// MinSchemaVersion), but only the newer set creates tenants.
+var ErrOlderMigrations = errors.New("the installation's tenant tables are newer than these migrations")

@@ -85,6 +85,9 @@ type Provisioner struct {
 	cfg   Config
 	inst  directory.Installation
 	roles Roles
+	// newer is set when the installation's shared tables were at a newer
+	// version than the set at New: ErrOlderMigrations, with the versions.
+	newer error
 }
 
 // New returns a Provisioner. admin connects to the control database as a role
@@ -128,6 +131,11 @@ func (p *Provisioner) Installation() directory.Installation { return p.inst }
 // which database tenants are created. It is derived from the installation id,
 // so two installations on one cluster never share one.
 func (p *Provisioner) TemplateDatabase() string { return "landlord_tpl_" + p.inst.ID.Hex()[:16] }
+
+// Newer returns an error wrapping ErrOlderMigrations when the installation's
+// tenant tables were at a newer migration version than the Provisioner's set
+// when it was made, and nil otherwise.
+func (p *Provisioner) Newer() error { return p.newer }
 
 // Migrator returns the migrator of the tenant tables.
 func (p *Provisioner) Migrator() *migration.Migrator { return p.mig }
@@ -245,6 +253,13 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 		v, err := p.mig.Version(ctx, conn, target)
 		if err != nil {
 			return err
+		}
+		if head := p.mig.Set().Head(); v > head {
+			var name string
+			if err := conn.QueryRow(ctx, `SELECT name FROM landlord.target_migrations WHERE target = $1 AND version = $2`, SharedSchema, v).Scan(&name); err != nil {
+				return fmt.Errorf("read ledger of %s: %w", SharedSchema, err)
+			}
+			p.newer = fmt.Errorf("%w: they are at version %d (%s), these migrations end at version %d", ErrOlderMigrations, v, name, head)
 		}
 		if v > 0 {
 			// An app role new to this installation gets its grants now.

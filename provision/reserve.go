@@ -51,6 +51,9 @@ func (p *Provisioner) FillReserve(ctx context.Context, m tenant.Model, n int) (r
 	if m == tenant.ModelRow {
 		return 0, fmt.Errorf("fill the reserve: %w: row tenants are never reserved; creating one costs no more than claiming one", tenant.ErrBadModel)
 	}
+	if p.newer != nil {
+		return 0, fmt.Errorf("fill the reserve: %w", p.newer)
+	}
 	if n < 0 || n > 1000 {
 		return 0, fmt.Errorf("fill the reserve: n = %d: want 0 to 1000 tenants", n)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/fleet"
 	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
@@ -412,5 +414,43 @@ func TestMigrateVersions(t *testing.T) {
 		if got := migrateVersions(c.in); got != c.want {
 			t.Errorf("migrateVersions(%v) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestOlderMigrationsRefused: after the fleet moved to version 3, commands
+// given the older set refuse with exit 2 and say which versions differ,
+// instead of calling the fleet at the head or creating a tenant of the old
+// shape; the library refuses to create tenants with it too.
+func TestOlderMigrationsRefused(t *testing.T) {
+	t.Parallel()
+	e := migSetup(t)
+	newer, older := migDir(t, 3), migDir(t, 1)
+	if out, errOut, code := e.migRun(t, "up", "--migrations", newer); code != 0 {
+		t.Fatalf("up: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"migrate", "status", "--migrations", older},
+		{"migrate", "up", "--migrations", older},
+		{"tenants", "create", "late-comer", "--model", "schema", "--migrations", older},
+		{"tenants", "list", "--migrations", older},
+	} {
+		_, errOut, code := run(t, append(args, "--database-url", e.db.URL)...)
+		if code != exitUsage || !strings.Contains(errOut, "at version 3 (003_qty_index.up.sql)") || !strings.Contains(errOut, "end at version 1") {
+			t.Errorf("%v: exit %d, %q; want 2 and both versions named", args, code, errOut)
+		}
+	}
+	ll, err := landlord.Open(t.Context(), e.db.URL, os.DirFS(older), landlord.Config{})
+	if err != nil {
+		t.Fatalf("open with the older set (serving traffic stays allowed): %v", err)
+	}
+	defer ll.Close()
+	if _, err := ll.CreateTenant(t.Context(), provision.Request{Slug: "late-comer", Model: tenant.ModelRow}); !errors.Is(err, provision.ErrOlderMigrations) {
+		t.Errorf("create with the older set: %v, want ErrOlderMigrations", err)
+	}
+	if _, err := ll.Tenant(t.Context(), e.one.ID); err != nil {
+		t.Errorf("reading the directory with the older set: %v", err)
+	}
+	if out, errOut, code := run(t, "tenants", "create", "late-comer", "--model", "schema", "--migrations", newer, "--database-url", e.db.URL); code != 0 {
+		t.Errorf("create with the installation's set: exit %d\n%s%s", code, out, errOut)
 	}
 }

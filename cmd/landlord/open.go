@@ -103,6 +103,13 @@ func openInstallation(ctx context.Context, url string, migrations fs.FS, log *sl
 	if err != nil {
 		return nil, err
 	}
+	if err := ll.Provisioner().Newer(); err != nil {
+		// Every answer would be about an older installation than the real
+		// one: status would call it at the head, create would make tenants
+		// of the old shape.
+		ll.Close()
+		return nil, usageError{fmt.Errorf("--migrations: %w; pass the installation's migrations (the newer set) with --migrations DIR", err)}
+	}
 	base, err := ll.Provisioner().ConnConfig(ctx, directory.DefaultServer, "", "")
 	if err != nil {
 		ll.Close()
