@@ -139,6 +139,9 @@ func (f *Fleet) Up(ctx context.Context) (*Report, error) {
 	if len(work) == 0 && len(held) == 0 {
 		return rep, nil
 	}
+	if err := f.rehearse(ctx); err != nil {
+		return nil, err
+	}
 	r, err := f.startRun(ctx, len(work)+len(held))
 	if err != nil {
 		return nil, err

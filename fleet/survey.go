@@ -117,7 +117,25 @@ func (f *Fleet) Plan(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	st := f.status(s)
-	return st, mismatchError(s.items)
+	if err := mismatchError(s.items); err != nil {
+		return st, err
+	}
+	if st.Summary.Behind > 0 || st.Summary.Failed > 0 {
+		return st, f.rehearse(ctx)
+	}
+	return st, nil
+}
+
+// rehearse applies the whole set to a scratch schema in a transaction that
+// is rolled back (migration.Migrator.Rehearse), so that a migration that
+// fails or breaks the table shape is caught before any target runs it.
+func (f *Fleet) rehearse(ctx context.Context) error {
+	conn, err := f.admin.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return f.mig.Rehearse(ctx, conn)
 }
 
 func (f *Fleet) status(s *survey) *Status {

@@ -427,3 +427,51 @@ func isLockTimeout(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.LockNotAvailable
 }
+
+// Rehearse applies every migration of the set to a scratch schema in the
+// database conn is connected to, inside one transaction that it rolls back:
+// each step runs as it would on a real target, with its security and shape
+// check, and nothing of it is left. It returns the first error, naming the
+// migration, so that a bad migration is caught before it touches any real
+// target. Migrations that cannot run in a transaction are skipped; their
+// statements run only on real targets.
+func (m *Migrator) Rehearse(ctx context.Context, conn Conn) error {
+	if err := EnsureLedger(ctx, conn, m.cfg.Owner); err != nil {
+		return err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // rolled back on purpose
+	var suffix string
+	if err := tx.QueryRow(ctx, `SELECT substr(md5(random()::text), 1, 12)`).Scan(&suffix); err != nil {
+		return err
+	}
+	t := Target{Schema: "landlord_rehearsal_" + suffix}
+	create := "CREATE SCHEMA " + ident.Quote(t.Schema)
+	if m.cfg.Owner != "" {
+		create += " AUTHORIZATION " + ident.Quote(m.cfg.Owner)
+	}
+	if _, err := tx.Exec(ctx, create); err != nil {
+		return fmt.Errorf("rehearse migrations: %w", err)
+	}
+	for _, mg := range m.set.list {
+		if mg.NoTransaction {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+			if err := m.enter(ctx, sp, t); err != nil {
+				return err
+			}
+			if _, err := sp.Exec(ctx, mg.SQL); err != nil {
+				return err
+			}
+			return m.finish(ctx, sp, t, mg)
+		})
+		if err != nil {
+			return fmt.Errorf("rehearsal in a scratch schema: %s: %w", mg.Name, err)
+		}
+	}
+	return nil
+}

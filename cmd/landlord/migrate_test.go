@@ -454,3 +454,25 @@ func TestOlderMigrationsRefused(t *testing.T) {
 		t.Errorf("create with the installation's set: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestBadMigrationCaughtBeforeUp: a migration that breaks the table shape is
+// refused by plan and by up before any target runs it, with exit 2 and the
+// migration named.
+func TestBadMigrationCaughtBeforeUp(t *testing.T) {
+	t.Parallel()
+	e := migSetup(t)
+	bad := migDir(t, 1, struct{ name, sql string }{"002_no_tenant.up.sql", `CREATE TABLE notes (id bigint PRIMARY KEY, body text);`})
+	for _, sub := range []string{"plan", "up"} {
+		_, errOut, code := e.migRun(t, sub, "--migrations", bad)
+		if code != exitUsage || !strings.Contains(errOut, "002_no_tenant.up.sql") || !strings.Contains(errOut, "tenant_id") {
+			t.Errorf("%s: exit %d, %q; want 2 and the bad migration named", sub, code, errOut)
+		}
+	}
+	if got := e.ledger(t, e.one.Schema); !slices.Equal(got, []int{1}) || e.runs(t) != 0 {
+		t.Fatalf("a bad migration reached a target: ledger %v, %d runs", got, e.runs(t))
+	}
+	var left int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'landlord_rehearsal%'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("rehearsal schemas left: %d (%v)", left, err)
+	}
+}
