@@ -102,6 +102,12 @@ type Config struct {
 	// connection in its tenant's place. It is not called for Landlord's
 	// own administration connections.
 	BeforeConnect func(*pgx.ConnConfig)
+	// NoInstall opens an existing installation without installing or
+	// upgrading anything in the database: no role, grant, schema or
+	// control-schema migration. Open fails with an error wrapping
+	// provision.ErrNotInstalled where there is none. Tools that only look
+	// use it.
+	NoInstall bool
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -219,7 +225,7 @@ func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
 	}
 	var err error
 	l.prov, err = provision.New(ctx, l.admin, set, provision.Config{
-		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger,
+		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger, NoInstall: l.cfg.NoInstall,
 		// Set before Open returns, so before any deletion can run.
 		BeforeDrop: func(ctx context.Context, t tenant.Tenant) error { return l.traffic.CloseTenant(ctx, t) },
 	})

@@ -48,6 +48,12 @@ type Config struct {
 	// connections to its database. An error stops the deletion; the tenant
 	// stays deleting, and a later Delete or Reconcile tries again.
 	BeforeDrop func(ctx context.Context, t tenant.Tenant) error
+	// NoInstall opens an existing installation without changing anything:
+	// no role, grant, schema or control-schema migration is created or
+	// altered. A database with no installation, or with one whose control
+	// schema is older than this code, is an error wrapping ErrNotInstalled.
+	// Read-only tools use it, so that looking never installs.
+	NoInstall bool
 }
 
 func (c *Config) setDefaults() {
@@ -108,10 +114,61 @@ func New(ctx context.Context, admin *pgxpool.Pool, migrations *migration.Set, cf
 		return nil, err
 	}
 	p := &Provisioner{admin: admin, dir: directory.New(admin), mig: mig, cfg: cfg}
+	if cfg.NoInstall {
+		if err := p.attach(ctx); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 	if err := p.bootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	return p, nil
+}
+
+// attach reads an existing installation, changing nothing (Config.NoInstall).
+func (p *Provisioner) attach(ctx context.Context) error {
+	var installed bool
+	var control int
+	err := p.admin.QueryRow(ctx, `SELECT to_regclass('landlord.installation') IS NOT NULL AND to_regclass('landlord.target_migrations') IS NOT NULL`).Scan(&installed)
+	if err != nil {
+		return fmt.Errorf("read the control database: %w", err)
+	}
+	if !installed {
+		return fmt.Errorf("%w in database %s", ErrNotInstalled, p.dbName(ctx))
+	}
+	if err := p.admin.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM landlord.target_migrations WHERE target = $1`, directory.Schema).Scan(&control); err != nil {
+		return fmt.Errorf("read the control schema's ledger: %w", err)
+	}
+	if head := directory.Migrations().Head(); control < head {
+		return fmt.Errorf("%w: the control schema is at version %d, this code needs %d", ErrNotInstalled, control, head)
+	}
+	var inst directory.Installation
+	if err := p.admin.QueryRow(ctx, `SELECT id, secret FROM landlord.installation`).Scan(&inst.ID, &inst.Secret); err != nil {
+		return fmt.Errorf("%w: read the installation: %v", ErrNotInstalled, err)
+	}
+	p.inst = inst
+	p.roles = NewRoles(p.cfg.OwnerRole, p.cfg.AppRole, inst.Secret)
+	var v int
+	var name string
+	err = p.admin.QueryRow(ctx, `SELECT version, name FROM landlord.target_migrations WHERE target = $1 ORDER BY version DESC LIMIT 1`, SharedSchema).Scan(&v, &name)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: the shared schema has no migrations recorded", ErrNotInstalled)
+	case err != nil:
+		return fmt.Errorf("read the ledger of %s: %w", SharedSchema, err)
+	}
+	if head := p.mig.Set().Head(); v > head {
+		p.newer = fmt.Errorf("%w: they are at version %d (%s), these migrations end at version %d", ErrOlderMigrations, v, name, head)
+	}
+	return nil
+}
+
+// dbName names the control database for messages; "" when it cannot be read.
+func (p *Provisioner) dbName(ctx context.Context) string {
+	var db string
+	_ = p.admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db)
+	return ident.Quote(db)
 }
 
 // Admin returns the administrator's pool to the control database that the

@@ -85,6 +85,6 @@ otherwise), and stops it on exit.`,
 	root.PersistentFlags().StringVar(&g.databaseURL, "database-url", os.Getenv("LANDLORD_DATABASE_URL"),
 		"control database URL (default: LANDLORD_DATABASE_URL, else a private embedded server)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what the server and Landlord do")
-	root.AddCommand(newDemo(g), newTenants(g), newServers(g), newMigrate(g), newAudit(g), newBench(g))
+	root.AddCommand(newDemo(g), newInit(g), newTenants(g), newServers(g), newMigrate(g), newAudit(g), newBench(g))
 	return root
 }

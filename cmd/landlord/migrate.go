@@ -200,7 +200,7 @@ func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.C
 	out := newOutput(cmd, o.json)
 	cfg.Logger = g.logger(cmd.ErrOrStderr())
 	err = g.withDatabase(ctx, cmd.ErrOrStderr(), func(url string) error {
-		in, err := openInstallation(ctx, url, migrations, cfg.Logger)
+		in, err := openInstallation(ctx, url, migrations, cfg.Logger, false)
 		if err != nil {
 			return err
 		}

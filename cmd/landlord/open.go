@@ -17,6 +17,7 @@ import (
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/internal/demo"
 	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -80,13 +81,13 @@ type installation struct {
 // or the embedded server's; see globals.withDatabase) with the migrations in
 // migrationsDir, runs fn, and closes everything again, the embedded server
 // included. The migrations are checked before anything is started.
-func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrationsDir string, fn func(in *installation) error) error {
+func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrationsDir string, install bool, fn func(in *installation) error) error {
 	migrations, err := loadMigrations(migrationsDir)
 	if err != nil {
 		return err
 	}
 	return g.withDatabase(ctx, stderr, func(url string) error {
-		in, err := openInstallation(ctx, url, migrations, g.logger(stderr))
+		in, err := openInstallation(ctx, url, migrations, g.logger(stderr), install)
 		if err != nil {
 			return err
 		}
@@ -95,11 +96,15 @@ func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrati
 	})
 }
 
-// openInstallation opens the installation at url with migrations. A
+// openInstallation opens the installation at url with migrations; only
+// with install does it install or upgrade anything there. A
 // command's tenant traffic is a few calls at most, so it gets few
 // connections, and the isolation audit is the audit command's job.
-func openInstallation(ctx context.Context, url string, migrations fs.FS, log *slog.Logger) (*installation, error) {
-	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Logger: log, MaxConns: 2, StartupAudit: landlord.AuditOff})
+func openInstallation(ctx context.Context, url string, migrations fs.FS, log *slog.Logger, install bool) (*installation, error) {
+	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Logger: log, MaxConns: 2, StartupAudit: landlord.AuditOff, NoInstall: !install})
+	if errors.Is(err, provision.ErrNotInstalled) {
+		return nil, fmt.Errorf("%w: run \"landlord init\" to install Landlord there (creating the first tenant does too)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -84,3 +84,59 @@ func TestOneAdminPool(t *testing.T) {
 		}
 	}
 }
+
+// TestLookingInstallsNothing: the commands that only look, or that change
+// existing tenants, refuse a database without an installation, say how to
+// install, and leave it as it was; init installs, and then they work.
+func TestLookingInstallsNothing(t *testing.T) {
+	t.Parallel()
+	db := server.NewDB(t, nil)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	state := func() string {
+		var s string
+		if err := admin.QueryRow(ctx, `SELECT coalesce(string_agg(nspname, ',' ORDER BY nspname), '') || ' ' ||
+			coalesce((SELECT datacl::text FROM pg_database WHERE datname = current_database()), '')
+			FROM pg_namespace WHERE nspname NOT LIKE 'pg\_%' AND nspname <> 'information_schema'`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := state()
+	for _, args := range [][]string{
+		{"tenants", "list"},
+		{"tenants", "show", "acme"},
+		{"servers", "list"},
+		{"migrate", "status"},
+		{"migrate", "plan"},
+		{"migrate", "up"},
+		{"tenants", "suspend", "acme", "--reason", "test"},
+	} {
+		_, errOut, code := run(t, append(args, "--database-url", db.URL)...)
+		if code != exitError || !strings.Contains(errOut, "no Landlord installation") || !strings.Contains(errOut, "landlord init") {
+			t.Errorf("%v on an empty database: exit %d, %q; want 1 and how to install", args, code, errOut)
+		}
+		if after := state(); after != before {
+			t.Fatalf("%v changed the database: %q, was %q", args, after, before)
+		}
+	}
+	if out, errOut, code := run(t, "init", "--database-url", db.URL); code != 0 || !strings.Contains(out, "installed") {
+		t.Fatalf("init: exit %d\n%s%s", code, out, errOut)
+	}
+	installed := state()
+	if installed == before {
+		t.Fatal("init installed nothing")
+	}
+	for _, args := range [][]string{{"tenants", "list"}, {"servers", "list"}, {"migrate", "status"}, {"init"}} {
+		if out, errOut, code := run(t, append(args, "--database-url", db.URL)...); code != 0 {
+			t.Errorf("%v after init: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	if after := state(); after != installed {
+		t.Errorf("looking after init changed the database: %q, was %q", after, installed)
+	}
+}

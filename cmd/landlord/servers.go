@@ -74,7 +74,7 @@ the command still exits with 0. With --json it prints one JSON object per line
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
 			vs, err := in.servers(ctx)
 			if err != nil {
 				return err
