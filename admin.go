@@ -70,7 +70,9 @@ func (a *Admin) Each(ctx context.Context, f directory.Filter, fn func(ctx contex
 	return nil
 }
 
-// SetState moves a tenant between active, read_only and suspended.
+// SetState moves a tenant between active, read_only and suspended, and
+// records the new state in the tenant's ledger with the scope's reason, the
+// time and the database role.
 func (a *Admin) SetState(ctx context.Context, id tenant.ID, s tenant.State) (tenant.Tenant, error) {
 	switch s {
 	case tenant.StateActive, tenant.StateReadOnly, tenant.StateSuspended:
@@ -80,7 +82,11 @@ func (a *Admin) SetState(ctx context.Context, id tenant.ID, s tenant.State) (ten
 	a.log(ctx, "set state", slog.String("tenant", id.String()), slog.String("state", string(s)))
 	t, err := a.l.dir.SetState(ctx, id, s, tenant.StateActive, tenant.StateReadOnly, tenant.StateSuspended)
 	a.l.traffic.Invalidate(id)
-	return t, err
+	if err != nil {
+		return t, err
+	}
+	// Who set a state, when and why stays with the tenant (tenants show).
+	return t, a.l.dir.LogState(ctx, id, s, a.reason)
 }
 
 // Reconcile finishes interrupted provisioning and deletion and removes

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -360,6 +361,21 @@ func (d *Directory) Remove(ctx context.Context, id tenant.ID) error {
 	})
 }
 
+// StateOperation is the ledger operation of a state set by hand: its step is
+// the new state, its detail the reason and the database role that set it.
+const StateOperation = "state"
+
+// LogState records in the ledger that id was set to state, why, and by
+// which database role (session_user).
+func (d *Directory) LogState(ctx context.Context, id tenant.ID, state tenant.State, reason string) error {
+	_, err := d.db.Exec(ctx, `INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
+		VALUES ($1, $2, $3, $4 || ' (by ' || session_user || ')')`, id, StateOperation, string(state), reason)
+	if err != nil {
+		return fmt.Errorf("log state %s of %s: %w", state, id, err)
+	}
+	return nil
+}
+
 // Log appends one step to the provisioning ledger.
 func (d *Directory) Log(ctx context.Context, id tenant.ID, operation, step, detail string) error {
 	return logStep(ctx, d.db, id, operation, step, detail)
@@ -373,17 +389,18 @@ func LogStep(ctx context.Context, q DBTX, id tenant.ID, operation, step, detail 
 // Step is one ledger entry.
 type Step struct {
 	Operation, Step, Detail string
+	At                      time.Time
 }
 
 // Steps returns the ledger entries of id in order.
 func (d *Directory) Steps(ctx context.Context, id tenant.ID) ([]Step, error) {
-	rows, err := d.db.Query(ctx, `SELECT operation, step, detail FROM landlord.provisioning_ledger WHERE tenant_id = $1 ORDER BY id`, id)
+	rows, err := d.db.Query(ctx, `SELECT operation, step, detail, at FROM landlord.provisioning_ledger WHERE tenant_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("read ledger of %s: %w", id, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Step, error) {
 		var s Step
-		err := r.Scan(&s.Operation, &s.Step, &s.Detail)
+		err := r.Scan(&s.Operation, &s.Step, &s.Detail, &s.At)
 		return s, err
 	})
 }

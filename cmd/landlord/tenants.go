@@ -286,9 +286,10 @@ line (NDJSON), so that scripts can process the list as it streams.
 
 // stepView is one provisioning ledger entry in JSON output.
 type stepView struct {
-	Operation string `json:"operation"`
-	Step      string `json:"step"`
-	Detail    string `json:"detail"`
+	Operation string    `json:"operation"`
+	Step      string    `json:"step"`
+	Detail    string    `json:"detail"`
+	At        time.Time `json:"at"`
 }
 
 // objectView is one catalog object of a tenant in JSON output.
@@ -340,7 +341,7 @@ shared schema (row model).
 			}
 			d := tenantDetail{tenantView: viewOf(t), Steps: make([]stepView, len(steps)), Objects: in.catalog(ctx, t)}
 			for i, s := range steps {
-				d.Steps[i] = stepView{Operation: s.Operation, Step: s.Step, Detail: s.Detail}
+				d.Steps[i] = stepView{Operation: s.Operation, Step: s.Step, Detail: s.Detail, At: s.At}
 			}
 			if o.json {
 				return o.emit(d)
@@ -352,7 +353,14 @@ shared schema (row model).
 }
 
 func printDetail(o *output, t tenant.Tenant, d tenantDetail) error {
-	if err := fields(o.w, tenantFields(t)); err != nil {
+	pairs := tenantFields(t)
+	for i := len(d.Steps) - 1; i >= 0; i-- {
+		if s := d.Steps[i]; s.Operation == directory.StateOperation {
+			pairs = append(pairs, [2]string{"State set", fmt.Sprintf("%s at %s: %s", s.Step, timeText(s.At), oneLine(s.Detail))})
+			break
+		}
+	}
+	if err := fields(o.w, pairs); err != nil {
 		return err
 	}
 	o.printf("\nObjects in the catalog:\n")
@@ -374,9 +382,9 @@ func printDetail(o *output, t tenant.Tenant, d tenantDetail) error {
 	o.printf("\nProvisioning ledger:\n")
 	rows = make([][]string, len(d.Steps))
 	for i, s := range d.Steps {
-		rows[i] = []string{s.Operation, s.Step, oneLine(s.Detail)}
+		rows[i] = []string{timeText(s.At), s.Operation, s.Step, oneLine(s.Detail)}
 	}
-	return o.table([]string{"OPERATION", "STEP", "DETAIL"}, rows, nil)
+	return o.table([]string{"AT", "OPERATION", "STEP", "DETAIL"}, rows, nil)
 }
 
 // catalogTimeout bounds the catalog checks of show, so that an unreachable

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
@@ -268,7 +270,8 @@ func TestTenantsRoundTrip(t *testing.T) {
 			// show, by slug and by id.
 			var d tenantDetail
 			decode(t, mustRun(t, append([]string{"tenants", "show", slug, "--json"}, dbFlag(db)...)...), &d)
-			if d.ID != id || len(d.Steps) == 0 || d.Steps[0] != (stepView{"create", "intent", string(m) + " " + slug}) {
+			if d.ID != id || len(d.Steps) == 0 || d.Steps[0].At.IsZero() ||
+				(stepView{d.Steps[0].Operation, d.Steps[0].Step, d.Steps[0].Detail, time.Time{}}) != (stepView{"create", "intent", string(m) + " " + slug, time.Time{}}) {
 				t.Errorf("show --json: id %s, steps %+v", d.ID, d.Steps)
 			}
 			wantKinds := map[tenant.Model][]string{
@@ -500,9 +503,25 @@ func TestStateChanges(t *testing.T) {
 			t.Errorf("%s: directory has %+v in state %s", step.cmd, l, step.want)
 		}
 	}
-	out := mustRun(t, append([]string{"tenants", "suspend", "charlie", "--reason", "human"}, dbFlag(db)...)...)
+	out := mustRun(t, append([]string{"tenants", "suspend", "charlie", "--reason", "ticket 4711"}, dbFlag(db)...)...)
 	if !strings.Contains(out, "now suspended") {
 		t.Errorf("suspend prints %q", out)
+	}
+	// Who set the state, when and why stays with the tenant.
+	out = mustRun(t, append([]string{"tenants", "show", "charlie"}, dbFlag(db)...)...)
+	if !regexp.MustCompile(`State set +suspended at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: ticket 4711 \(by \S+\)`).MatchString(out) {
+		t.Errorf("show does not say who suspended the tenant, when and why:\n%s", out)
+	}
+	var d tenantDetail
+	decode(t, mustRun(t, append([]string{"tenants", "show", "charlie", "--json"}, dbFlag(db)...)...), &d)
+	var reasons []string
+	for _, s := range d.Steps {
+		if s.Operation == "state" {
+			reasons = append(reasons, s.Step+": "+strings.SplitN(s.Detail, " (by ", 2)[0])
+		}
+	}
+	if want := []string{"suspended: test suspend", "suspended: test suspend", "read_only: test read-only", "active: test resume", "suspended: ticket 4711"}; !slices.Equal(reasons, want) {
+		t.Errorf("state steps %q, want %q", reasons, want)
 	}
 }
 
