@@ -14,8 +14,8 @@ import (
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// Conformance runs the conformance suite (STYLE.md 14: the same cases
-// against every model) on installations of k, each case as a subtest of t.
+// Conformance runs the conformance suite (the same cases against every
+// model) on installations of k, each case as a subtest of t.
 // Tenant B holds canary values; nothing tenant A gets back (rows, command
 // tags, errors) may contain one, and nothing A does may change B's rows.
 //
