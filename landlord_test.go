@@ -19,7 +19,7 @@ import (
 )
 
 // TestOpenRefusesUnsafeAppRole: tenant traffic never runs as a role that
-// row-level security would not bind (THREATS I01, I02).
+// row-level security would not bind (SECURITY.md, I01, I02).
 func TestOpenRefusesUnsafeAppRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -323,8 +323,8 @@ func TestBatchAndTx(t *testing.T) {
 
 // TestSchemaTenantsAtDifferentVersions alternates two schema tenants whose
 // tables differ in shape (as during a fleet migration) on one connection:
-// each must get its own columns, through the handle and in transactions,
-// with no "cached plan must not change result type" on the way (THREATS I19).
+// each must get its own columns, through the handle and in transactions, with
+// no "cached plan must not change result type" on the way (SECURITY.md, I19).
 func TestSchemaTenantsAtDifferentVersions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

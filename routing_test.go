@@ -49,7 +49,7 @@ func isCode(err error, code string) bool {
 // pool are keyed by the routing epoch. Its old pool still reaches the old
 // placement, which is what a pool keyed by tenant alone would keep using.
 // Pointed at another tenant's placement, its traffic meets the privilege
-// layer (THREATS I22).
+// layer (SECURITY.md, I22).
 func TestAttackI22StaleRouting(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

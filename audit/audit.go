@@ -4,12 +4,12 @@
 // key that does not lead with tenant_id, a tenant-traffic role that bypasses
 // row-level security, a SECURITY DEFINER function or an owner-rights view
 // over tenant tables, a tenant database anyone may connect to, a PostgreSQL
-// minor with a known row-level security bug, and more (see THREATS.md).
+// minor with a known row-level security bug, and more (see SECURITY.md).
 //
 // Run audits one database in one round trip and only reads the catalog, so
 // it is cheap enough to run at startup; Fleet walks the directory and audits
 // the control database and every tenant database. Every Finding names the
-// object, the threat it opens (THREATS.md id) and the statement or change
+// object, the threat it opens (SECURITY.md id) and the statement or change
 // that fixes it.
 package audit
 
@@ -56,7 +56,7 @@ type Finding struct {
 	// Database is the database the object lives in (for a role: the database
 	// where it was checked).
 	Database string `json:"database"`
-	// Threat is the THREATS.md id of what the mistake opens, e.g. "I01".
+	// Threat is the SECURITY.md id of what the mistake opens, e.g. "I01".
 	Threat string `json:"threat"`
 	// Message says what is wrong and why it matters.
 	Message string `json:"message"`

@@ -10,7 +10,7 @@ import (
 // that returns one row (object, message, fix) per problem.
 type check struct {
 	id       string
-	threat   string // THREATS.md id
+	threat   string // SECURITY.md id
 	severity Severity
 	sql      string
 }
@@ -148,10 +148,11 @@ over AS (
 )
 `
 
-// catalog returns every check, in the order of DESIGN.md and THREATS.md.
+// catalog returns every check, grouped by the idea of ARCHITECTURE.md or
+// the threat of SECURITY.md it guards.
 func catalog() []check {
 	return []check{
-		// Row-level security on every tenant table (DESIGN.md §2).
+		// Row-level security on every tenant table (ARCHITECTURE.md, idea 2).
 		{"rls_disabled", "I03", SeverityError, `
 SELECT qname, 'row-level security is not enabled: every role with a grant on the table sees and changes every tenant''s rows',
        format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', qname)
@@ -198,7 +199,7 @@ WHERE e.expr ~ '(current_setting|tenant_id)'
        OR e.expr ~* '\mCASE\M.*\mIS NULL\M.*\mTHEN true\M'
        OR e.expr ~* '\mCOALESCE\(.*,\s*true\)')`},
 
-		// One table shape everywhere (DESIGN.md §1).
+		// One table shape everywhere (ARCHITECTURE.md, idea 1).
 		{"no_tenant_id", "I03", SeverityError, `
 SELECT qname,
        format('has no tenant_id column, in schema %s where every table is a tenant table: row-level security cannot guard it', nspname),
@@ -252,7 +253,7 @@ FROM tables t JOIN pg_constraint k ON k.conrelid = t.oid AND k.contype = 'f' AND
 JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 WHERE t.tid IS NOT NULL AND rc.relnamespace <> t.relnamespace`},
 
-		// The roles that run tenant traffic (DESIGN.md §2).
+		// The roles that run tenant traffic (ARCHITECTURE.md, idea 2).
 		{"role_superuser", "I02", SeverityError, `
 SELECT rolname, 'is a superuser: neither row-level security nor privileges apply to it, so it sees every tenant''s rows',
        format('ALTER ROLE %I NOSUPERUSER', rolname)
@@ -377,7 +378,7 @@ FROM tenant t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT
 LEFT JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum, params p
 WHERE t.nspname = p.shared AND (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')`},
 
-		// Who may reach a tenant database (THREATS I21).
+		// Who may reach a tenant database (SECURITY.md, I21).
 		{"tenant_database_access", "I21", SeverityError, `
 SELECT quote_ident(d.datname), 'PUBLIC may connect to this tenant database: every role of the cluster, not only the tenant''s own, can log in to it',
        format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', d.datname)

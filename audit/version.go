@@ -12,7 +12,7 @@ type rlsBug struct {
 }
 
 // rlsBugs are the known row-level security bugs of the PostgreSQL versions
-// Landlord may meet (THREATS I11). Sources: the PostgreSQL security pages
+// Landlord may meet (SECURITY.md, I11). Sources: the PostgreSQL security pages
 // https://www.postgresql.org/support/security/<CVE>/ and the release notes.
 func rlsBugs() []rlsBug {
 	return []rlsBug{{

@@ -78,7 +78,7 @@ func TestAsError(t *testing.T) {
 	}
 }
 
-// TestCatalog keeps the catalog consistent: unique ids, a THREATS.md id and
+// TestCatalog keeps the catalog consistent: unique ids, a SECURITY.md id and
 // a severity on each check, and every check in the one query.
 func TestCatalog(t *testing.T) {
 	t.Parallel()

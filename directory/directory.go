@@ -1,6 +1,7 @@
 // Package directory is the tenant directory: Landlord's control schema in the
 // control database, the queries on it, and an in-process cache that follows
-// routing-epoch changes. It is the one source of routing (DESIGN.md §5).
+// routing-epoch changes. It is the one source of routing (ARCHITECTURE.md,
+// idea 5).
 package directory
 
 import (

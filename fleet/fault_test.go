@@ -17,10 +17,10 @@ import (
 )
 
 // TestKilledMigrator kills the migrator with SIGKILL at random points across
-// a fleet of schema and database tenants and the shared schema (THREATS F01):
-// after every kill each target is at some version with that version's DDL
-// present exactly when its ledger row is, and a rerun brings every target to
-// the head with each step applied once (every step fails if run twice).
+// a fleet of schema and database tenants and the shared schema (SECURITY.md,
+// F01): after every kill each target is at some version with that version's
+// DDL present exactly when its ledger row is, and a rerun brings every target
+// to the head with each step applied once (every step fails if run twice).
 func TestKilledMigrator(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

@@ -1,7 +1,7 @@
 // Package fleet migrates every target of a Landlord installation as one
 // durable, resumable, observable operation: the shared schema of each server,
 // each tenant schema, the schema inside each tenant database, and the
-// provisioning templates (DESIGN.md §7, THREATS F01, F02).
+// provisioning templates (ARCHITECTURE.md, idea 7; SECURITY.md, F01, F02).
 //
 // The truth about a target's version is the ledger in its own database
 // (package migration), where every migration step commits its DDL and its

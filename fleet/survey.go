@@ -373,7 +373,7 @@ func (f *Fleet) judgeClosed(ctx context.Context, it *item) error {
 }
 
 // runLockNamespace is the first key of the session advisory lock a running
-// run holds on its id (THREATS I26: namespaced keys).
+// run holds on its id (SECURITY.md, I26: namespaced keys).
 const runLockNamespace = 0x4c4c4652 // "LLFR"
 
 // liveRunsSQL lists the runs marked running whose owner still holds the

@@ -1,5 +1,5 @@
 // Package httptenant turns HTTP requests into tenant contexts for the
-// landlord handle, failing closed (THREATS B05-B07).
+// landlord handle, failing closed (SECURITY.md, B05-B07).
 //
 // A Resolver maps the request's host to a tenant: a direct subdomain of a
 // base domain is a tenant slug ("acme.shop.example" is tenant "acme", looked

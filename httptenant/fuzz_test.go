@@ -24,7 +24,7 @@ import (
 )
 
 // The fuzz targets below run their seed corpora (testdata/fuzz, taken from
-// THREATS B05-B06) with every go test; see the package documentation for
+// SECURITY.md, B05-B06) with every go test; see the package documentation for
 // how to fuzz longer.
 
 // FuzzNormalizeHost: NormalizeHost either fails with one of its sentinels or

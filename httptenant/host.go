@@ -22,7 +22,7 @@ const (
 const maxHostInput = 4*MaxHostLen + 16
 
 // NormalizeHost turns a Host header value (or a forwarded host) into the
-// canonical name a tenant is looked up by, or fails (THREATS B05):
+// canonical name a tenant is looked up by, or fails (SECURITY.md, B05):
 //
 //   - "" fails with ErrNoHost;
 //   - a port (":8443", digits only) is removed;

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestNormalizeHost covers THREATS B05's host shapes: missing, with port,
-// trailing dot, upper case, IP literals of every form, and what the DNS and
-// IDNA rules refuse.
+// TestNormalizeHost covers the host shapes of B05 (SECURITY.md): missing,
+// with port, trailing dot, upper case, IP literals of every form, and what
+// the DNS and IDNA rules refuse.
 func TestNormalizeHost(t *testing.T) {
 	t.Parallel()
 	label63 := strings.Repeat("a", 63)

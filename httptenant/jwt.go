@@ -31,8 +31,8 @@ const maxTokenLen = 8 << 10
 // minRSABits is the smallest RSA modulus accepted as a verification key.
 const minRSABits = 2048
 
-// JWTConfig turns on the bearer-token check (THREATS B06): every request must
-// carry "Authorization: Bearer <JWT>" signed with one of Keys under
+// JWTConfig turns on the bearer-token check (SECURITY.md, B06): every request
+// must carry "Authorization: Bearer <JWT>" signed with one of Keys under
 // Algorithm, currently valid, and naming the routed tenant in TenantClaim.
 type JWTConfig struct {
 	// Algorithm is the one signing algorithm accepted: "EdDSA", "RS256",

@@ -38,7 +38,7 @@ func jwtSetup(t *testing.T, j JWTConfig) *Resolver {
 	return res
 }
 
-// TestJWT covers THREATS B06: alg none, algorithm confusion, expiry and
+// TestJWT covers B06 (SECURITY.md): alg none, algorithm confusion, expiry and
 // not-before, issuer and audience, a tenant claim missing, malformed or for
 // another tenant, and malformed tokens.
 func TestJWT(t *testing.T) {

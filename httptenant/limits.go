@@ -24,7 +24,7 @@ type JSONLimits struct {
 	DisallowUnknownFields bool
 }
 
-// DecodeJSON decodes one JSON value from body into v within lim (THREATS
+// DecodeJSON decodes one JSON value from body into v within lim (SECURITY.md,
 // B07). It reads at most lim.MaxBytes+1 bytes and checks the nesting before
 // decoding, so neither a huge body nor a deeply nested one costs more than
 // one bounded read and one pass. Errors: ErrBodyTooLarge for a body over

@@ -13,8 +13,8 @@ func nested(depth int) string {
 	return strings.Repeat(`{"a":[`, depth/2) + strings.Repeat("[", depth%2) + "1" + strings.Repeat("]", depth%2) + strings.Repeat(`]}`, depth/2)
 }
 
-// TestDecodeJSON covers THREATS B07 for JSON bodies: size and depth limits,
-// and what else the decoder refuses.
+// TestDecodeJSON covers B07 (SECURITY.md) for JSON bodies: size and depth
+// limits, and what else the decoder refuses.
 func TestDecodeJSON(t *testing.T) {
 	t.Parallel()
 	type target struct {

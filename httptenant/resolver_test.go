@@ -34,8 +34,8 @@ const (
 	trusted   = "10.1.2.3:52000"
 )
 
-// TestResolveHost covers THREATS B05 through Resolve: every host shape, the
-// two kinds of mapping, forwarded hosts from trusted and untrusted peers,
+// TestResolveHost covers B05 (SECURITY.md) through Resolve: every host shape,
+// the two kinds of mapping, forwarded hosts from trusted and untrusted peers,
 // and which lookups run (none for a host that does not normalize).
 func TestResolveHost(t *testing.T) {
 	t.Parallel()

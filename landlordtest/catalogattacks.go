@@ -19,7 +19,7 @@ import (
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// Attacks on roles, catalogs, names and triggers (THREATS I02, I03, I07,
+// Attacks on roles, catalogs, names and triggers (SECURITY.md, I02, I03, I07,
 // I09, I11, I16, I17, I18, I20, I21, I23, I24).
 
 // attackI02UnsafeRoleAtConnect: a role that turns BYPASSRLS after Open gets

@@ -14,22 +14,22 @@ import (
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// Conformance runs the conformance suite (STYLE.md 14: the same cases
-// against every model) on installations of k, each case as a subtest of t.
+// Conformance runs the conformance suite (the same cases against every
+// model) on installations of k, each case as a subtest of t.
 // Tenant B holds canary values; nothing tenant A gets back (rows, command
 // tags, errors) may contain one, and nothing A does may change B's rows.
 //
 // Per model, on every tenant table: A's reads, joins, counts and UPDATE ...
-// RETURNING; writes with B's tenant_id and moves to B (refused); inserts
-// that take tenant_id from the context; UPDATE and DELETE without WHERE;
-// B's schema-qualified names and B's database (refused); B's unique keys
-// (no conflict) and foreign keys (refused like a missing row); calls
-// without a tenant; the database's own refusal of a connection without a
-// context. Then the pool alternation: A and B alternate on one connection
-// with a panic inside a transaction, a cancelled query and session state
-// left behind in between (THREATS I05, I06, I19, I30). When k.PgBouncer is
-// set, both run again with tenant traffic through PgBouncer in transaction
-// pooling mode.
+// RETURNING; writes with B's tenant_id and moves to B (refused); inserts that
+// take tenant_id from the context; UPDATE and DELETE without WHERE; B's
+// schema-qualified names and B's database (refused); B's unique keys (no
+// conflict) and foreign keys (refused like a missing row); calls without a
+// tenant; the database's own refusal of a connection without a context. Then
+// the pool alternation: A and B alternate on one connection with a panic
+// inside a transaction, a cancelled query and session state left behind in
+// between (SECURITY.md, I05, I06, I19, I30). When k.PgBouncer is set, both
+// run again with tenant traffic through PgBouncer in transaction pooling
+// mode.
 func Conformance(t *testing.T, k Kit) {
 	k.check(t)
 	suites := func(t *testing.T, cfg landlord.Config) {
@@ -354,7 +354,7 @@ func runConformance(t *testing.T, k Kit, m tenant.Model, cfg landlord.Config) {
 		}
 		check("fresh connection")
 		// After a transaction that set the context, the setting reads ''
-		// rather than NULL (THREATS I05).
+		// rather than NULL (SECURITY.md, I05).
 		_, err = conn.Exec(bg, `BEGIN; SELECT set_config('landlord.tenant_id', '`+f.a.ID.String()+`', true); COMMIT`)
 		must(t, err)
 		check("after an expired context")
@@ -397,7 +397,7 @@ func identCols(x string, cols []string) string {
 
 // runPoolAlternation runs A and B alternately through one connection per
 // pool, with a panic inside a transaction, a cancelled query, and session
-// state left behind on purpose in between (THREATS I05, I06, I19, I30).
+// state left behind on purpose in between (SECURITY.md, I05, I06, I19, I30).
 func runPoolAlternation(t *testing.T, k Kit, m tenant.Model, cfg landlord.Config) {
 	f := newFx(t, k, m, cfg)
 	h := f.h

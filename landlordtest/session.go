@@ -17,7 +17,7 @@ import (
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// Attacks through the state of pooled connections (THREATS I06, I19, I25,
+// Attacks through the state of pooled connections (SECURITY.md, I06, I19, I25,
 // I26, I28, I30). The defense-off runs use a raw pgx pool that does what
 // the handle does, minus its defenses: each call is a transaction that sets
 // the tenant context transaction-locally, and the connection goes back to

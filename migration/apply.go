@@ -143,7 +143,7 @@ CREATE TABLE IF NOT EXISTS landlord.target_migrations (
 )`
 
 // lockNamespace is the first key of every advisory lock the migrator takes,
-// so its locks never collide with an application's (THREATS I26).
+// so its locks never collide with an application's (SECURITY.md, I26).
 const lockNamespace = 0x4c4c4d47 // "LLMG"
 
 // EnsureLedger creates the ledger table of the connected database if it is

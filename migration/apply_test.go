@@ -240,7 +240,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 		}
 	}
 	seed(a, "sku-a")
-	// The same business keys in another tenant do not collide (THREATS I12).
+	// The same business keys in another tenant do not collide (SECURITY.md, I12).
 	seed(b, "sku-b")
 	err := asTenant(ctx, e.conn, e.grantee, &b, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO app.products (id, sku, name) VALUES (3, 'sku-b-3', 'three')`)
@@ -355,7 +355,7 @@ func TestApplyRowLevelBehaviour(t *testing.T) {
 							return err
 						}
 					}
-					// The owner too: row level security is forced (THREATS I01).
+					// The owner too: row level security is forced (SECURITY.md, I01).
 					for _, table := range []string{"app.products", "app.orders"} {
 						n, err := count(ctx, tx, `SELECT count(*) FROM `+table)
 						if err != nil {

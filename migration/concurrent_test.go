@@ -25,7 +25,7 @@ func fiveSteps() map[string]string {
 }
 
 // TestApplyConcurrent runs two migrators on two connections against the same
-// target at the same moment (THREATS F02): every step runs exactly once.
+// target at the same moment (SECURITY.md, F02): every step runs exactly once.
 func TestApplyConcurrent(t *testing.T) {
 	t.Parallel()
 	sets := map[string]map[string]string{

@@ -21,7 +21,8 @@ var ErrUnknownVersion = errors.New("applied migration missing from the set")
 var ErrMissingVersion = errors.New("migration below the target's version was never applied")
 
 // ErrShape is wrapped by the error Apply returns when a migration leaves a
-// tenant table in a shape DESIGN.md §1 forbids. The migration is rolled back;
+// tenant table in a shape that one table shape everywhere
+// (ARCHITECTURE.md, idea 1) forbids. The migration is rolled back;
 // the message lists every problem.
 var ErrShape = errors.New("tenant table shape")
 

@@ -11,18 +11,18 @@ import (
 )
 
 // TenantPredicate is the row-level security predicate on every tenant table
-// (DESIGN.md §2). nullif turns the ” that an expired transaction-local
-// setting leaves behind into NULL, so an unset context matches no row and
-// allows no write (THREATS I05).
+// (ARCHITECTURE.md, idea 2). nullif turns the ” that an expired
+// transaction-local setting leaves behind into NULL, so an unset context
+// matches no row and allows no write (SECURITY.md, I05).
 const TenantPredicate = `tenant_id = (NULLIF(current_setting('landlord.tenant_id', true), ''))::uuid`
 
-// TenantDefault fills tenant_id from the context on INSERT (THREATS I14).
+// TenantDefault fills tenant_id from the context on INSERT (SECURITY.md, I14).
 const TenantDefault = `(NULLIF(current_setting('landlord.tenant_id', true), ''))::uuid`
 
 // Policy names Landlord installs. The restrictive one is the guard: it is
 // ANDed with every other policy, so a later permissive policy cannot widen
-// access across tenants (THREATS I04). PostgreSQL grants nothing without at
-// least one permissive policy, hence the second, with the same predicate.
+// access across tenants (SECURITY.md, I04). PostgreSQL grants nothing without
+// at least one permissive policy, hence the second, with the same predicate.
 const (
 	PolicyRestrictive = "landlord_tenant"
 	PolicyPermissive  = "landlord_tenant_access"
@@ -56,11 +56,11 @@ const schemaRelsSQL = `SELECT DISTINCT d.objid AS oid FROM pg_depend d
 	  AND d.refobjid = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = $1)
 	  AND d.classid = 'pg_class'::regclass`
 
-// shapeSQL lists every way the tables of a schema break DESIGN.md §1: each
-// tenant table has tenant_id uuid NOT NULL leading its primary key, every
-// unique constraint or index and every foreign key (on both sides), and
-// foreign keys stay inside the schema. Materialized views are refused too:
-// they have no row-level security (THREATS I16).
+// shapeSQL lists every way the tables of a schema break the one table shape
+// (ARCHITECTURE.md, idea 1): each tenant table has tenant_id uuid NOT NULL
+// leading its primary key, every unique constraint or index and every foreign
+// key (on both sides), and foreign keys stay inside the schema. Materialized
+// views are refused too: they have no row-level security (SECURITY.md, I16).
 const shapeSQL = `
 WITH r AS MATERIALIZED (` + schemaRelsSQL + `), t AS (
 	SELECT c.oid, c.relname, a.attnum AS tid, a.attnotnull, a.atttypid, c.relnamespace
@@ -174,7 +174,7 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 		return fmt.Errorf("list relations: %w", err)
 	}
 	// Nothing for PUBLIC; TRUNCATE, REFERENCES and TRIGGER are never granted
-	// because they ignore row-level security (THREATS I13).
+	// because they ignore row-level security (SECURITY.md, I13).
 	if rels != "" {
 		fmt.Fprintf(&b, "REVOKE ALL ON TABLE %s FROM PUBLIC;\n", rels)
 	}

@@ -221,7 +221,7 @@ func TestApplyAcceptsShape(t *testing.T) {
 		t.Fatalf("Applied = %v, want [1 2]", res.Applied)
 	}
 	// Partitions are tables too: reading one directly must not skip the
-	// policy (THREATS I15).
+	// policy (SECURITY.md, I15).
 	var rls, force bool
 	if err := e.conn.QueryRow(t.Context(), `SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'app.events_2025'::regclass`).Scan(&rls, &force); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 )
 
 // session is the connection state a step must not leave behind on a
-// connection that goes back to a pool (THREATS I06).
+// connection that goes back to a pool (SECURITY.md, I06).
 func session(t *testing.T, conn *pgx.Conn) string {
 	t.Helper()
 	var s string

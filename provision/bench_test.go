@@ -25,7 +25,7 @@ import (
 // BenchmarkCreate times Create per model with and without templates and
 // the reserve; BenchmarkCreateRatio runs the methods in alternating rounds and
 // prints their ratios, which hold better than absolute figures on a shared
-// machine (shared/MEASURING.md).
+// machine (README.md, Performance).
 
 // setupBench is setupShop for a benchmark.
 func setupBench(b *testing.B) *env {

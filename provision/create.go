@@ -265,7 +265,7 @@ func (p *Provisioner) resumeFor(ctx context.Context, conn *pgx.Conn, id tenant.I
 // advisory lock on a connection held for the whole operation. That connection
 // is not one of the pool's: fn uses the pool, and callers waiting for the lock
 // must not hold the pool connections the holder needs, or a small pool would
-// leave them all waiting for ever (THREATS F08).
+// leave them all waiting for ever (SECURITY.md, F08).
 func (p *Provisioner) withTenantLock(ctx context.Context, id tenant.ID, fn func(conn *pgx.Conn) error) error {
 	conn, err := p.lockConn(ctx)
 	if err != nil {
@@ -314,7 +314,7 @@ func unlock(ctx context.Context, conn *pgx.Conn, id tenant.ID) {
 }
 
 // lockNamespace is the first key of the per-tenant provisioning locks
-// (THREATS I26: namespaced keys).
+// (SECURITY.md, I26: namespaced keys).
 const lockNamespace = 0x4c4c5052 // "LLPR"
 
 func lockKeys(id tenant.ID) (int32, int32) {
@@ -585,7 +585,7 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 		}
 	}
 	// template0 holds nothing an installation added to template1
-	// (THREATS I21).
+	// (SECURITY.md, I21).
 	err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG", db, owner))
 	if err != nil && !isCode(err, pgerrcode.DuplicateDatabase) {
 		return fmt.Errorf("create database: %w", err)
@@ -610,10 +610,10 @@ func (p *Provisioner) forTenant(id tenant.ID) purpose {
 
 // repinFunctions rewrites the pinned search paths of the functions in schema
 // to (renamed from schema from) so that a function created with
-// SET search_path FROM CURRENT in the template keeps finding its tables after
-// the rename (THREATS I09, I24). The new path is set through set_config, a
-// bind parameter, and copied with FROM CURRENT; nothing is spliced into SQL
-// but the function's own signature as PostgreSQL prints it.
+// SET search_path FROM CURRENT in the template keeps finding its tables
+// after the rename (SECURITY.md, I09, I24). The new path is set through
+// set_config, a bind parameter, and copied with FROM CURRENT; nothing is
+// spliced into SQL but the function's own signature as PostgreSQL prints it.
 func repinFunctions(ctx context.Context, tx pgx.Tx, from, to string) error {
 	rows, err := tx.Query(ctx, `SELECT p.oid::regprocedure::text, substr(c, length('search_path=') + 1)
 		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, unnest(p.proconfig) c

@@ -387,8 +387,8 @@ func TestCreateSlugTaken(t *testing.T) {
 	}
 }
 
-// TestCreateConcurrentSameSlug is THREATS F04: requests racing for one slug
-// make exactly one tenant.
+// TestCreateConcurrentSameSlug is F04 (SECURITY.md): requests racing for one
+// slug make exactly one tenant.
 func TestCreateConcurrentSameSlug(t *testing.T) {
 	t.Parallel()
 	for _, m := range tenant.Models {
@@ -469,7 +469,7 @@ func TestCreateConcurrentSameID(t *testing.T) {
 
 // TestCreateConcurrentSmallPool: concurrent creates of different tenants
 // finish even when there are more of them than administrator connections
-// (THREATS F08: an error or a result, never a hang).
+// (SECURITY.md, F08: an error or a result, never a hang).
 func TestCreateConcurrentSmallPool(t *testing.T) {
 	t.Parallel()
 	e := setup(t, 2)

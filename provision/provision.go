@@ -2,7 +2,7 @@
 // cleans up after crashes. Every operation writes its intent to the directory
 // before it acts, uses names derived from the tenant id, and can be run again:
 // a retry finishes what a crash interrupted, and Reconcile removes objects no
-// directory entry owns (THREATS F03, F04).
+// directory entry owns (SECURITY.md, F03, F04).
 package provision
 
 import (
@@ -227,7 +227,7 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 		return err
 	}
 	// Only Landlord's roles reach the control database, and no one gets
-	// temporary objects that could shadow tables (THREATS I18).
+	// temporary objects that could shadow tables (SECURITY.md, I18).
 	if err := p.exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC;
 		GRANT CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Quote(db), ident.Quote(app))); err != nil {
 		return fmt.Errorf("restrict the control database: %w", err)

@@ -61,8 +61,8 @@ func checkLive(t *testing.T, e *env, id tenant.ID) {
 	}
 }
 
-// TestResumeAfterIntent is THREATS F03: the process died right after writing
-// the intent; a retry finishes the tenant.
+// TestResumeAfterIntent is F03 (SECURITY.md): the process died right after
+// writing the intent; a retry finishes the tenant.
 func TestResumeAfterIntent(t *testing.T) {
 	t.Parallel()
 	for _, m := range []tenant.Model{tenant.ModelSchema, tenant.ModelDatabase} {

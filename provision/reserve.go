@@ -27,7 +27,7 @@ import (
 // it costs no more than claiming one would.
 
 // reserveLockNamespace is the first key of the lock that serializes
-// FillReserve per model (THREATS I26: namespaced keys).
+// FillReserve per model (SECURITY.md, I26: namespaced keys).
 const reserveLockNamespace = 0x4c4c504c // "LLPL"
 
 // reserveMarker is the comment on a reserved tenant's objects. It does not

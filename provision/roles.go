@@ -13,12 +13,13 @@ import (
 //
 // The owner role owns every object Landlord creates (schemas, tables,
 // databases); it cannot log in, and nothing that runs tenant traffic is a
-// member of it (THREATS I01). The app role runs tenant traffic for the row
-// and schema models: no superuser, no BYPASSRLS, NOINHERIT, so the tenant
+// member of it (SECURITY.md, I01). The app role runs tenant traffic for the
+// row and schema models: no superuser, no BYPASSRLS, NOINHERIT, so the tenant
 // roles it is a member of give it nothing until a transaction switches to one
-// (THREATS I02, DESIGN.md §2). Each schema or database tenant has its own role
-// (tenant.ID.RoleName); a database tenant's role is the only one, besides the
-// owner, that may connect to its database (THREATS I21).
+// (SECURITY.md, I02; ARCHITECTURE.md, idea 2). Each schema or database tenant
+// has its own role (tenant.ID.RoleName); a database tenant's role is the only
+// one, besides the owner, that may connect to its database (SECURITY.md,
+// I21).
 type Roles struct {
 	Owner  string
 	App    string

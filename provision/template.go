@@ -23,7 +23,7 @@ import (
 // migration version by fleet runs, and rebuilt when found broken.
 
 // templateLockNamespace is the first key of the locks that serialize
-// building and migrating the templates (THREATS I26: namespaced keys).
+// building and migrating the templates (SECURITY.md, I26: namespaced keys).
 const templateLockNamespace = 0x4c4c5450 // "LLTP"
 
 // Second keys of the template locks.

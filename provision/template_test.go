@@ -541,7 +541,7 @@ func TestTemplateDatabaseBusy(t *testing.T) {
 	checkLiveDatabase(t, e, tn)
 }
 
-// TestCloneFailureLeavesNothing is THREATS F03 for the clone: the role,
+// TestCloneFailureLeavesNothing is F03 (SECURITY.md) for the clone: the role,
 // schema, tables, ledger and activation of a schema tenant commit together,
 // so a clone that fails part way leaves only the intent, and Resume then
 // finishes the tenant.

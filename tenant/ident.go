@@ -10,7 +10,7 @@ const MaxIdentLen = 63
 // underscores, starting with a letter or underscore. Identifiers are still
 // quoted when used (internal/ident); this check means a name that would
 // need quoting to be safe is refused instead of truncated or escaped
-// (THREATS B02, I20).
+// (SECURITY.md, B02, I20).
 func CheckIdent(name string) error {
 	if name == "" || len(name) > MaxIdentLen {
 		return fmt.Errorf("identifier %q: %w: must be 1-%d bytes", clip(name), ErrBadIdentifier, MaxIdentLen)

@@ -8,7 +8,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// Slug limits, as DESIGN.md §6 sets them.
+// Slug limits, as ARCHITECTURE.md sets them (idea 6).
 const (
 	SlugMinLen = 3
 	SlugMaxLen = 40
@@ -33,10 +33,11 @@ var reserved = map[string]bool{
 // Landlord derives ("t-"/"r-" mirror t_/r_ so no slug looks like one).
 var reservedPrefixes = []string{"pg-", "pg_", "t-", "r-", "xn--", "landlord-"}
 
-// NormalizeSlug returns the canonical form of a slug: Unicode NFC, lower case.
-// It then checks the result against the slug rules and the reserved list, so
-// two slugs that differ only in case or normalization collide in the
-// directory's unique index (THREATS B04). The error names the rule broken.
+// NormalizeSlug returns the canonical form of a slug: Unicode NFC, lower
+// case. It then checks the result against the slug rules and the reserved
+// list, so two slugs that differ only in case or normalization collide in the
+// directory's unique index (SECURITY.md, B04). The error names the rule
+// broken.
 func NormalizeSlug(s string) (string, error) {
 	if len(s) > 4*SlugMaxLen {
 		return "", fmt.Errorf("slug %q: %w: longer than %d characters", clip(s), ErrBadSlug, SlugMaxLen)

@@ -58,7 +58,7 @@ func (id ID) DatabaseName() string { return "t_" + id.Hex() }
 
 // RoleName is the tenant's own role in the schema and database models. It
 // differs from the schema name on purpose: a search_path entry "$user" must
-// never resolve to a tenant schema (THREATS I18).
+// never resolve to a tenant schema (SECURITY.md, I18).
 func (id ID) RoleName() string { return "r_" + id.Hex() }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -111,7 +111,7 @@ func ParseModel(s string) (Model, error) {
 // State is where a tenant is in its lifecycle.
 type State string
 
-// Lifecycle states, as DESIGN.md §5 lists them.
+// Lifecycle states, as ARCHITECTURE.md lists them (idea 5).
 const (
 	StateProvisioning State = "provisioning" // intent written, objects being created
 	StateActive       State = "active"       // serves traffic

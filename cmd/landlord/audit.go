@@ -28,11 +28,11 @@ DEFINER functions, owner-rights views, materialized views and open partitions ov
 tenant tables, LEAKPROOF functions, CREATE on public for PUBLIC, tenant databases
 others may connect to, and PostgreSQL minors with known row-level security bugs.
 
-Every finding names the object, the threat it opens (THREATS.md id) and the fix.
-audit only reads: it needs the directory and the catalog, not the application's
-migrations (the tenant tables are those with a tenant_id column in the shared
-schema and the tenant schemas). It connects as the administrator of the database
-URL.
+Every finding names the object, the threat it opens (its id in SECURITY.md) and
+the fix. audit only reads: it needs the directory and the catalog, not the
+application's migrations (the tenant tables are those with a tenant_id column in
+the shared schema and the tenant schemas). It connects as the administrator of
+the database URL.
 
 Exit status: 0 when there is no error finding (warnings allowed), 1 when there is
 one or the audit could not run, 2 for a bad command line.`,

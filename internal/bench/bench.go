@@ -6,7 +6,7 @@
 // rounds (A B A B ...), and reports the median of the per-round ratios with
 // their minimum and maximum: on a shared two-core machine absolute figures
 // drift by a quarter from minute to minute, ratios measured side by side hold
-// (shared/MEASURING.md). Each Result carries the setup it was measured on.
+// (README.md, Performance). Each Result carries the setup it was measured on.
 //
 // Run builds its own installation on the server it is given (a control
 // database named landlord_bench_<hex> with its own roles, tenants and

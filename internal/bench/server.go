@@ -16,8 +16,8 @@ import (
 // starts. Durability is on, as in production: fsync, synchronous_commit and
 // full_page_writes keep their defaults (on), unlike the test servers, which
 // turn them off. The rest:
-//   - shared_buffers 512MB holds every case's data, as in the reference
-//     figures of shared/research/performance-anchors.md;
+//   - shared_buffers 512MB holds every case's data, as in the full run
+//     the README's Performance section reports;
 //   - max_connections 400 leaves room for the database-zipf case's budget
 //     of 200 next to the other pools, while a pool per tenant database
 //     still runs out of connections, which that case shows;

@@ -1,9 +1,9 @@
 -- The catalog of a store: products, their variants and the stock of each
--- variant. Every key leads with tenant_id (DESIGN.md §1).
+-- variant. Every key leads with tenant_id (ARCHITECTURE.md, idea 1).
 CREATE TYPE product_status AS ENUM ('draft', 'active', 'archived');
 
 -- Keeps updated_at current. The search_path is pinned so that the trigger
--- never resolves a name through the caller's path (THREATS I24).
+-- never resolves a name through the caller's path (SECURITY.md, I24).
 CREATE FUNCTION touch_updated_at() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

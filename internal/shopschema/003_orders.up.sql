@@ -47,7 +47,7 @@ CREATE TABLE payments (
 );
 
 -- What the storefront shows; security_invoker keeps row-level security of
--- the caller in force (THREATS I08).
+-- the caller in force (SECURITY.md, I08).
 CREATE VIEW order_totals WITH (security_invoker = true) AS
 	SELECT o.tenant_id, o.id, o.number, coalesce(sum(l.quantity * l.price_cents), 0) AS lines_cents
 	FROM orders o LEFT JOIN order_lines l ON l.tenant_id = o.tenant_id AND l.order_id = o.id

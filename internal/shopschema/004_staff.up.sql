@@ -1,6 +1,6 @@
 -- Staff accounts and an append-only audit trail. The audit id is an
 -- identity column, so its sequence is cloned with the table; real shared
--- tables would rather use uuid v7 ids (THREATS I17).
+-- tables would rather use uuid v7 ids (SECURITY.md, I17).
 CREATE TABLE staff (
 	tenant_id uuid    NOT NULL,
 	id        uuid    NOT NULL,

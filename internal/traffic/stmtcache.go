@@ -18,7 +18,7 @@ import (
 // the two schemas are at different migration versions ("cached plan must not
 // change result type"). So each connection keeps its own statements per
 // (schema, SQL), parsed inside the tenant's context, and never runs one
-// tenant's statement for another (THREATS I19). Row and database tenants
+// tenant's statement for another (SECURITY.md, I19). Row and database tenants
 // parse in the session's own search path, which is already theirs, and use
 // pgx's statement cache.
 

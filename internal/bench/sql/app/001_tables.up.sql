@@ -1,6 +1,7 @@
 -- The tenant tables of the traffic cases: ten tables in Landlord's shape
--- (DESIGN.md §1). Lookups read items; the catalog case reads all ten, so a
--- backend that serves a tenant caches the catalog entries of ten tables.
+-- (ARCHITECTURE.md, idea 1). Lookups read items; the catalog case reads all
+-- ten, so a backend that serves a tenant caches the catalog entries of ten
+-- tables.
 CREATE TABLE parents (
 	tenant_id uuid   NOT NULL,
 	id        bigint NOT NULL,
