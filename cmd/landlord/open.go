@@ -150,7 +150,7 @@ func (in *installation) server(ctx context.Context, id string) (directory.Server
 			return s, nil
 		}
 	}
-	return directory.Server{}, fmt.Errorf("server %q is not in the directory", id)
+	return directory.Server{}, fmt.Errorf("server %q is not in the directory: %w", id, provision.ErrUnknownServer)
 }
 
 // tenantRef is a tenant as the command line names it: by id or by slug.

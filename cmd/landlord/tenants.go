@@ -268,9 +268,20 @@ line (NDJSON), so that scripts can process the list as it streams.
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
 		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
+			if f.Server != "" {
+				// As create says: a server the directory does not list is
+				// an error, not an empty table.
+				if _, err := in.server(ctx, f.Server); err != nil {
+					return fmt.Errorf("--server: %w", err)
+				}
+			}
 			ts, err := in.dir.List(ctx, f)
 			if err != nil {
 				return err
+			}
+			if len(ts) == 0 && !o.json {
+				o.printf("No tenants%s.\n", map[bool]string{true: " match the filters", false: ""}[f != directory.Filter{}])
+				return nil
 			}
 			rows := make([][]string, len(ts))
 			vs := make([]any, len(ts))

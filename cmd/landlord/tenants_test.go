@@ -401,6 +401,7 @@ func TestTenantArguments(t *testing.T) {
 		{[]string{"tenants", "show", tenant.NewID().String()}, exitError, "not found"},
 		{[]string{"tenants", "delete", "nobody-here", "--yes"}, exitError, "not found"},
 		{[]string{"tenants", "suspend", "nobody-here", "--reason", "test"}, exitError, "not found"},
+		{[]string{"tenants", "list", "--server", "nosuch"}, exitError, "unknown server"},
 		{[]string{"tenants", "show"}, exitUsage, "arg"},
 		{[]string{"tenants", "create", "Bravo", "--model", "schema"}, exitError, "slug already taken"},
 		{[]string{"tenants", "create", "delta", "--model", "row", "--server", "nowhere"}, exitError, "unknown server"},
@@ -660,5 +661,21 @@ func TestSubcommandHelp(t *testing.T) {
 	out, _, code := cli(t, "", "tenants", "delete", "--help")
 	if code != 0 || !strings.Contains(out, "landlord tenants delete acme") || !strings.Contains(out, "--migrations") {
 		t.Errorf("tenants delete --help: exit %d\n%s", code, out)
+	}
+}
+
+// TestEmptyListSaysSo: an empty list prints a sentence, not a lone header;
+// its JSON form prints nothing.
+func TestEmptyListSaysSo(t *testing.T) {
+	t.Parallel()
+	db := setupDB(t, installed)
+	if out := mustRun(t, append([]string{"tenants", "list"}, dbFlag(db)...)...); out != "No tenants.\n" {
+		t.Errorf("empty list prints %q", out)
+	}
+	if out := mustRun(t, append([]string{"tenants", "list", "--model", "row"}, dbFlag(db)...)...); out != "No tenants match the filters.\n" {
+		t.Errorf("empty filtered list prints %q", out)
+	}
+	if out := mustRun(t, append([]string{"tenants", "list", "--json"}, dbFlag(db)...)...); out != "" {
+		t.Errorf("empty JSON list prints %q", out)
 	}
 }
