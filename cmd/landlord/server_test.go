@@ -139,6 +139,10 @@ func TestServerStartStatusStop(t *testing.T) {
 
 	// Every other command uses it and leaves it running.
 	mustRun(t, "tenants", "create", "kept-running", "--model", "schema")
+	out = mustRun(t, "psql", "--tenant", "kept-running", "--", "-Atc", "SELECT current_setting('landlord.tenant_id') <> ''")
+	if strings.TrimSpace(out) != "t" {
+		t.Errorf("psql on the running server: %q", out)
+	}
 	if got := running(t, dataDir); got == nil || got.PID() != srv.PID() {
 		t.Fatalf("server after the commands: %v, want pid %d", got, srv.PID())
 	}
@@ -151,6 +155,15 @@ func TestServerStartStatusStop(t *testing.T) {
 	}
 	if _, _, code := cli(t, "", "server", "status"); code != exitError {
 		t.Errorf("status after stop: exit %d, want %d", code, exitError)
+	}
+
+	// psql with none running starts one for its session only.
+	out = mustRun(t, "psql", "--", "-Atc", "SELECT current_database()")
+	if strings.TrimSpace(out) != controlDatabase {
+		t.Errorf("psql as the administrator: %q", out)
+	}
+	if got := running(t, dataDir); got != nil {
+		t.Fatalf("psql left its own server running: pid %d", got.PID())
 	}
 }
 
