@@ -126,8 +126,11 @@ type Server struct {
 	temporary bool
 	logger    *slog.Logger
 	pid       int
+	// reused is set when Start or Running found the server already running
+	// instead of starting it: Stop then leaves it running.
+	reused bool
 	// done is closed when the postmaster this process started exits; it is
-	// nil for a server Start found already running.
+	// nil for a server found already running.
 	done chan struct{}
 
 	mu      sync.Mutex
@@ -136,10 +139,12 @@ type Server struct {
 }
 
 // Start starts a server on cfg.DataDir, initializing the directory first when
-// it holds no cluster. When a server from an earlier process still runs on
-// the directory and answers, Start returns it instead of starting another;
-// one that runs but does not answer within a few seconds is shut down
-// (immediate) and replaced. ctx bounds the start; without a deadline the
+// it holds no cluster. When a server already runs on the directory and
+// answers (left running by another process, or started by hand), Start
+// returns it instead of starting another, with Reused reporting true, and
+// Stop leaves it running. One that runs but does not answer within a few
+// seconds is shut down (immediate) and replaced, and a postmaster.pid whose
+// process is gone is removed. ctx bounds the start; without a deadline the
 // wait for the server to accept connections is limited to 30 seconds.
 //
 // Once returned, the server outlives ctx and this process until Stop is
@@ -307,24 +312,54 @@ host    replication  all   127.0.0.1/32  scram-sha-256
 host    replication  all   ::1/128       scram-sha-256
 `
 
-// reuse returns the server an earlier process left running on the data
-// directory when it answers. It returns nil, nil when there is none, after
-// shutting down one that does not answer.
+// reuse returns the server that runs on the data directory when it answers.
+// It returns nil, nil when there is none, after removing a stale
+// postmaster.pid or shutting down a server that does not answer.
 func (st *starter) reuse(ctx context.Context) (*Server, error) {
 	log := st.cfg.Logger
-	pf, err := readPidFile(st.dataDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		// A garbled lock file: postgres itself explains it better.
-		log.Warn("unreadable postmaster.pid", "err", err)
+	s, pf, err := st.find(ctx)
+	switch {
+	case err != nil:
+		return nil, err
+	case s != nil:
+		log.Info("reusing running postgres", "pid", s.pid, "port", s.port, "socket_dir", s.socketDir, "data_dir", s.dataDir)
+		return s, nil
+	case pf == nil:
 		return nil, nil
 	}
 	pidPath := filepath.Join(st.dataDir, "postmaster.pid")
 	if !serves(pf.pid, st.dataDir) {
 		log.Info("removing stale postmaster.pid", "pid", pf.pid, "data_dir", st.dataDir)
 		return nil, os.Remove(pidPath)
+	}
+	log.Warn("running postgres does not answer, shutting it down", "pid", pf.pid, "data_dir", st.dataDir)
+	if err := shutdown(ctx, pf.pid, func() bool { return !alive(pf.pid) }, true); err != nil {
+		return nil, err
+	}
+	removeSocketDir(pf.socketDir, st.dataDir)
+	if err := os.Remove(pidPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// find looks for a server running on the data directory, changing nothing.
+// It returns the server when one runs there and answers within a few
+// seconds. Otherwise it returns a nil server and the postmaster.pid it read:
+// nil when there is none (or it cannot be read), one whose process is gone
+// (stale), or one whose server does not answer.
+func (st *starter) find(ctx context.Context) (*Server, *pidFile, error) {
+	pf, err := readPidFile(st.dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		// A garbled lock file: postgres itself explains it better.
+		st.cfg.Logger.Warn("unreadable postmaster.pid", "err", err)
+		return nil, nil, nil
+	}
+	if !serves(pf.pid, st.dataDir) {
+		return nil, pf, nil
 	}
 	gone := func() bool { return !alive(pf.pid) }
 	readyCtx, cancel := context.WithTimeout(ctx, reuseTimeout)
@@ -339,27 +374,45 @@ func (st *starter) reuse(ctx context.Context) (*Server, error) {
 	s := &Server{
 		binDir: st.binDir, dataDir: st.dataDir, socketDir: pf.socketDir, port: pf.port,
 		superuser: st.cfg.Superuser, osUser: st.run.userName(), temporary: st.cfg.Temporary,
-		logger: log, pid: pf.pid,
+		logger: st.cfg.Logger, pid: pf.pid, reused: true,
 	}
 	if st.cfg.Port != 0 && st.cfg.Port != pf.port {
-		log.Warn("running server listens on another port than configured", "port", pf.port, "configured", st.cfg.Port)
+		st.cfg.Logger.Warn("running server listens on another port than configured", "port", pf.port, "configured", st.cfg.Port)
 	}
 	if s.socketDir != "" && s.waitReady(readyCtx, gone, true) == nil {
-		log.Info("reusing running postgres", "pid", s.pid, "port", s.port, "socket_dir", s.socketDir, "data_dir", s.dataDir)
+		return s, pf, nil
+	}
+	return nil, pf, ctx.Err()
+}
+
+// Running returns the server that runs on cfg.DataDir and answers, without
+// starting, initializing or cleaning up anything: the way to look at, or
+// stop, a server another process left running. Its Reused reports true.
+// It returns an error wrapping ErrNotRunning when no server runs there (no
+// postmaster.pid, or one whose process is gone), and another error when a
+// process holds the directory but does not answer within a few seconds.
+func Running(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("find postgres: DataDir is required")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("find postgres: %w", err)
+	}
+	cfg.setDefaults()
+	st, err := newStarter(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("find postgres: %w", err)
+	}
+	s, pf, err := st.find(ctx)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("find postgres in %s: %w", st.dataDir, err)
+	case s != nil:
 		return s, nil
+	case pf == nil || !serves(pf.pid, st.dataDir):
+		return nil, fmt.Errorf("%w in %s", ErrNotRunning, st.dataDir)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	log.Warn("running postgres does not answer, shutting it down", "pid", pf.pid, "data_dir", st.dataDir)
-	if err := shutdown(ctx, pf.pid, gone, true); err != nil {
-		return nil, err
-	}
-	removeSocketDir(pf.socketDir, st.dataDir)
-	if err := os.Remove(pidPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	return nil, nil
+	return nil, fmt.Errorf("find postgres in %s: process %d holds the data directory but does not answer", st.dataDir, pf.pid)
 }
 
 // prepareSocketDir puts the socket in the data directory when the path is
@@ -629,12 +682,29 @@ func (s *Server) Version(ctx context.Context) (string, error) {
 	return "", errors.New("server did not report server_version")
 }
 
-// Stop shuts the server down (fast: open sessions are ended and a checkpoint
-// written), escalating to an immediate shutdown when that takes longer than
-// 15 seconds or ctx ends, and then removes a temporary data directory. It
-// also stops a server that Start found already running. Calling Stop again
+// Reused reports whether the server was found already running (by Start or
+// Running) rather than started by this process. Stop leaves such a server
+// running; Shutdown stops it.
+func (s *Server) Reused() bool { return s.reused }
+
+// Stop stops a server this process started, as Shutdown does. A server found
+// already running (Reused) is left running, with its data directory, even a
+// temporary one: whoever started it may still use it. Calling Stop again
 // returns the first call's result.
 func (s *Server) Stop(ctx context.Context) error {
+	if s.reused {
+		s.logger.Info("leaving running postgres as found", "pid", s.pid, "data_dir", s.dataDir)
+		return nil
+	}
+	return s.Shutdown(ctx)
+}
+
+// Shutdown shuts the server down (fast: open sessions are ended and a
+// checkpoint written), escalating to an immediate shutdown when that takes
+// longer than 15 seconds or ctx ends, and then removes a temporary data
+// directory. Unlike Stop it also stops a server found already running.
+// Calling Shutdown again returns the first call's result.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {

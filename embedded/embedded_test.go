@@ -137,28 +137,58 @@ func TestPersistentServerReuse(t *testing.T) {
 		t.Errorf("application_name empty")
 	}
 
-	// A second Start while the first server runs, as after a crash of the
-	// process that started it, must adopt that server.
+	// A second Start while the first server runs (another process's, or one
+	// started by hand) adopts that server, and its Stop leaves it running:
+	// a session opened before goes on working.
+	session, err := pgx.Connect(t.Context(), first.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close(context.Background())
 	second := startServer(t, cfg)
 	if second.PID() != first.PID() || second.Port() != first.Port() || second.SocketDir() != first.SocketDir() {
 		t.Fatalf("second Start did not reuse: pid %d port %d vs pid %d port %d",
 			second.PID(), second.Port(), first.PID(), first.Port())
 	}
+	if first.Reused() || !second.Reused() {
+		t.Errorf("Reused: first %v, second %v; want false, true", first.Reused(), second.Reused())
+	}
 	queryString(t, second.URL("postgres"), "select 'reused'")
-
 	if err := second.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if first.exited() {
+		t.Fatal("Stop of the reusing Server stopped a server it did not start")
+	}
+	if _, err := session.Exec(t.Context(), "select 'still there'"); err != nil {
+		t.Fatalf("session opened before the reusing Server's Stop: %v", err)
+	}
+
+	// Running finds it too, and its Shutdown stops it although it did not
+	// start it.
+	found, err := Running(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found.PID() != first.PID() || !found.Reused() {
+		t.Fatalf("Running = pid %d (reused %v), want pid %d reused", found.PID(), found.Reused(), first.PID())
+	}
+	if err := found.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-first.done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Stop of the reusing Server did not stop the postmaster")
+		t.Fatal("Shutdown of a found Server did not stop the postmaster")
 	}
 	if err := first.Stop(t.Context()); err != nil {
 		t.Errorf("Stop of a server already stopped elsewhere: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
 		t.Fatalf("persistent data directory gone after Stop: %v", err)
+	}
+	if _, err := Running(t.Context(), cfg); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Running with no server = %v, want ErrNotRunning", err)
 	}
 
 	// A postmaster.pid whose pid is dead is stale.
@@ -167,7 +197,17 @@ func TestPersistentServerReuse(t *testing.T) {
 	if err := os.WriteFile(pidFile, []byte(stale), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Running reports it as not running and leaves the file alone.
+	if _, err := Running(t.Context(), cfg); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Running with a stale postmaster.pid = %v, want ErrNotRunning", err)
+	}
+	if _, err := os.Stat(pidFile); err != nil {
+		t.Fatalf("Running removed the stale postmaster.pid: %v", err)
+	}
 	third := startServer(t, cfg)
+	if third.Reused() {
+		t.Error("server started over a stale postmaster.pid reports Reused")
+	}
 	if third.PID() == first.PID() {
 		t.Fatal("third server has the first one's pid")
 	}
@@ -388,5 +428,18 @@ func TestURLEscapesSocketDir(t *testing.T) {
 	want := "postgres://postgres@/app?host=/tmp/a%20b%26c&port=5432&sslmode=disable"
 	if got := s.URL("app"); got != want {
 		t.Fatalf("URL = %q, want %q", got, want)
+	}
+}
+
+func TestRunningCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	if _, err := Running(t.Context(), Config{DataDir: dir}); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Running on a missing data directory = %v, want ErrNotRunning", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Running created the data directory: %v", err)
+	}
+	if _, err := Running(t.Context(), Config{}); err == nil {
+		t.Error("Running without DataDir succeeded")
 	}
 }

@@ -19,6 +19,10 @@ var ErrUnsupportedVersion = errors.New("unsupported PostgreSQL version")
 // OS user that runs the server (for example a data directory under /root).
 var ErrNotTraversable = errors.New("directory not traversable by the server's OS user")
 
+// ErrNotRunning is returned, wrapped, by Running when no server runs on the
+// data directory.
+var ErrNotRunning = errors.New("postgres is not running")
+
 // errPortTaken is returned, wrapped, by launch when the server could not
 // bind its TCP port; Start then retries with another free port.
 var errPortTaken = errors.New("port taken")

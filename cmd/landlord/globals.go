@@ -34,24 +34,48 @@ func (g *globals) logger(w io.Writer) *slog.Logger {
 const controlDatabase = "landlord"
 
 // withDatabase runs fn with the control database URL: the one given, or that
-// of the embedded server, which it starts (or finds running after a crash)
-// and stops again when fn returns, also on Ctrl-C.
+// of the embedded server. A server already running on the data directory
+// ("landlord server start", or one started by hand) is used and left
+// running; otherwise withDatabase starts one and stops it again when fn
+// returns, also on Ctrl-C.
 func (g *globals) withDatabase(ctx context.Context, stderr io.Writer, fn func(url string) error) error {
 	if g.databaseURL != "" {
 		return fn(g.databaseURL)
 	}
+	return g.withEmbedded(ctx, stderr, func(srv *embedded.Server) error {
+		return fn(srv.URL(controlDatabase))
+	})
+}
+
+// embeddedConfig is the configuration of the embedded server on the data
+// directory of LANDLORD_DATA_DIR or its default.
+func (g *globals) embeddedConfig(stderr io.Writer) (embedded.Config, error) {
 	dir, err := embedded.DefaultDataDir()
+	if err != nil {
+		return embedded.Config{}, err
+	}
+	return embedded.Config{DataDir: dir, Logger: g.logger(stderr)}, nil
+}
+
+// withEmbedded runs fn with the embedded server and its control database,
+// starting the server when none runs and stopping it after fn only then.
+func (g *globals) withEmbedded(ctx context.Context, stderr io.Writer, fn func(srv *embedded.Server) error) error {
+	cfg, err := g.embeddedConfig(stderr)
 	if err != nil {
 		return err
 	}
-	log := g.logger(stderr)
-	srv, err := embedded.Start(ctx, embedded.Config{DataDir: dir, Logger: log})
+	srv, err := embedded.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		// Stop leaves a server that was already running as it found it;
+		// one that "server start" adopted while fn ran stays running too.
+		if !srv.Reused() && kept(srv) {
+			return
+		}
 		if err := srv.Stop(sctx); err != nil {
 			fmt.Fprintln(stderr, "landlord: stop embedded server:", err)
 		}
@@ -59,7 +83,7 @@ func (g *globals) withDatabase(ctx context.Context, stderr io.Writer, fn func(ur
 	if err := ensureDatabase(ctx, srv.URL("postgres"), controlDatabase); err != nil {
 		return err
 	}
-	return fn(srv.URL(controlDatabase))
+	return fn(srv)
 }
 
 // ensureDatabase creates database on the server at url if it is missing.

@@ -26,7 +26,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "landlord: interrupted:", err)
 		os.Exit(exitInterrupted)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "landlord:", err)
+		var q quietError
+		if !errors.As(err, &q) {
+			fmt.Fprintln(os.Stderr, "landlord:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -55,10 +58,22 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// quietError is the outcome of a command that has already said all there
+// is to say on its output and only sets the exit code, as "server status"
+// does for a server that is not running. main prints nothing more for it.
+type quietError struct {
+	error
+	code int
+}
+
 func exitCode(err error) int {
 	var u usageError
 	if errors.As(err, &u) {
 		return exitUsage
+	}
+	var q quietError
+	if errors.As(err, &q) {
+		return q.code
 	}
 	return exitError
 }
@@ -77,7 +92,8 @@ row-level security (row), a schema per tenant (schema) or a database per tenant
 Without --database-url (or LANDLORD_DATABASE_URL) it starts a private PostgreSQL
 server from this machine's binaries, keeping its data in LANDLORD_DATA_DIR
 (default /var/lib/landlord/pgdata as root, ~/.local/share/landlord/pgdata
-otherwise), and stops it on exit.`,
+otherwise), and stops it on exit, unless it was already running: "landlord
+server start" keeps it running for every command until "landlord server stop".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -85,6 +101,7 @@ otherwise), and stops it on exit.`,
 	root.PersistentFlags().StringVar(&g.databaseURL, "database-url", os.Getenv("LANDLORD_DATABASE_URL"),
 		"control database URL (default: LANDLORD_DATABASE_URL, else a private embedded server)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what the server and Landlord do")
-	root.AddCommand(newDemo(g), newInit(g), newTenants(g), newServers(g), newMigrate(g), newAudit(g), newBench(g))
+	root.AddCommand(newDemo(g), newInit(g), newTenants(g), newServers(g), newMigrate(g), newAudit(g), newBench(g),
+		newServerCmd(g), newPsql(g))
 	return root
 }

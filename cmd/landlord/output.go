@@ -62,12 +62,10 @@ func (o *output) lines(headers []string, rows [][]string, vs []any) error {
 
 // emit writes v as one line of JSON.
 func (o *output) emit(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(o.w, "%s\n", b)
-	return err
+	// URLs print as they are: "&", not "\u0026".
+	enc := json.NewEncoder(o.w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
 
 // printf writes human text; it prints nothing in JSON mode.
