@@ -18,6 +18,11 @@ var ErrNoTenant = tenant.ErrNoTenant
 // security would not bind it (SECURITY.md, I01, I02).
 var ErrUnsafeRole = traffic.ErrUnsafeRole
 
+// ErrNoDatabaseURL is returned by Open for an empty database URL. The
+// private server the landlord command starts without one is
+// embedded.StartDefault; open srv.URL(embedded.ControlDatabase) with it.
+var ErrNoDatabaseURL = errors.New("no database URL: give one, or start the embedded default with embedded.StartDefault and open srv.URL(embedded.ControlDatabase)")
+
 // ErrNoReason is returned by Landlord.Admin when no reason is given.
 var ErrNoReason = errors.New("admin scope needs a reason")
 

@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +188,9 @@ type Landlord struct {
 // Open connects to the control database at databaseURL as an administrator
 // (a superuser, or a role with CREATEDB and CREATEROLE that owns the control
 // database), bootstraps or checks the installation, and returns it ready for
-// traffic. migrations holds the application's tenant tables as
+// traffic. An empty URL is ErrNoDatabaseURL: for the private server the
+// landlord command uses, start embedded.StartDefault and open
+// srv.URL(embedded.ControlDatabase). migrations holds the application's tenant tables as
 // NNN_name.up.sql files (see package migration).
 //
 // Open refuses to run tenant traffic as a role that row-level security would
@@ -195,6 +198,11 @@ type Landlord struct {
 func Open(ctx context.Context, databaseURL string, migrations fs.FS, cfg Config) (*Landlord, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if strings.TrimSpace(databaseURL) == "" {
+		// libpq would read the PG* variables and try a local socket as
+		// the OS user: never what was meant.
+		return nil, ErrNoDatabaseURL
 	}
 	cfg.setDefaults()
 	set, err := migration.Load(migrations)

@@ -74,6 +74,11 @@ func TestConfigRefused(t *testing.T) {
 			t.Errorf("Open(%+v) succeeded", cfg)
 		}
 	}
+	for _, url := range []string{"", "  "} {
+		if _, err := Open(ctx, url, testMigrations(), Config{}); !errors.Is(err, ErrNoDatabaseURL) {
+			t.Errorf("Open(%q): %v, want ErrNoDatabaseURL", url, err)
+		}
+	}
 	if _, err := Open(ctx, "postgres://%zz", testMigrations(), Config{}); err == nil {
 		t.Error("a malformed URL was accepted")
 	}

@@ -443,3 +443,39 @@ func TestRunningCreatesNothing(t *testing.T) {
 		t.Error("Running without DataDir succeeded")
 	}
 }
+
+// TestStartDefault: the embedded default runs on LANDLORD_DATA_DIR with the
+// control database the landlord command uses, and a second start reuses it.
+func TestStartDefault(t *testing.T) {
+	dataDir := filepath.Join(sharedTempDir(t), "pgdata")
+	t.Setenv(EnvDataDir, dataDir)
+	ctx := t.Context()
+	srv, err := StartDefault(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	if got := queryString(t, srv.URL(ControlDatabase), "SELECT current_database()"); got != ControlDatabase {
+		t.Fatalf("control database %q, want %q", got, ControlDatabase)
+	}
+	if srv.DataDir() != dataDir {
+		t.Errorf("data directory %q, want %q", srv.DataDir(), dataDir)
+	}
+	again, err := StartDefault(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Reused() || again.PID() != srv.PID() {
+		t.Errorf("a second StartDefault did not reuse the running server")
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(again.Stop(ctx)) // leaves it running: it found it
+	if got := queryString(t, srv.URL(ControlDatabase), "SELECT 1"); got != "1" {
+		t.Errorf("the server stopped with the second handle: %q", got)
+	}
+}

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/embedded"
-	"github.com/landlordhq/landlord/internal/ident"
 )
 
 // globals holds the flags every command shares.
@@ -30,8 +28,9 @@ func (g *globals) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// controlDatabase is the database the embedded server keeps the installation in.
-const controlDatabase = "landlord"
+// controlDatabase is the database the embedded server keeps the installation
+// in, as for embedded.StartDefault.
+const controlDatabase = embedded.ControlDatabase
 
 // withDatabase runs fn with the control database URL: the one given, or that
 // of the embedded server. A server already running on the data directory
@@ -80,26 +79,8 @@ func (g *globals) withEmbedded(ctx context.Context, stderr io.Writer, fn func(sr
 			fmt.Fprintln(stderr, "landlord: stop embedded server:", err)
 		}
 	}()
-	if err := ensureDatabase(ctx, srv.URL("postgres"), controlDatabase); err != nil {
+	if err := srv.EnsureDatabase(ctx, controlDatabase); err != nil {
 		return err
 	}
 	return fn(srv)
-}
-
-// ensureDatabase creates database on the server at url if it is missing.
-func ensureDatabase(ctx context.Context, url, database string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("connect to embedded server: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, database).Scan(&exists); err != nil {
-		return err
-	}
-	if exists {
-		return nil
-	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+ident.Quote(database))
-	return err
 }

@@ -110,7 +110,7 @@ Exit codes: 0 running; 1 the server could not be started; 2 bad command line.`,
 			if err != nil {
 				return err
 			}
-			err = ensureDatabase(ctx, srv.URL("postgres"), controlDatabase)
+			err = srv.EnsureDatabase(ctx, controlDatabase)
 			if err == nil {
 				err = markKept(srv)
 			}
