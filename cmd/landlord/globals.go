@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-
 	"github.com/landlordhq/landlord/embedded"
 )
 
