@@ -107,9 +107,9 @@ func TestServerStartStatusStop(t *testing.T) {
 	}
 
 	// A command with none running starts one and stops it again.
-	mustRun(t, "tenants", "list")
+	mustRun(t, "init")
 	if got := running(t, dataDir); got != nil {
-		t.Fatalf("tenants list left its own server running: pid %d", got.PID())
+		t.Fatalf("init left its own server running: pid %d", got.PID())
 	}
 
 	out = mustRun(t, "server", "start")
