@@ -51,11 +51,11 @@ type sent struct {
 // one round trip.
 func (h *Handle) send(ctx context.Context, sql string, args []any) (lease, sent, error) {
 	var s sent
-	ls, err := h.open(ctx, leavesSessionState(sql), func(ls *lease) error {
+	ls, err := h.open(ctx, leavesSessionState(sql), func(r *route, c *pool.Conn) error {
 		var err error
-		s, err = start(ctx, ls.r, ls.c, sql, args)
+		s, err = start(ctx, r, c, sql, args)
 		if err != nil && !refused(err) {
-			forget(ctx, ls.c, ls.r, sql, err)
+			forget(ctx, c, r, sql, err)
 		}
 		return err
 	})
@@ -221,11 +221,11 @@ func (h *Handle) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 // ends, and the connection returns to the pool on Commit or Rollback.
 func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	var ptx pgx.Tx
-	ls, err := h.open(ctx, false, func(ls *lease) error {
+	ls, err := h.open(ctx, false, func(r *route, c *pool.Conn) error {
 		b := &pgx.Batch{}
 		b.BeginTx(opts)
-		ls.r.queueEnter(b)
-		br := ls.c.Conn().SendBatch(ctx, b)
+		r.queueEnter(b)
+		br := c.Conn().SendBatch(ctx, b)
 		_, err := br.Exec()
 		if err == nil {
 			_, err = br.Exec()
@@ -254,11 +254,11 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		left = left || leavesSessionState(q.SQL)
 	}
 	var br pgx.BatchResults
-	ls, err := h.open(ctx, left, func(ls *lease) error {
+	ls, err := h.open(ctx, left, func(r *route, c *pool.Conn) error {
 		nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
-		ls.r.queueEnter(nb)
+		r.queueEnter(nb)
 		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
-		br = ls.c.Conn().SendBatch(ctx, nb)
+		br = c.Conn().SendBatch(ctx, nb)
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return err

@@ -63,7 +63,7 @@ func (ls *lease) replace() {
 	ls.c.Discard()
 }
 
-// open routes ctx, leases a connection and calls send on it, which sends the
+// open routes ctx, leases a connection and calls send with it, which sends the
 // call's first round trip (the enter statement and what it guards). A
 // connection that the enter statement refuses for leftover session state is
 // replaced and send runs again on another, at most twice. left says the
@@ -72,7 +72,7 @@ func (ls *lease) replace() {
 //
 // On success the caller owns the lease and must release it; on failure it
 // is released already, with the error.
-func (h *Handle) open(ctx context.Context, left bool, send func(ls *lease) error) (lease, error) {
+func (h *Handle) open(ctx context.Context, left bool, send func(r *route, c *pool.Conn) error) (lease, error) {
 	for attempt := 0; ; attempt++ {
 		r, err := h.route(ctx)
 		if err != nil {
@@ -95,7 +95,7 @@ func (h *Handle) open(ctx context.Context, left bool, send func(ls *lease) error
 			ls.release(ErrSessionState)
 			return lease{}, ErrSessionState
 		}
-		err = send(&ls)
+		err = send(r, c) // not &ls: the lease would escape to the heap on every call
 		if err == nil {
 			return ls, nil
 		}
