@@ -15,6 +15,7 @@ deps: ## install the PostgreSQL server binaries if this machine lacks them
 
 .PHONY: demo
 demo: deps ## the main job: one tenant per model on a private PostgreSQL, isolation shown
+	@echo "building the landlord command (the first build downloads Go modules and takes a minute)"
 	$(GO) run ./cmd/landlord demo
 
 .PHONY: test
