@@ -103,12 +103,13 @@ type Config struct {
 	// connection in its tenant's place. It is not called for Landlord's
 	// own administration connections.
 	BeforeConnect func(*pgx.ConnConfig)
-	// NoInstall opens an existing installation without installing or
-	// upgrading anything in the database: no role, grant, schema or
-	// control-schema migration. Open fails with an error wrapping
-	// provision.ErrNotInstalled where there is none. Tools that only look
-	// use it.
-	NoInstall bool
+	// Install says what Open may change in the database: by default it
+	// installs Landlord where it is missing and upgrades and repairs it
+	// where it is there; provision.InstallExisting refuses a database
+	// without an installation; provision.InstallNever changes nothing at
+	// all, for tools that only look. Both refusals wrap
+	// provision.ErrNotInstalled.
+	Install provision.Install
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -233,7 +234,7 @@ func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
 	}
 	var err error
 	l.prov, err = provision.New(ctx, l.admin, set, provision.Config{
-		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger, NoInstall: l.cfg.NoInstall,
+		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger, Install: l.cfg.Install,
 		// Set before Open returns, so before any deletion can run.
 		BeforeDrop: func(ctx context.Context, t tenant.Tenant) error { return l.traffic.CloseTenant(ctx, t) },
 	})

@@ -14,7 +14,8 @@ var ErrUnknownServer = errors.New("unknown server")
 // MinSchemaVersion), but only the newer set creates tenants.
 var ErrOlderMigrations = errors.New("the installation's tenant tables are newer than these migrations")
 
-// ErrNotInstalled is returned by New with Config.NoInstall when the database
+// ErrNotInstalled is returned by New with InstallExisting or InstallNever
+// when the database
 // holds no Landlord installation, or one whose control schema is older than
 // this code: installing or upgrading is an explicit step.
 var ErrNotInstalled = errors.New("no Landlord installation")

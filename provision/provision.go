@@ -48,13 +48,29 @@ type Config struct {
 	// connections to its database. An error stops the deletion; the tenant
 	// stays deleting, and a later Delete or Reconcile tries again.
 	BeforeDrop func(ctx context.Context, t tenant.Tenant) error
-	// NoInstall opens an existing installation without changing anything:
-	// no role, grant, schema or control-schema migration is created or
-	// altered. A database with no installation, or with one whose control
-	// schema is older than this code, is an error wrapping ErrNotInstalled.
-	// Read-only tools use it, so that looking never installs.
-	NoInstall bool
+	// Install says what New may change in the database; the zero value
+	// installs or repairs.
+	Install Install
 }
+
+// Install is what opening an installation may change in the database.
+type Install int
+
+const (
+	// InstallAlways creates the installation where there is none, and
+	// upgrades and repairs an existing one: roles, grants, the control
+	// schema, the shared schema.
+	InstallAlways Install = iota
+	// InstallExisting refuses a database without an installation, with
+	// an error wrapping ErrNotInstalled, and upgrades and repairs an
+	// existing one. Tools that change tenants use it.
+	InstallExisting
+	// InstallNever changes nothing in the database: no role, grant, schema
+	// or control-schema migration. A database without an installation, or
+	// with one whose control schema is older than this code, is an error
+	// wrapping ErrNotInstalled. Tools that only look use it.
+	InstallNever
+)
 
 func (c *Config) setDefaults() {
 	if c.OwnerRole == "" {
@@ -114,11 +130,16 @@ func New(ctx context.Context, admin *pgxpool.Pool, migrations *migration.Set, cf
 		return nil, err
 	}
 	p := &Provisioner{admin: admin, dir: directory.New(admin), mig: mig, cfg: cfg}
-	if cfg.NoInstall {
+	switch cfg.Install {
+	case InstallNever:
 		if err := p.attach(ctx); err != nil {
 			return nil, err
 		}
 		return p, nil
+	case InstallExisting:
+		if err := p.requireInstalled(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.bootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
@@ -126,10 +147,9 @@ func New(ctx context.Context, admin *pgxpool.Pool, migrations *migration.Set, cf
 	return p, nil
 }
 
-// attach reads an existing installation, changing nothing (Config.NoInstall).
-func (p *Provisioner) attach(ctx context.Context) error {
+// requireInstalled refuses a database without an installation.
+func (p *Provisioner) requireInstalled(ctx context.Context) error {
 	var installed bool
-	var control int
 	err := p.admin.QueryRow(ctx, `SELECT to_regclass('landlord.installation') IS NOT NULL AND to_regclass('landlord.target_migrations') IS NOT NULL`).Scan(&installed)
 	if err != nil {
 		return fmt.Errorf("read the control database: %w", err)
@@ -137,6 +157,15 @@ func (p *Provisioner) attach(ctx context.Context) error {
 	if !installed {
 		return fmt.Errorf("%w in database %s", ErrNotInstalled, p.dbName(ctx))
 	}
+	return nil
+}
+
+// attach reads an existing installation, changing nothing (InstallNever).
+func (p *Provisioner) attach(ctx context.Context) error {
+	if err := p.requireInstalled(ctx); err != nil {
+		return err
+	}
+	var control int
 	if err := p.admin.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM landlord.target_migrations WHERE target = $1`, directory.Schema).Scan(&control); err != nil {
 		return fmt.Errorf("read the control schema's ledger: %w", err)
 	}
@@ -151,7 +180,7 @@ func (p *Provisioner) attach(ctx context.Context) error {
 	p.roles = NewRoles(p.cfg.OwnerRole, p.cfg.AppRole, inst.Secret)
 	var v int
 	var name string
-	err = p.admin.QueryRow(ctx, `SELECT version, name FROM landlord.target_migrations WHERE target = $1 ORDER BY version DESC LIMIT 1`, SharedSchema).Scan(&v, &name)
+	err := p.admin.QueryRow(ctx, `SELECT version, name FROM landlord.target_migrations WHERE target = $1 ORDER BY version DESC LIMIT 1`, SharedSchema).Scan(&v, &name)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%w: the shared schema has no migrations recorded", ErrNotInstalled)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/landlordhq/landlord/provision"
 )
 
 // initView is what init prints with --json.
@@ -33,7 +35,7 @@ installation and change nothing there. Creating the first tenant installs too.
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := newOutput(cmd, *asJSON)
-			return withInstallation(cmd.Context(), g, cmd.ErrOrStderr(), migrationsDir, true, func(in *installation) error {
+			return withInstallation(cmd.Context(), g, cmd.ErrOrStderr(), migrationsDir, provision.InstallAlways, func(in *installation) error {
 				roles := in.ll.Provisioner().Roles()
 				v := initView{
 					Database:     in.base.Database,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/landlordhq/landlord/fleet"
 	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -200,7 +201,11 @@ func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.C
 	out := newOutput(cmd, o.json)
 	cfg.Logger = g.logger(cmd.ErrOrStderr())
 	err = g.withDatabase(ctx, cmd.ErrOrStderr(), func(url string) error {
-		in, err := openInstallation(ctx, url, migrations, cfg.Logger, false)
+		install := provision.InstallNever // status and plan only look
+		if cmd.Name() == "up" {
+			install = provision.InstallExisting
+		}
+		in, err := openInstallation(ctx, url, migrations, cfg.Logger, install)
 		if err != nil {
 			return err
 		}

@@ -81,7 +81,7 @@ type installation struct {
 // or the embedded server's; see globals.withDatabase) with the migrations in
 // migrationsDir, runs fn, and closes everything again, the embedded server
 // included. The migrations are checked before anything is started.
-func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrationsDir string, install bool, fn func(in *installation) error) error {
+func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrationsDir string, install provision.Install, fn func(in *installation) error) error {
 	migrations, err := loadMigrations(migrationsDir)
 	if err != nil {
 		return err
@@ -96,12 +96,12 @@ func withInstallation(ctx context.Context, g *globals, stderr io.Writer, migrati
 	})
 }
 
-// openInstallation opens the installation at url with migrations; only
-// with install does it install or upgrade anything there. A
+// openInstallation opens the installation at url with migrations; install
+// says what it may change there (looking: nothing). A
 // command's tenant traffic is a few calls at most, so it gets few
 // connections, and the isolation audit is the audit command's job.
-func openInstallation(ctx context.Context, url string, migrations fs.FS, log *slog.Logger, install bool) (*installation, error) {
-	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Logger: log, MaxConns: 2, StartupAudit: landlord.AuditOff, NoInstall: !install})
+func openInstallation(ctx context.Context, url string, migrations fs.FS, log *slog.Logger, install provision.Install) (*installation, error) {
+	ll, err := landlord.Open(ctx, url, migrations, landlord.Config{Logger: log, MaxConns: 2, StartupAudit: landlord.AuditOff, Install: install})
 	if errors.Is(err, provision.ErrNotInstalled) {
 		return nil, fmt.Errorf("%w: run \"landlord init\" to install Landlord there (creating the first tenant does too)", err)
 	}

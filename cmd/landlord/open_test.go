@@ -115,6 +115,10 @@ func TestLookingInstallsNothing(t *testing.T) {
 		{"migrate", "plan"},
 		{"migrate", "up"},
 		{"tenants", "suspend", "acme", "--reason", "test"},
+		{"tenants", "delete", "acme", "--yes"},
+		{"tenants", "reconcile"},
+		{"reserve", "list"},
+		{"reserve", "fill", "--model", "schema", "--count", "1"},
 	} {
 		_, errOut, code := run(t, append(args, "--database-url", db.URL)...)
 		if code != exitError || !strings.Contains(errOut, "no Landlord installation") || !strings.Contains(errOut, "landlord init") {
@@ -131,7 +135,7 @@ func TestLookingInstallsNothing(t *testing.T) {
 	if installed == before {
 		t.Fatal("init installed nothing")
 	}
-	for _, args := range [][]string{{"tenants", "list"}, {"servers", "list"}, {"migrate", "status"}, {"init"}} {
+	for _, args := range [][]string{{"tenants", "list"}, {"servers", "list"}, {"migrate", "status"}, {"migrate", "plan"}, {"reserve", "list"}, {"init"}} {
 		if out, errOut, code := run(t, append(args, "--database-url", db.URL)...); code != 0 {
 			t.Errorf("%v after init: exit %d\n%s%s", args, code, out, errOut)
 		}

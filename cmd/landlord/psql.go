@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord/embedded"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -96,7 +97,7 @@ malformed tenant id or slug, psql options landlord sets itself).`,
 			} else {
 				// The installation is open only to find the tenant: an
 				// interactive session holds none of its connections.
-				in, err := openInstallation(ctx, dbURL, migrations, g.logger(stderr), false)
+				in, err := openInstallation(ctx, dbURL, migrations, g.logger(stderr), provision.InstallNever)
 				if err != nil {
 					return err
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -74,7 +75,7 @@ the command still exits with 0. With --json it prints one JSON object per line
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallNever, func(in *installation) error {
 			vs, err := in.servers(ctx)
 			if err != nil {
 				return err

@@ -196,7 +196,7 @@ the tenant that exists.
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, true, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallAlways, func(in *installation) error {
 			t, err := in.ll.CreateTenant(ctx, req)
 			if err != nil {
 				if badInput(err) {
@@ -267,7 +267,7 @@ line (NDJSON), so that scripts can process the list as it streams.
 		f.Server = server
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallNever, func(in *installation) error {
 			if f.Server != "" {
 				// As create says: a server the directory does not list is
 				// an error, not an empty table.
@@ -341,7 +341,7 @@ shared schema (row model).
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallNever, func(in *installation) error {
 			t, err := ref.lookup(ctx, in.dir)
 			if err != nil {
 				return err
@@ -520,7 +520,7 @@ input is not a terminal it refuses to run without --yes.
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
 			t, err := ref.lookup(ctx, in.dir)
 			if err != nil {
 				return err
@@ -591,7 +591,7 @@ It runs in an admin scope: --reason says why, and is logged with the change
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
 			t, err := ref.lookup(ctx, in.dir)
 			if err != nil {
 				return err
@@ -657,7 +657,7 @@ and dropped, and goes on past failures, which make it exit with 1.
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, false, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
 			admin, err := in.ll.Admin(ctx, reason)
 			if err != nil {
 				return usageError{err}
