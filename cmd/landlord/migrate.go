@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord/fleet"
-	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -48,9 +47,13 @@ files. Without it the demo's migrations (one products table) are used, which
 suits only an installation made by "landlord demo".
 
 Exit codes: 0 every selected target is at the head; 1 some target failed or is
-behind ("migrate status" shows which and why); 2 bad command line or bad input
-(an unknown tenant, a malformed migration file, a migration file that changed
-after it was applied), in which case nothing was recorded or applied.`
+behind ("migrate status" shows which and why), or a --tenant is not in the
+directory; 2 bad command line or bad input (a malformed slug, id, model or
+database URL, a malformed migration file, a migration file that changed after
+it was applied, a set older than the installation's), in which case nothing
+was recorded or applied; 130 interrupted by Ctrl-C: run "migrate up" again.
+With --json each command prints exactly one JSON object; arrays are [] and a
+version that could not be read is null.`
 
 // newMigrate returns the migrate command with its subcommands up, status and
 // plan.
@@ -223,18 +226,18 @@ func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.C
 }
 
 // migrateBadInput reports whether err is about what the user asked for: nothing
-// was recorded or applied.
+// was recorded or applied. A tenant that is not in the directory is not bad
+// input but a failed operation, as for every other command.
 func migrateBadInput(err error) bool {
 	for _, target := range []error{
-		fleet.ErrBadConfig, tenant.ErrNotFound, fleet.ErrNotMigratable, fleet.ErrSetMismatch,
-		migration.ErrBadMigration, migration.ErrChecksumMismatch, migration.ErrUnknownVersion, migration.ErrMissingVersion,
-		migration.ErrShape, tenant.ErrBadSlug, tenant.ErrBadID, tenant.ErrBadModel,
+		fleet.ErrBadConfig, fleet.ErrNotMigratable, fleet.ErrSetMismatch,
+		tenant.ErrBadSlug, tenant.ErrBadID, tenant.ErrBadModel,
 	} {
 		if errors.Is(err, target) {
 			return true
 		}
 	}
-	return false
+	return badMigrationSet(err)
 }
 
 // config turns the flags into a fleet.Config, checking what can be checked

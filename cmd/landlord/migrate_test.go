@@ -347,7 +347,6 @@ func TestMigrateBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"up", "--migrations", dir, "--tenant", "no-such-shop"}, `tenant "no-such-shop"`},
 		{[]string{"plan", "--migrations", dir, "--tenant", "Bad Slug!"}, "slug"},
 		{[]string{"up", "--migrations", dir, "--tenant", ""}, "--tenant"},
 		{[]string{"up", "--migrations", malformed}, "2_Add Note.sql"},
@@ -360,11 +359,24 @@ func TestMigrateBadInput(t *testing.T) {
 		{[]string{"up", "--migrations", dir, "--lock-timeout", "soon"}, "lock-timeout"},
 		{[]string{"up", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"up", "extra"}, "extra"},
-		{[]string{"status", "--migrations", dir, "--tenant", "no-such-shop"}, "no-such-shop"},
 	} {
 		out, errOut, code := e.migRun(t, c.args...)
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit %d naming %q", c.args, code, errOut, out, exitUsage, c.want)
+		}
+	}
+	// A tenant that is not in the directory fails the operation (exit 1),
+	// as for every command, and records nothing either.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--migrations", dir, "--tenant", "no-such-shop"}, `tenant "no-such-shop"`},
+		{[]string{"status", "--migrations", dir, "--tenant", "no-such-shop"}, "no-such-shop"},
+	} {
+		out, errOut, code := e.migRun(t, c.args...)
+		if code != exitError || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit %d naming %q", c.args, code, errOut, out, exitError, c.want)
 		}
 	}
 	if n := e.runs(t); n != runs {
