@@ -291,9 +291,87 @@ func reportMigrateUp(out *output, rep *fleet.Report, err error) error {
 	return err
 }
 
+// reportView is the JSON output of migrate up: fleet.Report in the shapes
+// every command's JSON keeps: arrays are [], never null, and a version that
+// is not known is null.
+type reportView struct {
+	Run     fleet.Run          `json:"run"`
+	Targets []targetResultView `json:"targets"`
+	AtHead  int                `json:"at_head"`
+}
+
+type targetResultView struct {
+	fleet.TargetResult
+	From    *int  `json:"from"` // null when the version before was not known
+	Applied []int `json:"applied"`
+}
+
+func reportViewOf(rep *fleet.Report) reportView {
+	v := reportView{Run: rep.Run, Targets: make([]targetResultView, len(rep.Targets)), AtHead: rep.AtHead}
+	for i, t := range rep.Targets {
+		v.Targets[i] = targetResultView{TargetResult: t, From: knownVersion(t.From), Applied: orNoInts(t.Applied)}
+	}
+	return v
+}
+
+// statusView is the JSON output of migrate status and plan: fleet.Status
+// in the same shapes, with the summary's counts named as the table names
+// them.
+type statusView struct {
+	Head    int                `json:"head"`
+	SetHash string             `json:"set_hash"`
+	Summary summaryView        `json:"summary"`
+	LastRun *fleet.Run         `json:"last_run"` // null when no run was recorded
+	Targets []targetStatusView `json:"targets"`
+}
+
+type summaryView struct {
+	Targets    int `json:"targets"`
+	AtHead     int `json:"at_head"`
+	Behind     int `json:"behind"`
+	Unreadable int `json:"unreadable"` // ledger unreadable or disagreeing with the set
+	Failed     int `json:"failed"`
+	Running    int `json:"running"`
+}
+
+type targetStatusView struct {
+	fleet.TargetStatus
+	Version *int           `json:"version"` // null when the ledger could not be read
+	Pending []int          `json:"pending"`
+	Last    *fleet.LastRun `json:"last"` // null when no run selected the target
+}
+
+func statusViewOf(st *fleet.Status) statusView {
+	s := st.Summary
+	v := statusView{
+		Head: st.Head, SetHash: st.SetHash, LastRun: st.LastRun, Targets: make([]targetStatusView, len(st.Targets)),
+		Summary: summaryView{Targets: s.Targets, AtHead: s.AtHead, Behind: s.Behind, Unreadable: s.Unknown, Failed: s.Failed, Running: s.Running},
+	}
+	for i, t := range st.Targets {
+		v.Targets[i] = targetStatusView{TargetStatus: t, Version: knownVersion(t.Version), Pending: orNoInts(t.Pending), Last: t.Last}
+	}
+	return v
+}
+
+// knownVersion is v for JSON: null when it is fleet's "not known" (-1),
+// which the tables show as "?".
+func knownVersion(v int) *int {
+	if v < 0 {
+		return nil
+	}
+	return &v
+}
+
+func orNoInts(vs []int) []int {
+	if vs == nil {
+		return []int{}
+	}
+	return vs
+}
+
 func printMigrateReport(out *output, rep *fleet.Report) error {
 	if out.json {
-		return out.emit(rep)
+		return out.emit(reportViewOf(rep))
 	}
 	r := rep.Run
 	if r.ID == 0 {
@@ -323,7 +401,7 @@ func printMigrateStatus(out *output, st *fleet.Status, all bool) error {
 		err = fmt.Errorf("%d of %d targets are not at version %d", behind, st.Summary.Targets, st.Head)
 	}
 	if out.json {
-		if perr := out.emit(st); perr != nil {
+		if perr := out.emit(statusViewOf(st)); perr != nil {
 			return perr
 		}
 		return err
@@ -371,7 +449,7 @@ func printMigrateStatus(out *output, st *fleet.Status, all bool) error {
 
 func printMigratePlan(out *output, st *fleet.Status) error {
 	if out.json {
-		return out.emit(st)
+		return out.emit(statusViewOf(st))
 	}
 	var rows [][]string
 	for _, t := range st.Targets {
