@@ -139,7 +139,8 @@ func newMigrateStatus(g *globals, o *migrateOptions) *cobra.Command {
 head, behind, unreadable, failed in their last run, being migrated now), the
 installation's last run, and the targets that are not at the head or failed,
 with their pending versions and last error (--all lists every target). It
-changes nothing. It exits 1 when some target is not at the head.`,
+changes nothing. It exits 1 when some target is not at the head, after printing
+the status (with --json, still exactly one object).`,
 		Example: `  # what is behind, and why
   landlord migrate status --migrations ./migrations
 
