@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -236,5 +237,31 @@ func TestContractDatabaseURL(t *testing.T) {
 	}
 	for _, args := range [][]string{{"tenants", "list"}, {"migrate", "status"}, {"audit"}} {
 		contractCase{args: append(append([]string{}, args...), "--database-url", unreachable), code: exitError}.check(t, nil)
+	}
+}
+
+// TestContractEditedMigration: a migration set whose applied file was edited
+// is bad input for the commands that apply migrations or plan them, not only
+// for migrate, and nothing is changed.
+func TestContractEditedMigration(t *testing.T) {
+	t.Parallel()
+	db := setupDB(t, nil)
+	dir := migDir(t, 2)
+	mustRun(t, append([]string{"init", "--migrations", dir}, dbFlag(db)...)...)
+	edited := migDir(t, 2)
+	if err := os.WriteFile(filepath.Join(edited, migFiles[1].name), []byte(migFiles[1].sql+"\n-- edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var cases []contractCase
+	for _, args := range [][]string{
+		{"tenants", "create", "shop", "--model", "row"}, {"tenants", "reconcile"},
+		{"reserve", "fill", "--model", "schema", "--count", "1"},
+		{"migrate", "plan"}, {"migrate", "up"}, {"init"},
+	} {
+		cases = append(cases, contractCase{args: append(append([]string{}, args...), "--migrations", edited), code: exitUsage})
+	}
+	runContract(t, db, cases)
+	if ts := (contractCase{args: []string{"tenants", "list", "--migrations", dir}, shape: jsonLines}).check(t, db); len(ts) != 0 {
+		t.Errorf("bad input created tenants: %v", ts)
 	}
 }
