@@ -34,8 +34,11 @@ application's migrations (the tenant tables are those with a tenant_id column in
 the shared schema and the tenant schemas). It connects as the administrator of
 the database URL.
 
-Exit status: 0 when there is no error finding (warnings allowed), 1 when there is
-one or the audit could not run, 2 for a bad command line.`,
+Exit codes: 0 when there is no error finding (warnings allowed); 1 when there is
+one, the audit could not run, or --tenant is not in the directory; 2 bad command
+line or bad input (a malformed --tenant, role name or database URL, an
+--app-role that does not exist); 130 interrupted by Ctrl-C. With --json it
+prints one finding per line (JSON lines) and nothing when there is none.`,
 		Example: `  # the whole installation, as a table
   landlord audit --database-url postgres://admin@db.example.com/landlord
 
@@ -81,7 +84,7 @@ func runAudit(cmd *cobra.Command, url string, out *output, cfg audit.FleetConfig
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse errors never contain the password.
-		return fmt.Errorf("database URL: %w", err)
+		return usageError{fmt.Errorf("database URL: %w", err)}
 	}
 	pcfg.MaxConns = 2
 	admin, err := pgxpool.NewWithConfig(ctx, pcfg)
@@ -96,7 +99,7 @@ func runAudit(cmd *cobra.Command, url string, out *output, cfg audit.FleetConfig
 	}
 	findings, err := audit.Fleet(ctx, admin, cfg)
 	switch {
-	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, audit.ErrUnknownRole):
+	case errors.Is(err, audit.ErrUnknownRole):
 		return usageError{err}
 	case err != nil && findings == nil:
 		return err
@@ -113,7 +116,7 @@ func runAudit(cmd *cobra.Command, url string, out *output, cfg audit.FleetConfig
 }
 
 // auditTenant resolves --tenant through the directory; an unknown tenant is
-// a usage error, like any other bad input.
+// a failure of the operation, as for every command that takes one.
 func auditTenant(ctx context.Context, admin *pgxpool.Pool, ref tenantRef) (tenant.ID, error) {
 	var installed bool
 	if err := admin.QueryRow(ctx, `SELECT to_regclass('landlord.tenants') IS NOT NULL`).Scan(&installed); err != nil {
@@ -123,10 +126,10 @@ func auditTenant(ctx context.Context, admin *pgxpool.Pool, ref tenantRef) (tenan
 		return tenant.ID{}, fmt.Errorf("control database: %w", audit.ErrNoInstallation)
 	}
 	t, err := ref.lookup(ctx, directory.New(admin))
-	if errors.Is(err, tenant.ErrNotFound) {
-		return tenant.ID{}, usageError{err}
+	if err != nil {
+		return tenant.ID{}, fmt.Errorf("--tenant: %w", err)
 	}
-	return t.ID, err
+	return t.ID, nil
 }
 
 // printFindings prints a table, or NDJSON, and in table mode a summary.

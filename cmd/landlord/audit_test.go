@@ -79,14 +79,18 @@ func TestAudit(t *testing.T) {
 	if code != 0 || out != "" {
 		t.Fatalf("clean installation, --json: exit %d, %q%s", code, out, errOut)
 	}
-	for _, args := range [][]string{
-		{"--tenant", "no-such-shop"},
-		{"--tenant", "01a20915-aec6-7380-9488-7d104b64977b"},
-		{"--app-role", "no_such_role"},
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		// A tenant that is not there fails the operation, as everywhere.
+		{[]string{"--tenant", "no-such-shop"}, exitError},
+		{[]string{"--tenant", "01a20915-aec6-7380-9488-7d104b64977b"}, exitError},
+		{[]string{"--app-role", "no_such_role"}, exitUsage},
 	} {
-		_, errOut, code := runAuditCmd(t, append([]string{url}, args...)...)
-		if code != exitUsage || errOut == "" {
-			t.Errorf("%v: exit %d, want %d: %q", args, code, exitUsage, errOut)
+		_, errOut, code := runAuditCmd(t, append([]string{url}, c.args...)...)
+		if code != c.want || errOut == "" {
+			t.Errorf("%v: exit %d, want %d: %q", c.args, code, c.want, errOut)
 		}
 	}
 
@@ -237,7 +241,7 @@ func TestAuditHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"Examples:", "--tenant", "--json", "--app-role", "Exit status", "migrations"} {
+	for _, want := range []string{"Examples:", "--tenant", "--json", "--app-role", "Exit codes", "130", "migrations"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help lacks %q:\n%s", want, out)
 		}

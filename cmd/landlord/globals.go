@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/landlordhq/landlord/embedded"
 )
 
@@ -38,6 +40,12 @@ const controlDatabase = embedded.ControlDatabase
 // returns, also on Ctrl-C.
 func (g *globals) withDatabase(ctx context.Context, stderr io.Writer, fn func(url string) error) error {
 	if g.databaseURL != "" {
+		// A URL that cannot be parsed is bad input, found before anything
+		// is tried; one that parses but does not answer is a failure.
+		// pgx's parse errors never contain the password.
+		if _, err := pgx.ParseConfig(g.databaseURL); err != nil {
+			return usageError{fmt.Errorf("--database-url: %w", err)}
+		}
 		return fn(g.databaseURL)
 	}
 	return g.withEmbedded(ctx, stderr, func(srv *embedded.Server) error {

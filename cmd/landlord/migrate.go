@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord/fleet"
-	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -48,9 +47,13 @@ files. Without it the demo's migrations (one products table) are used, which
 suits only an installation made by "landlord demo".
 
 Exit codes: 0 every selected target is at the head; 1 some target failed or is
-behind ("migrate status" shows which and why); 2 bad command line or bad input
-(an unknown tenant, a malformed migration file, a migration file that changed
-after it was applied), in which case nothing was recorded or applied.`
+behind ("migrate status" shows which and why), or a --tenant is not in the
+directory; 2 bad command line or bad input (a malformed slug, id, model or
+database URL, a malformed migration file, a migration file that changed after
+it was applied, a set older than the installation's), in which case nothing
+was recorded or applied; 130 interrupted by Ctrl-C: run "migrate up" again.
+With --json each command prints exactly one JSON object; arrays are [] and a
+version that could not be read is null.`
 
 // newMigrate returns the migrate command with its subcommands up, status and
 // plan.
@@ -136,7 +139,8 @@ func newMigrateStatus(g *globals, o *migrateOptions) *cobra.Command {
 head, behind, unreadable, failed in their last run, being migrated now), the
 installation's last run, and the targets that are not at the head or failed,
 with their pending versions and last error (--all lists every target). It
-changes nothing. It exits 1 when some target is not at the head.`,
+changes nothing. It exits 1 when some target is not at the head, after printing
+the status (with --json, still exactly one object).`,
 		Example: `  # what is behind, and why
   landlord migrate status --migrations ./migrations
 
@@ -223,18 +227,18 @@ func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.C
 }
 
 // migrateBadInput reports whether err is about what the user asked for: nothing
-// was recorded or applied.
+// was recorded or applied. A tenant that is not in the directory is not bad
+// input but a failed operation, as for every other command.
 func migrateBadInput(err error) bool {
 	for _, target := range []error{
-		fleet.ErrBadConfig, tenant.ErrNotFound, fleet.ErrNotMigratable, fleet.ErrSetMismatch,
-		migration.ErrBadMigration, migration.ErrChecksumMismatch, migration.ErrUnknownVersion, migration.ErrMissingVersion,
-		migration.ErrShape, tenant.ErrBadSlug, tenant.ErrBadID, tenant.ErrBadModel,
+		fleet.ErrBadConfig, fleet.ErrNotMigratable, fleet.ErrSetMismatch,
+		tenant.ErrBadSlug, tenant.ErrBadID, tenant.ErrBadModel,
 	} {
 		if errors.Is(err, target) {
 			return true
 		}
 	}
-	return false
+	return badMigrationSet(err)
 }
 
 // config turns the flags into a fleet.Config, checking what can be checked
@@ -288,9 +292,87 @@ func reportMigrateUp(out *output, rep *fleet.Report, err error) error {
 	return err
 }
 
+// reportView is the JSON output of migrate up: fleet.Report in the shapes
+// every command's JSON keeps: arrays are [], never null, and a version that
+// is not known is null.
+type reportView struct {
+	Run     fleet.Run          `json:"run"`
+	Targets []targetResultView `json:"targets"`
+	AtHead  int                `json:"at_head"`
+}
+
+type targetResultView struct {
+	fleet.TargetResult
+	From    *int  `json:"from"` // null when the version before was not known
+	Applied []int `json:"applied"`
+}
+
+func reportViewOf(rep *fleet.Report) reportView {
+	v := reportView{Run: rep.Run, Targets: make([]targetResultView, len(rep.Targets)), AtHead: rep.AtHead}
+	for i, t := range rep.Targets {
+		v.Targets[i] = targetResultView{TargetResult: t, From: knownVersion(t.From), Applied: orNoInts(t.Applied)}
+	}
+	return v
+}
+
+// statusView is the JSON output of migrate status and plan: fleet.Status
+// in the same shapes, with the summary's counts named as the table names
+// them.
+type statusView struct {
+	Head    int                `json:"head"`
+	SetHash string             `json:"set_hash"`
+	Summary summaryView        `json:"summary"`
+	LastRun *fleet.Run         `json:"last_run"` // null when no run was recorded
+	Targets []targetStatusView `json:"targets"`
+}
+
+type summaryView struct {
+	Targets    int `json:"targets"`
+	AtHead     int `json:"at_head"`
+	Behind     int `json:"behind"`
+	Unreadable int `json:"unreadable"` // ledger unreadable or disagreeing with the set
+	Failed     int `json:"failed"`
+	Running    int `json:"running"`
+}
+
+type targetStatusView struct {
+	fleet.TargetStatus
+	Version *int           `json:"version"` // null when the ledger could not be read
+	Pending []int          `json:"pending"`
+	Last    *fleet.LastRun `json:"last"` // null when no run selected the target
+}
+
+func statusViewOf(st *fleet.Status) statusView {
+	s := st.Summary
+	v := statusView{
+		Head: st.Head, SetHash: st.SetHash, LastRun: st.LastRun, Targets: make([]targetStatusView, len(st.Targets)),
+		Summary: summaryView{Targets: s.Targets, AtHead: s.AtHead, Behind: s.Behind, Unreadable: s.Unknown, Failed: s.Failed, Running: s.Running},
+	}
+	for i, t := range st.Targets {
+		v.Targets[i] = targetStatusView{TargetStatus: t, Version: knownVersion(t.Version), Pending: orNoInts(t.Pending), Last: t.Last}
+	}
+	return v
+}
+
+// knownVersion is v for JSON: null when it is fleet's "not known" (-1),
+// which the tables show as "?".
+func knownVersion(v int) *int {
+	if v < 0 {
+		return nil
+	}
+	return &v
+}
+
+func orNoInts(vs []int) []int {
+	if vs == nil {
+		return []int{}
+	}
+	return vs
+}
+
 func printMigrateReport(out *output, rep *fleet.Report) error {
 	if out.json {
-		return out.emit(rep)
+		return out.emit(reportViewOf(rep))
 	}
 	r := rep.Run
 	if r.ID == 0 {
@@ -320,7 +402,7 @@ func printMigrateStatus(out *output, st *fleet.Status, all bool) error {
 		err = fmt.Errorf("%d of %d targets are not at version %d", behind, st.Summary.Targets, st.Head)
 	}
 	if out.json {
-		if perr := out.emit(st); perr != nil {
+		if perr := out.emit(statusViewOf(st)); perr != nil {
 			return perr
 		}
 		return err
@@ -368,7 +450,7 @@ func printMigrateStatus(out *output, st *fleet.Status, all bool) error {
 
 func printMigratePlan(out *output, st *fleet.Status) error {
 	if out.json {
-		return out.emit(st)
+		return out.emit(statusViewOf(st))
 	}
 	var rows [][]string
 	for _, t := range st.Targets {

@@ -299,17 +299,17 @@ func TestMigrateStatusAfterFirstDatabaseTenant(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
 	}
-	var st fleet.Status
+	var st statusView
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
-	if st.Summary.AtHead != st.Summary.Targets || st.Summary.Unknown != 0 || st.LastRun != nil {
+	if st.Summary.AtHead != st.Summary.Targets || st.Summary.Unreadable != 0 || st.LastRun != nil {
 		t.Errorf("status after the first database tenant: %+v, last run %+v; want every target at the head and no run", st.Summary, st.LastRun)
 	}
 	var templateDB bool
 	for _, ts := range st.Targets {
-		if ts.Version != st.Head || ts.Problem != "" || len(ts.Pending) != 0 {
-			t.Errorf("target %s: version %d of %d, pending %v, problem %q", ts.Key, ts.Version, st.Head, ts.Pending, ts.Problem)
+		if ts.Version == nil || *ts.Version != st.Head || ts.Problem != "" || len(ts.Pending) != 0 {
+			t.Errorf("target %s: version %v of %d, pending %v, problem %q", ts.Key, ts.Version, st.Head, ts.Pending, ts.Problem)
 		}
 		templateDB = templateDB || (ts.Kind == fleet.KindTemplate && ts.Database != db.Name)
 	}
@@ -347,7 +347,6 @@ func TestMigrateBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"up", "--migrations", dir, "--tenant", "no-such-shop"}, `tenant "no-such-shop"`},
 		{[]string{"plan", "--migrations", dir, "--tenant", "Bad Slug!"}, "slug"},
 		{[]string{"up", "--migrations", dir, "--tenant", ""}, "--tenant"},
 		{[]string{"up", "--migrations", malformed}, "2_Add Note.sql"},
@@ -360,11 +359,24 @@ func TestMigrateBadInput(t *testing.T) {
 		{[]string{"up", "--migrations", dir, "--lock-timeout", "soon"}, "lock-timeout"},
 		{[]string{"up", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"up", "extra"}, "extra"},
-		{[]string{"status", "--migrations", dir, "--tenant", "no-such-shop"}, "no-such-shop"},
 	} {
 		out, errOut, code := e.migRun(t, c.args...)
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit %d naming %q", c.args, code, errOut, out, exitUsage, c.want)
+		}
+	}
+	// A tenant that is not in the directory fails the operation (exit 1),
+	// as for every command, and records nothing either.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--migrations", dir, "--tenant", "no-such-shop"}, `tenant "no-such-shop"`},
+		{[]string{"status", "--migrations", dir, "--tenant", "no-such-shop"}, "no-such-shop"},
+	} {
+		out, errOut, code := e.migRun(t, c.args...)
+		if code != exitError || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit %d naming %q", c.args, code, errOut, out, exitError, c.want)
 		}
 	}
 	if n := e.runs(t); n != runs {

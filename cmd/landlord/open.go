@@ -33,10 +33,14 @@ which suits only an installation made by "landlord demo" or by these commands
 without --migrations.`
 
 	helpExitCodes = `
-Exit codes: 0 done; 1 the operation failed, which includes a tenant that is not
-in the directory, a slug that is already taken and an unknown server; 2 bad
-command line or bad input (a malformed slug, model, state, display name or id,
-a missing --reason or --yes), in which case no tenant was changed.`
+Exit codes: 0 done; 1 the operation failed, which includes a tenant, server or
+installation that is not there, a slug that is already taken and a database
+that does not answer; 2 bad command line or bad input (a malformed slug, model,
+state, display name, id or database URL, a missing --reason or --yes, a
+malformed or edited migration set, or one older than the installation's), in
+which case nothing was changed; 130 interrupted by Ctrl-C, to be run again.
+With --json, a list prints one JSON object per line and nothing when empty;
+every other command prints exactly one JSON object.`
 )
 
 // addMigrationsFlag adds --migrations to parent and, through persistence,
@@ -105,6 +109,9 @@ func openInstallation(ctx context.Context, url string, migrations fs.FS, log *sl
 	if errors.Is(err, provision.ErrNotInstalled) {
 		return nil, fmt.Errorf("%w: run \"landlord init\" to install Landlord there (creating the first tenant does too)", err)
 	}
+	if badMigrationSet(err) {
+		return nil, usageError{err}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +128,22 @@ func openInstallation(ctx context.Context, url string, migrations fs.FS, log *sl
 		return nil, err
 	}
 	return &installation{ll: ll, dir: ll.Directory(), base: base}, nil
+}
+
+// badMigrationSet reports whether err is about the migrations given rather
+// than the database: a malformed set, or one that disagrees with what the
+// installation applied (an edited or missing file). That is bad input,
+// whichever command finds it, and nothing was changed.
+func badMigrationSet(err error) bool {
+	for _, target := range []error{
+		migration.ErrBadMigration, migration.ErrChecksumMismatch, migration.ErrUnknownVersion,
+		migration.ErrMissingVersion, migration.ErrShape,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // close closes in, after the beforeClose hook.

@@ -56,7 +56,9 @@ func newReserveList(g *globals, migrationsDir *string) *cobra.Command {
 		Short: "List the reserved tenants and how many of each model are ready",
 		Long: `list prints every reserved tenant: its id, model, placement, whether it is ready
 to be claimed (not ready: a fill was interrupted; the next fill removes it) and
-the migration version of its tables. With --json, one object per line.`,
+the migration version of its tables. With --json, one object per line, and
+nothing when the reserve is empty.
+` + helpMigrations + "\n" + helpExitCodes,
 		Example: `  landlord reserve list
   landlord reserve list --json`,
 		Args: args(cobra.NoArgs),
@@ -120,7 +122,8 @@ func newReserveFill(g *globals, migrationsDir *string) *cobra.Command {
 		Long: `fill makes the reserve hold exactly --count ready tenants of --model: it creates
 what is missing, removes what is too many, and removes entries an interrupted
 fill left half made or that an older migration set made. --count 0 empties it.
-Fills of one model run one at a time, also across processes.`,
+Fills of one model run one at a time, also across processes.
+` + helpMigrations + "\n" + helpExitCodes,
 		Example: `  landlord reserve fill --model schema --count 20
   landlord reserve fill --model database --count 0`,
 		Args: args(cobra.NoArgs),

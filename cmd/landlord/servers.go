@@ -41,11 +41,11 @@ that holds the directory itself is "main"; tenants can be placed on others.
 // part of the command's interface: scripts rely on them.
 type serverView struct {
 	ID        string         `json:"id"`
-	Host      string         `json:"host"` // "" = reached like the directory's own database
-	Port      int            `json:"port"` // 0 when host is ""
+	Host      string         `json:"host"` // as reached: that of the control database URL for a server without its own
+	Port      int            `json:"port"`
 	Database  string         `json:"database"`
 	Reachable bool           `json:"reachable"`
-	Version   string         `json:"version"`         // PostgreSQL's server_version; "" when unreachable
+	Version   *string        `json:"version"`         // PostgreSQL's server_version; null when unreachable
 	Error     string         `json:"error,omitempty"` // why it is unreachable
 	Tenants   map[string]int `json:"tenants"`         // per model, every model present
 }
@@ -63,7 +63,8 @@ PostgreSQL version, how many tenants of each model it holds, and whether it
 answers now: each server is tried for at most ` + probeTimeout.String() + `, as the administrator
 of the control database URL. An unreachable server is reported, not an error:
 the command still exits with 0. With --json it prints one JSON object per line
-(NDJSON).
+(JSON lines) with the same host and port as the table, and a null version for a
+server that does not answer.
 ` + helpMigrations + "\n" + helpExitCodes,
 		Example: `  landlord servers list
 
@@ -83,10 +84,10 @@ the command still exits with 0. With --json it prints one JSON object per line
 			rows := make([][]string, len(vs))
 			objs := make([]any, len(vs))
 			for i, v := range vs {
-				addr := in.address(v)
-				version, reachable := v.Version, "yes"
-				if !v.Reachable {
-					version, reachable = "-", "no: "+v.Error
+				addr := net.JoinHostPort(v.Host, strconv.Itoa(v.Port))
+				version, reachable := "-", "no: "+v.Error
+				if v.Reachable {
+					version, reachable = *v.Version, "yes"
 				}
 				rows[i] = []string{v.ID, addr, v.Database, version,
 					strconv.Itoa(v.Tenants[string(tenant.ModelRow)]),
@@ -114,7 +115,8 @@ func (in *installation) servers(ctx context.Context) ([]serverView, error) {
 	vs := make([]serverView, len(servers))
 	index := make(map[string]int, len(servers))
 	for i, s := range servers {
-		vs[i] = serverView{ID: s.ID, Host: s.Host, Port: s.Port, Database: s.Database, Tenants: map[string]int{}}
+		host, port := in.address(s)
+		vs[i] = serverView{ID: s.ID, Host: host, Port: port, Database: s.Database, Tenants: map[string]int{}}
 		for _, m := range tenant.Models {
 			vs[i].Tenants[string(m)] = 0
 		}
@@ -133,7 +135,7 @@ func (in *installation) servers(ctx context.Context) ([]serverView, error) {
 				vs[i].Error = oneLine(err.Error())
 				return
 			}
-			vs[i].Reachable, vs[i].Version = true, version
+			vs[i].Reachable, vs[i].Version = true, &version
 		})
 	}
 	wg.Wait()
@@ -141,12 +143,12 @@ func (in *installation) servers(ctx context.Context) ([]serverView, error) {
 }
 
 // address is where s is reached: its own host and port, or those of the
-// control database URL.
-func (in *installation) address(v serverView) string {
-	if v.Host != "" {
-		return net.JoinHostPort(v.Host, strconv.Itoa(v.Port))
+// control database URL. Table and JSON show the same address.
+func (in *installation) address(s directory.Server) (string, int) {
+	if s.Host != "" {
+		return s.Host, s.Port
 	}
-	return net.JoinHostPort(in.base.Host, strconv.Itoa(int(in.base.Port)))
+	return in.base.Host, int(in.base.Port)
 }
 
 // probe connects to s and returns its PostgreSQL version.

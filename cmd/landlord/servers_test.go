@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,8 +46,19 @@ func TestServersList(t *testing.T) {
 	if got := keys(decode(t, lines[1], &main)); !slices.Equal(got, wantKeys) {
 		t.Errorf("reachable server's fields: %v, want %v", got, wantKeys)
 	}
-	if main.ID != "main" || !main.Reachable || main.Version != version || main.Database != db.Name || main.Host != "" || main.Error != "" {
-		t.Errorf("main server: %+v; want reachable, version %s, database %s", main, version, db.Name)
+	// The JSON says where the table says: the control database URL's
+	// host and port for the server that has none of its own.
+	base, err := pgx.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if main.ID != "main" || !main.Reachable || main.Version == nil || *main.Version != version || main.Database != db.Name ||
+		main.Host != base.Host || main.Port != int(base.Port) || main.Error != "" {
+		t.Errorf("main server: %+v; want reachable, version %s, database %s, at %s:%d", main, version, db.Name, base.Host, base.Port)
+	}
+	table := mustRun(t, append([]string{"servers", "list"}, dbFlag(db)...)...)
+	if addr := net.JoinHostPort(base.Host, strconv.Itoa(int(base.Port))); !strings.Contains(table, addr) {
+		t.Errorf("table lacks the address %s the JSON gives:\n%s", addr, table)
 	}
 	if want := map[string]int{"row": 2, "schema": 1, "database": 1}; !maps.Equal(main.Tenants, want) {
 		t.Errorf("main server's tenants: %v, want %v", main.Tenants, want)
@@ -54,7 +67,7 @@ func TestServersList(t *testing.T) {
 	if got := keys(decode(t, lines[0], &far)); !slices.Equal(got, append(wantKeys[:0:0], "database", "error", "host", "id", "port", "reachable", "tenants", "version")) {
 		t.Errorf("unreachable server's fields: %v", got)
 	}
-	if far.ID != "far" || far.Reachable || far.Error == "" || far.Version != "" || far.Host != "127.0.0.1" || far.Port != 1 {
+	if far.ID != "far" || far.Reachable || far.Error == "" || far.Version != nil || far.Host != "127.0.0.1" || far.Port != 1 {
 		t.Errorf("unreachable server: %+v", far)
 	}
 	if want := map[string]int{"row": 0, "schema": 1, "database": 0}; !maps.Equal(far.Tenants, want) {

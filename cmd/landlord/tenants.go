@@ -478,12 +478,11 @@ func (in *installation) schemaIn(ctx context.Context, conn *pgx.Conn, s director
 	return &b, ""
 }
 
-// deleted is the JSON output of delete.
+// deleted is the JSON output of delete: the tenant as it was found, as
+// every other tenant command prints it, marked deleted.
 type deleted struct {
-	ID      tenant.ID `json:"id"`
-	Slug    string    `json:"slug"`
-	Model   string    `json:"model"`
-	Deleted bool      `json:"deleted"`
+	tenantView
+	Deleted bool `json:"deleted"`
 }
 
 func newTenantsDelete(g *globals, migrationsDir *string) *cobra.Command {
@@ -534,7 +533,7 @@ input is not a terminal it refuses to run without --yes.
 				return err
 			}
 			if o.json {
-				return o.emit(deleted{ID: t.ID, Slug: t.Slug, Model: string(t.Model), Deleted: true})
+				return o.emit(deleted{tenantView: viewOf(t), Deleted: true})
 			}
 			o.printf("Deleted tenant %s (%s, %s).\n", t.Slug, t.Model, t.ID)
 			return nil

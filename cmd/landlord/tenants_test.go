@@ -305,7 +305,7 @@ func TestTenantsRoundTrip(t *testing.T) {
 
 			var del deleted
 			decode(t, mustRun(t, append([]string{"tenants", "delete", id.String(), "--yes", "--json"}, dbFlag(db)...)...), &del)
-			if del != (deleted{ID: id, Slug: slug, Model: string(m), Deleted: true}) {
+			if del.ID != id || del.Slug != slug || del.Model != string(m) || !del.Deleted {
 				t.Errorf("delete --json: %+v", del)
 			}
 			if l := listTenants(t, db); len(l) != 0 {
