@@ -376,7 +376,7 @@ func printMigrateReport(out *output, rep *fleet.Report) error {
 	}
 	r := rep.Run
 	if r.ID == 0 {
-		out.printf("nothing to do: all %d selected targets are at version %d\n", rep.AtHead, r.Head)
+		out.printf("nothing to do: %s at version %d\n", map[bool]string{true: "the selected target is", false: fmt.Sprintf("all %d selected targets are", rep.AtHead)}[rep.AtHead == 1], r.Head)
 		return nil
 	}
 	out.printf("run %d %s: %d done, %d failed, %d not started, %d already at version %d; took %s\n",

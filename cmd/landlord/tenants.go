@@ -155,9 +155,12 @@ func newTenantsCreate(g *globals, migrationsDir *string) *cobra.Command {
 or a database and login role (database), with the application's tables migrated
 to the head version, and prints it.
 
-The slug is normalized (Unicode NFC, lower case) and must be 3-40 characters:
-a letter, then letters a-z, digits or single hyphens. Bad input is refused
-before anything is written. With --id the command can be run again: a second
+The slug is normalized (Unicode NFC, lower case; the command says so when that
+changes it) and must be 3-40 characters: a letter, then letters a-z, digits or
+single hyphens. PostgreSQL's and Landlord's own names are reserved: the
+prefixes pg-, t-, r-, xn-- and landlord-, and names such as admin, www, public
+and postgres. Without --name the display name is the slug. Bad input is
+refused before anything is written. With --id the command can be run again: a second
 run with the same id, slug and model finishes an interrupted creation or prints
 the tenant that exists.
 ` + helpMigrations + "\n" + helpExitCodes,
@@ -184,6 +187,12 @@ the tenant that exists.
 		slug, err := tenant.NormalizeSlug(a[0])
 		if err != nil {
 			return usageError{err}
+		}
+		if slug != a[0] {
+			fmt.Fprintf(cmd.ErrOrStderr(), "landlord: slug %q is stored as %q\n", a[0], slug)
+		}
+		if name == "" {
+			name = slug
 		}
 		req := provision.Request{Slug: slug, Model: m, DisplayName: name, Server: server}
 		if id != "" {

@@ -679,3 +679,26 @@ func TestEmptyListSaysSo(t *testing.T) {
 		t.Errorf("empty JSON list prints %q", out)
 	}
 }
+
+// TestCreateSaysWhatItStores: a slug that normalization changes is reported,
+// and a tenant created without --name is named by its slug.
+func TestCreateSaysWhatItStores(t *testing.T) {
+	t.Parallel()
+	db := setupDB(t, installed)
+	out, errOut, code := run(t, append([]string{"tenants", "create", "BadSlug", "--model", "row", "--json"}, dbFlag(db)...)...)
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, `slug "BadSlug" is stored as "badslug"`) {
+		t.Errorf("no word about the changed slug on stderr: %q", errOut)
+	}
+	var v tenantView
+	decode(t, out, &v)
+	if v.Slug != "badslug" || v.DisplayName != "badslug" {
+		t.Errorf("created %+v, want slug and name badslug", v)
+	}
+	_, errOut, _ = run(t, append([]string{"tenants", "create", "plain-slug", "--model", "row"}, dbFlag(db)...)...)
+	if strings.Contains(errOut, "stored as") {
+		t.Errorf("an unchanged slug was reported: %q", errOut)
+	}
+}
