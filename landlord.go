@@ -378,11 +378,6 @@ func (l *Landlord) Audit(ctx context.Context, cfg audit.FleetConfig) ([]audit.Fi
 	if cfg.OwnerRole == "" {
 		cfg.OwnerRole = l.cfg.OwnerRole
 	}
-	if cfg.ConnConfig == nil {
-		cfg.ConnConfig = func(ctx context.Context, server, database string) (*pgx.ConnConfig, error) {
-			return l.prov.ConnConfig(ctx, server, database, "")
-		}
-	}
 	return audit.Fleet(ctx, l.admin, cfg)
 }
 

@@ -178,6 +178,12 @@ func (p *Provisioner) attach(ctx context.Context) error {
 	}
 	p.inst = inst
 	p.roles = NewRoles(p.cfg.OwnerRole, p.cfg.AppRole, inst.Secret)
+	return p.checkNewer(ctx)
+}
+
+// checkNewer reads the newest migration the shared schema's ledger records
+// and sets p.newer when it is beyond the set's head (see Newer).
+func (p *Provisioner) checkNewer(ctx context.Context) error {
 	var v int
 	var name string
 	err := p.admin.QueryRow(ctx, `SELECT version, name FROM landlord.target_migrations WHERE target = $1 ORDER BY version DESC LIMIT 1`, SharedSchema).Scan(&v, &name)
@@ -340,14 +346,10 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if head := p.mig.Set().Head(); v > head {
-			var name string
-			if err := conn.QueryRow(ctx, `SELECT name FROM landlord.target_migrations WHERE target = $1 AND version = $2`, SharedSchema, v).Scan(&name); err != nil {
-				return fmt.Errorf("read ledger of %s: %w", SharedSchema, err)
-			}
-			p.newer = fmt.Errorf("%w: they are at version %d (%s), these migrations end at version %d", ErrOlderMigrations, v, name, head)
-		}
 		if v > 0 {
+			if err := p.checkNewer(ctx); err != nil {
+				return err
+			}
 			// An app role new to this installation gets its grants now.
 			return p.grantShared(ctx, conn)
 		}

@@ -114,7 +114,7 @@ seconds. A failed target's error is in the summary and in "migrate status".`,
 				}
 				cfg.OnTarget = func(r fleet.TargetResult) { prog.step(r.Status == fleet.StateFailed) }
 			}
-			return o.run(cmd, g, hooks, func(ctx context.Context, f *fleet.Fleet, out *output) error {
+			return o.run(cmd, g, provision.InstallExisting, hooks, func(ctx context.Context, f *fleet.Fleet, out *output) error {
 				rep, err := f.Up(ctx)
 				if prog != nil {
 					prog.finish()
@@ -148,7 +148,7 @@ the status (with --json, still exactly one object).`,
   landlord migrate status --migrations ./migrations --model schema --all --json`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.run(cmd, g, nil, func(ctx context.Context, f *fleet.Fleet, out *output) error {
+			return o.run(cmd, g, provision.InstallNever, nil, func(ctx context.Context, f *fleet.Fleet, out *output) error {
 				st, err := f.Status(ctx)
 				if err != nil {
 					return err
@@ -175,7 +175,7 @@ after it was applied, or a missing one, is an error here as it is for up.`,
   landlord migrate plan --migrations ./migrations --tenant acme --json`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.run(cmd, g, nil, func(ctx context.Context, f *fleet.Fleet, out *output) error {
+			return o.run(cmd, g, provision.InstallNever, nil, func(ctx context.Context, f *fleet.Fleet, out *output) error {
 				st, err := f.Plan(ctx)
 				if err != nil {
 					return err
@@ -189,7 +189,7 @@ after it was applied, or a missing one, is an error here as it is for up.`,
 // run checks the flags and the migrations, opens the installation, builds
 // the Fleet (with hooks, when given, setting its callbacks) and calls fn.
 // Bad input becomes a usage error.
-func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.Config), fn func(ctx context.Context, f *fleet.Fleet, out *output) error) error {
+func (o *migrateOptions) run(cmd *cobra.Command, g *globals, install provision.Install, hooks func(*fleet.Config), fn func(ctx context.Context, f *fleet.Fleet, out *output) error) error {
 	ctx := cmd.Context()
 	cfg, err := o.config()
 	if err != nil {
@@ -205,10 +205,6 @@ func (o *migrateOptions) run(cmd *cobra.Command, g *globals, hooks func(*fleet.C
 	out := newOutput(cmd, o.json)
 	cfg.Logger = g.logger(cmd.ErrOrStderr())
 	err = g.withDatabase(ctx, cmd.ErrOrStderr(), func(url string) error {
-		install := provision.InstallNever // status and plan only look
-		if cmd.Name() == "up" {
-			install = provision.InstallExisting
-		}
 		in, err := openInstallation(ctx, url, migrations, cfg.Logger, install)
 		if err != nil {
 			return err
