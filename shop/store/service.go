@@ -195,3 +195,13 @@ func (s *Service) SalesSummary(ctx context.Context, from, to time.Time) (Summary
 func DrainOutbox(ctx context.Context, db DB, limit int, fn func(ctx context.Context, events []OutboxEvent) error) (int, error) {
 	return 0, errUnimplemented
 }
+
+// Notify adds a notification for the store's staff.
+func (s *Service) Notify(ctx context.Context, kind, message string) (Notification, error) {
+	return Notification{}, errUnimplemented
+}
+
+// Notifications lists the newest notifications, at most limit.
+func (s *Service) Notifications(ctx context.Context, limit int) ([]Notification, error) {
+	return nil, errUnimplemented
+}

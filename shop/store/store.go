@@ -59,6 +59,9 @@ var (
 	ErrBadCredentials = errors.New("wrong email or password")
 	ErrOutOfStock     = errors.New("not enough stock")
 	ErrConflict       = errors.New("conflicts with the current state")
+	// ErrReadOnly: the store is read-only for now (the database refused the
+	// write, SQLSTATE 25006); browsing works.
+	ErrReadOnly = errors.New("the store is read-only at the moment: browsing works, changes are refused")
 )
 
 // ValidationError names each bad field of an input and what is wrong with
@@ -231,5 +234,14 @@ type OutboxEvent struct {
 	ID        int64
 	Kind      string // "low_stock"
 	Payload   []byte // JSON
+	CreatedAt time.Time
+}
+
+// Notification is a message for the store's staff in the back office (a
+// low-stock alert, a daily sales summary).
+type Notification struct {
+	ID        int64
+	Kind      string // "low_stock", "daily_summary"
+	Message   string
 	CreatedAt time.Time
 }

@@ -162,3 +162,13 @@ CREATE TABLE outbox (
 	created_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (tenant_id, id)
 );
+
+-- Messages for the staff: low-stock alerts, daily sales summaries.
+CREATE TABLE notifications (
+	tenant_id  uuid        NOT NULL,
+	id         bigint      GENERATED ALWAYS AS IDENTITY,
+	kind       text        NOT NULL CHECK (length(kind) BETWEEN 1 AND 50),
+	message    text        NOT NULL CHECK (length(message) BETWEEN 1 AND 2000),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (tenant_id, id)
+);
