@@ -10,16 +10,25 @@ help: ## list the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## install the PostgreSQL server binaries if this machine lacks them
+deps: ## install the PostgreSQL server binaries and PgBouncer if this machine lacks them
 	@./scripts/deps.sh
 
+.PHONY: deps-test
+deps-test: ## what deps installs, and Chromium for the browser tests
+	@./scripts/deps.sh --browser
+
+.PHONY: run
+run: deps ## the main job: the shop platform on a private PostgreSQL, demo stores seeded (ADDR=127.0.0.1:8080)
+	@echo "building the shop command (the first build downloads Go modules and takes a minute)"
+	$(GO) run ./cmd/shop --addr $${ADDR:-127.0.0.1:8080}
+
 .PHONY: demo
-demo: deps ## the main job: one tenant per model on a private PostgreSQL, isolation shown
+demo: deps ## the toolkit demo: one tenant per model on a private PostgreSQL, isolation shown
 	@echo "building the landlord command (the first build downloads Go modules and takes a minute)"
 	$(GO) run ./cmd/landlord demo
 
 .PHONY: test
-test: deps check ## gofmt, vet, every test with the race detector, then the quick benchmark suite once
+test: deps-test check ## gofmt, vet, every test with the race detector (browser tests in headless Chromium), then the quick benchmark suite once
 	$(GO) test -race -count=1 ./...
 	$(GO) run ./cmd/landlord bench --quick
 
@@ -40,7 +49,8 @@ fuzz: ## fuzz slugs, identifiers, hosts and JWTs for a while each (FUZZTIME=1m)
 	$(GO) test -run '^$$' -fuzz FuzzJWT -fuzztime $${FUZZTIME:-1m} ./httptenant/
 
 .PHONY: build
-build: ## build the landlord command into bin/
+build: ## build the shop and landlord commands into bin/
+	$(GO) build -o bin/shop ./cmd/shop
 	$(GO) build -o bin/landlord ./cmd/landlord
 
 .PHONY: fmt

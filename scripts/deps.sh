@@ -2,8 +2,17 @@
 # Installs what a fresh Debian or Ubuntu machine lacks to build, run and test
 # Landlord: the PostgreSQL server binaries, and PgBouncer for the tests that
 # run tenant traffic through a transaction pooler. Everything else comes from
-# the Go module proxy. It changes nothing when they are already there.
+# the Go module proxy. With --browser it also installs Chromium, which the
+# shop's browser tests drive headless. It changes nothing when everything is
+# already there.
 set -eu
+
+browser=false
+case "${1:-}" in
+--browser) browser=true ;;
+"") ;;
+*) echo "deps: unknown argument $1 (only --browser)" >&2; exit 2 ;;
+esac
 
 # new_enough DIR: DIR holds postgres and initdb of PostgreSQL 15 or newer,
 # the oldest the embedded server runs.
@@ -25,13 +34,19 @@ have_pgbouncer() {
 	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]
 }
 
-if have_server && have_pgbouncer; then
+have_browser() {
+	[ "$browser" = false ] && return 0
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+		command -v google-chrome >/dev/null 2>&1
+}
+
+if have_server && have_pgbouncer && have_browser; then
 	exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-	echo "deps: PostgreSQL server binaries or PgBouncer missing, and no apt-get to install them." >&2
-	echo "deps: install PostgreSQL 15 or newer and PgBouncer (macOS: brew install postgresql pgbouncer), or set LANDLORD_PG_BIN." >&2
+	echo "deps: PostgreSQL server binaries, PgBouncer or Chromium missing, and no apt-get to install them." >&2
+	echo "deps: install PostgreSQL 15 or newer and PgBouncer (macOS: brew install postgresql pgbouncer), or set LANDLORD_PG_BIN; the tests also need Chromium." >&2
 	exit 1
 fi
 
@@ -39,12 +54,17 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
-echo "deps: installing the PostgreSQL server and PgBouncer (apt-get install postgresql pgbouncer)" >&2
+pkgs="postgresql pgbouncer"
+if [ "$browser" = true ]; then
+	pkgs="$pkgs chromium"
+fi
+echo "deps: installing what is missing (apt-get install $pkgs)" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends postgresql pgbouncer >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 if ! have_server; then
 	echo "deps: this distribution's PostgreSQL is older than 15; install PostgreSQL 15 or newer (https://www.postgresql.org/download/linux/) or set LANDLORD_PG_BIN." >&2
 	exit 1
 fi
 have_pgbouncer
+have_browser

@@ -135,6 +135,7 @@ func suite() []benchCase {
 		rowLookupCase(),
 		schemaLookupCase(),
 		mixedCase(),
+		storefrontCase(),
 		databaseZipfCase(),
 		catalogMemoryCase(),
 		fleetStatusCase(),

@@ -37,6 +37,9 @@ type sizes struct {
 	fleetRounds            int
 	statusTargets          int // fleet-status: schema tenants
 	statusRounds           int
+
+	shopRow, shopSchema, shopDB int // storefront: stores per model
+	shopProducts                int // storefront: products per store
 }
 
 func sizesFor(cfg Config) sizes {
@@ -50,6 +53,7 @@ func sizesFor(cfg Config) sizes {
 		provisionN: 20, provisionRounds: 4, claimN: 10,
 		fleetSchemas: 1000, fleetDBs: 200, fleetRounds: 2,
 		statusTargets: 1000, statusRounds: 10,
+		shopRow: 800, shopSchema: 150, shopDB: 50, shopProducts: 20,
 	}
 	if cfg.Quick {
 		sz = sizes{
@@ -63,6 +67,7 @@ func sizesFor(cfg Config) sizes {
 			provisionN: 5, provisionRounds: 2, claimN: 3,
 			fleetSchemas: 100, fleetDBs: 25, fleetRounds: 1,
 			statusTargets: 1000, statusRounds: 3,
+			shopRow: 80, shopSchema: 15, shopDB: 5, shopProducts: 10,
 		}
 	}
 	if cfg.Rounds > 0 {
