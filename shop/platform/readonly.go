@@ -2,7 +2,6 @@ package platform
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -116,11 +115,4 @@ func (r txRow) Scan(dest ...any) error {
 		return err
 	}
 	return nil
-}
-
-// isReadOnlyRefusal reports whether err is the database refusing a write in
-// a read-only transaction.
-func isReadOnlyRefusal(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "25006"
 }
