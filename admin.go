@@ -2,9 +2,11 @@ package landlord
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/provision"
@@ -68,6 +70,101 @@ func (a *Admin) Each(ctx context.Context, f directory.Filter, fn func(ctx contex
 		}
 	}
 	return nil
+}
+
+// DefaultFanoutConcurrency is how many tenants Fanout works on at once when
+// FanoutOptions.Concurrency is zero.
+const DefaultFanoutConcurrency = 8
+
+// FanoutOptions are the settings of Admin.Fanout.
+type FanoutOptions struct {
+	// Concurrency is how many tenants fn runs for at once. Default
+	// DefaultFanoutConcurrency; it is capped at Config.MaxConns, the
+	// tenant-traffic connections a server has, so a fan-out never waits
+	// on a connection budget it could exhaust by itself. Negative is an
+	// error.
+	Concurrency int
+	// Progress, when set, is called after each tenant's fn returned, with
+	// the number of tenants done so far and the total. Calls are
+	// serialized, and done counts up by one each time.
+	Progress func(done, total int)
+}
+
+// Fanout calls fn for every active, read-only or suspended tenant that
+// matches f, with a Querier fixed to that tenant (as Each does), running up to
+// opt.Concurrency of them at once. A tenant's error does not stop the others:
+// Fanout returns every error joined (errors.Join), each naming its tenant's
+// slug and id. When ctx is cancelled no further tenant is started, the ones
+// running finish (their fn sees the cancelled ctx), and ctx's error is part
+// of the result. The scope's reason is logged once, with the tenant count.
+func (a *Admin) Fanout(ctx context.Context, f directory.Filter, opt FanoutOptions, fn func(ctx context.Context, t tenant.Tenant, q Querier) error) error {
+	if opt.Concurrency < 0 {
+		return fmt.Errorf("fanout: Concurrency must not be negative (got %d)", opt.Concurrency)
+	}
+	if fn == nil {
+		return errors.New("fanout: fn is nil")
+	}
+	workers := opt.Concurrency
+	if workers == 0 {
+		workers = DefaultFanoutConcurrency
+	}
+	workers = min(workers, a.l.cfg.MaxConns)
+	all, err := a.l.dir.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	var ts []tenant.Tenant
+	for _, t := range all {
+		switch t.State {
+		case tenant.StateActive, tenant.StateReadOnly, tenant.StateSuspended:
+			ts = append(ts, t)
+		}
+	}
+	a.log(ctx, "fanout", slog.Int("tenants", len(ts)), slog.Int("concurrency", workers))
+
+	var (
+		errs = make([]error, len(ts)) // by tenant, so the result is in slug order
+		mu   sync.Mutex               // guards done and the Progress calls
+		done int
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, workers)
+	started := 0
+start:
+	for i, t := range ts {
+		// A cancelled context wins over a free slot: select picks at
+		// random among ready cases, so ctx is checked on both sides.
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break start
+		}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		started++
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(ctx, t, &Handle{a.l.traffic.AdminHandle(t.ID)}); err != nil {
+				errs[i] = fmt.Errorf("tenant %s (%s): %w", t.Slug, t.ID, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			done++
+			if opt.Progress != nil {
+				opt.Progress(done, len(ts))
+			}
+		})
+	}
+	wg.Wait()
+	if started < len(ts) {
+		errs = append(errs, fmt.Errorf("fanout stopped after %d of %d tenants: %w", started, len(ts), ctx.Err()))
+	}
+	return errors.Join(errs...)
 }
 
 // SetState moves a tenant between active, read_only and suspended, and
