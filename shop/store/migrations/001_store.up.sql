@@ -98,13 +98,28 @@ CREATE INDEX stock_movements_by_product ON stock_movements (tenant_id, product_i
 
 -- Applies each movement to the level in the same transaction. It runs with
 -- the caller's rights, so row-level security covers the update too; the
--- search_path is pinned so that no name resolves through the caller's path.
+-- search_path is pinned so that no name resolves through the caller's path,
+-- and the table is named in the schema of the movement's table (shared for
+-- row tenants, the tenant's own otherwise). The level is updated in place:
+-- an INSERT ... ON CONFLICT DO UPDATE would check stock_never_negative on
+-- the proposed row (the bare quantity) and refuse every sale. A missing
+-- level row is created at zero first (concurrent creators meet in ON
+-- CONFLICT DO NOTHING).
 CREATE FUNCTION apply_stock_movement() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+	upd text := format('UPDATE %I.stock_levels SET on_hand = on_hand + $3
+		WHERE tenant_id = $1 AND product_id = $2', TG_TABLE_SCHEMA);
 BEGIN
-	EXECUTE format('INSERT INTO %I.stock_levels AS l (tenant_id, product_id, on_hand) VALUES ($1, $2, $3)
-		ON CONFLICT (tenant_id, product_id) DO UPDATE SET on_hand = l.on_hand + excluded.on_hand', TG_TABLE_SCHEMA)
-		USING NEW.tenant_id, NEW.product_id, NEW.quantity;
+	EXECUTE upd USING NEW.tenant_id, NEW.product_id, NEW.quantity;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n = 0 THEN
+		EXECUTE format('INSERT INTO %I.stock_levels (tenant_id, product_id, on_hand) VALUES ($1, $2, 0)
+			ON CONFLICT (tenant_id, product_id) DO NOTHING', TG_TABLE_SCHEMA)
+			USING NEW.tenant_id, NEW.product_id;
+		EXECUTE upd USING NEW.tenant_id, NEW.product_id, NEW.quantity;
+	END IF;
 	RETURN NEW;
 END $$;
 CREATE TRIGGER stock_movements_apply AFTER INSERT ON stock_movements
