@@ -1,0 +1,469 @@
+//go:build platform
+
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/shop/platform"
+	"github.com/landlordhq/landlord/shop/store"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// OperatorTTL is how long an operator's sign-in lasts.
+const OperatorTTL = 8 * time.Hour
+
+func checkPlatform(cfg Config) error {
+	if cfg.Platform == nil {
+		return errors.New("web config: Platform is required")
+	}
+	return nil
+}
+
+// platformRoutes are the pages of the platform host.
+func (s *Server) platformRoutes() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /{$}", s.landing)
+	m.HandleFunc("POST /{$}", s.signUp)
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.Handle("GET /metrics", s.metrics())
+	m.Handle("GET /assets/", assets())
+	m.HandleFunc("GET /favicon.ico", serveFavicon)
+	m.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.API == nil {
+			s.notFound(w, r, nil)
+			return
+		}
+		s.cfg.API.ServeHTTP(w, r)
+	})
+	m.HandleFunc("GET /admin/login", s.adminLoginPage)
+	m.HandleFunc("POST /admin/login", s.adminLoginPost)
+	m.HandleFunc("POST /admin/logout", s.adminLogout)
+	m.HandleFunc("GET /admin/{$}", s.operator(s.adminStores))
+	m.HandleFunc("POST /admin/stores/{id}/state", s.operator(s.adminSetState))
+	m.HandleFunc("GET /admin/stores/{id}", s.operator(s.adminBrowseAsk))
+	m.HandleFunc("POST /admin/stores/{id}", s.operator(s.adminBrowse))
+	m.HandleFunc("POST /admin/stores/{id}/impersonate", s.operator(s.adminImpersonate))
+	m.HandleFunc("GET /admin/report", s.operator(s.adminReport))
+	m.HandleFunc("GET /admin/impersonations", s.operator(s.adminImpersonations))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r, nil) })
+	return m
+}
+
+var plans = "free,pro,enterprise"
+
+func (s *Server) landing(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "landing", &view{Title: "Open your store", Form: url.Values{"plan": {"free"}}})
+}
+
+// signUp opens a store, signs its owner in and sends them to its back office.
+func (s *Server) signUp(w http.ResponseWriter, r *http.Request) {
+	if !s.signupLimit.allow(r) {
+		s.fail(w, r, nil, errRateLimited)
+		return
+	}
+	if err := parseForm(w, r); err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	f := r.PostForm
+	in := platform.SignUp{
+		Email:     strings.TrimSpace(f.Get("email")),
+		Password:  f.Get("password"),
+		StoreName: strings.TrimSpace(f.Get("name")),
+		Slug:      strings.TrimSpace(f.Get("slug")),
+	}
+	shown := url.Values{"email": {in.Email}, "name": {in.StoreName}, "slug": {in.Slug}, "plan": {f.Get("plan")}}
+	again := func(status int, errs map[string]string, msg string) {
+		s.render(w, r, status, "landing", &view{Title: "Open your store", Form: shown, Errors: errs, Message: msg})
+	}
+	plan, err := platform.ParsePlan(f.Get("plan"))
+	if err != nil {
+		again(http.StatusUnprocessableEntity, map[string]string{"plan": "Choose free, pro or enterprise."}, "")
+		return
+	}
+	in.Plan = plan
+	rec, owner, err := s.cfg.Platform.SignUp(r.Context(), in)
+	if ve := validationErrors(err, nil); ve != nil {
+		again(http.StatusUnprocessableEntity, ve, "")
+		return
+	}
+	if errors.Is(err, tenant.ErrSlugTaken) {
+		again(http.StatusConflict, map[string]string{"slug": "This address is taken: choose another."}, "")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	ctx := landlord.WithTenant(r.Context(), rec.TenantID)
+	token, err := s.st.NewSession(ctx, owner.ID, SessionTTL, "", "")
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	sc := &storeCtx{Base: "/s/" + rec.Slug}
+	s.setCookie(w, sc, sessionCookie, token, int(SessionTTL/time.Second))
+	s.flash(w, sc, "Welcome to "+rec.Name+": your store is open. Add your first product.")
+	http.Redirect(w, r, sc.Base+"/manage/", http.StatusSeeOther)
+}
+
+// operatorCookie's path: only the admin pages see it.
+const adminPath = "/admin"
+
+type operatorHandler func(w http.ResponseWriter, r *http.Request, op platform.Operator)
+
+// operator requires a signed-in platform operator.
+func (s *Server) operator(h operatorHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		op, ok := s.operatorOf(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+				return
+			}
+			s.errorPage(w, r, nil, http.StatusForbidden, "Sign in as an operator first.")
+			return
+		}
+		if r.Method == http.MethodPost {
+			if err := parseForm(w, r); err != nil {
+				s.fail(w, r, nil, err)
+				return
+			}
+		}
+		h(w, r, op)
+	}
+}
+
+func (s *Server) operatorOf(r *http.Request) (platform.Operator, bool) {
+	c, err := r.Cookie(operatorCookie)
+	if err != nil || c.Value == "" || len(c.Value) > 200 {
+		return platform.Operator{}, false
+	}
+	op, err := s.cfg.Platform.OperatorSession(r.Context(), c.Value)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			infoOf(r.Context()).err = err
+		}
+		return platform.Operator{}, false
+	}
+	return op, true
+}
+
+func (s *Server) setOperatorCookie(w http.ResponseWriter, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: operatorCookie, Value: value, Path: adminPath, MaxAge: maxAge,
+		HttpOnly: true, Secure: s.cfg.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+func (s *Server) adminView(op platform.Operator, title string) *view {
+	name := op.Name
+	if name == "" {
+		name = op.Email
+	}
+	return &view{Title: title, Operator: name}
+}
+
+func (s *Server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.operatorOf(r); ok {
+		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "admin_login", &view{Title: "Operator sign-in"})
+}
+
+func (s *Server) adminLoginPost(w http.ResponseWriter, r *http.Request) {
+	if !s.loginLimit.allow(r) {
+		s.fail(w, r, nil, errRateLimited)
+		return
+	}
+	if err := parseForm(w, r); err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	email, password := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password")
+	shown := url.Values{"email": {email}}
+	errs := map[string]string{}
+	if email == "" {
+		errs["email"] = "Enter your email address."
+	}
+	if password == "" {
+		errs["password"] = "Enter your password."
+	}
+	if len(errs) > 0 {
+		s.render(w, r, http.StatusUnprocessableEntity, "admin_login", &view{Title: "Operator sign-in", Form: shown, Errors: errs})
+		return
+	}
+	op, err := s.cfg.Platform.AuthenticateOperator(r.Context(), email, password)
+	if errors.Is(err, store.ErrBadCredentials) {
+		s.render(w, r, http.StatusUnauthorized, "admin_login", &view{Title: "Operator sign-in", Form: shown, Message: "Wrong email or password."})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	token, err := s.cfg.Platform.NewOperatorSession(r.Context(), op, OperatorTTL)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	s.setOperatorCookie(w, token, int(OperatorTTL/time.Second))
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(operatorCookie); err == nil && c.Value != "" && len(c.Value) <= 200 {
+		if err := s.cfg.Platform.EndOperatorSession(r.Context(), c.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.fail(w, r, nil, err)
+			return
+		}
+	}
+	s.setOperatorCookie(w, "", -1)
+	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+}
+
+func (s *Server) adminStoresView(w http.ResponseWriter, r *http.Request, op platform.Operator, status int, form url.Values, errs map[string]string, msg string) {
+	infos, err := s.cfg.Platform.Stores(r.Context(), op)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	v := s.adminView(op, "Stores")
+	v.Form, v.Errors, v.Message, v.Data = form, errs, msg, infos
+	s.render(w, r, status, "admin_stores", v)
+}
+
+func (s *Server) adminStores(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	s.adminStoresView(w, r, op, http.StatusOK, nil, nil, "")
+}
+
+// storeID reads the {id} of an admin path.
+func storeID(r *http.Request) (tenant.ID, error) {
+	id, err := tenant.ParseID(r.PathValue("id"))
+	if err != nil {
+		return id, store.ErrNotFound
+	}
+	return id, nil
+}
+
+func (s *Server) adminSetState(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	id, err := storeID(r)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	f := r.PostForm
+	var to tenant.State
+	switch f.Get("state") {
+	case "active":
+		to = tenant.StateActive
+	case "read_only":
+		to = tenant.StateReadOnly
+	case "suspended":
+		to = tenant.StateSuspended
+	default:
+		s.fail(w, r, nil, badRequest("Choose active, read_only or suspended."))
+		return
+	}
+	reason := strings.TrimSpace(f.Get("reason"))
+	if reason == "" {
+		s.adminStoresView(w, r, op, http.StatusUnprocessableEntity, f, map[string]string{"reason-" + id.String(): "Give a reason: it goes into the store's audit log."}, "Give a reason for changing the store's state.")
+		return
+	}
+	t, err := s.cfg.Platform.SetState(r.Context(), op, id, to, reason)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	s.flash(w, nil, "Store "+t.Slug+" is now "+string(t.State)+".")
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+func (s *Server) adminStoreRecord(r *http.Request, op platform.Operator, id tenant.ID) (platform.StoreInfo, error) {
+	infos, err := s.cfg.Platform.Stores(r.Context(), op)
+	if err != nil {
+		return platform.StoreInfo{}, err
+	}
+	for _, in := range infos {
+		if in.TenantID == id {
+			return in, nil
+		}
+	}
+	return platform.StoreInfo{}, store.ErrNotFound
+}
+
+type browseData struct {
+	Info     platform.StoreInfo
+	Reason   string
+	Products store.Page[store.Product]
+	Orders   store.Page[store.Order]
+	Users    []store.User
+	Browsed  bool
+}
+
+// adminBrowseAsk asks the reason for looking into a store.
+func (s *Server) adminBrowseAsk(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	id, err := storeID(r)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	info, err := s.adminStoreRecord(r, op, id)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	v := s.adminView(op, "Store "+info.Slug)
+	v.Data = browseData{Info: info}
+	s.render(w, r, http.StatusOK, "admin_store", v)
+}
+
+// adminBrowse shows a store's products, orders and users, read-only, for a
+// stated reason.
+func (s *Server) adminBrowse(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	id, err := storeID(r)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	info, err := s.adminStoreRecord(r, op, id)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	v := s.adminView(op, "Store "+info.Slug)
+	d := browseData{Info: info, Reason: reason}
+	if reason == "" {
+		v.Errors = map[string]string{"reason": "Give a reason: it goes into the store's audit log."}
+		v.Data = d
+		s.render(w, r, http.StatusUnprocessableEntity, "admin_store", v)
+		return
+	}
+	ctx, svc, err := s.cfg.Platform.Browse(r.Context(), op, id, reason)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	if err := browse(ctx, svc, &d); err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	d.Browsed = true
+	v.Data = d
+	v.Form = url.Values{"reason": {reason}, "minutes": {"30"}}
+	s.render(w, r, http.StatusOK, "admin_store", v)
+}
+
+func browse(ctx context.Context, svc *store.Service, d *browseData) error {
+	var err error
+	if d.Products, err = svc.Products(ctx, store.ProductFilter{PerPage: 50}); err != nil {
+		return err
+	}
+	if d.Orders, err = svc.Orders(ctx, store.OrderFilter{PerPage: 50}); err != nil {
+		return err
+	}
+	d.Users, err = svc.Users(ctx)
+	return err
+}
+
+// adminImpersonate signs the operator in as a store user, for support, and
+// sends them to the store's back office under /s/<slug>/.
+func (s *Server) adminImpersonate(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	id, err := storeID(r)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	info, err := s.adminStoreRecord(r, op, id)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	f := r.PostForm
+	reason := strings.TrimSpace(f.Get("reason"))
+	minutes, merr := strconv.Atoi(strings.TrimSpace(f.Get("minutes")))
+	errs := map[string]string{}
+	if reason == "" {
+		errs["reason"] = "Give a reason: it goes into the impersonation log."
+	}
+	if merr != nil || minutes < 1 || minutes > 60 {
+		errs["minutes"] = "Enter a duration of 1 to 60 minutes."
+	}
+	if len(errs) > 0 {
+		v := s.adminView(op, "Store "+info.Slug)
+		v.Data, v.Errors, v.Form = browseData{Info: info, Reason: reason}, errs, f
+		s.render(w, r, http.StatusUnprocessableEntity, "admin_store", v)
+		return
+	}
+	token, err := s.cfg.Platform.Impersonate(r.Context(), op, id, f.Get("user_id"), reason, time.Duration(minutes)*time.Minute)
+	if err != nil {
+		s.fail(w, r, nil, badID(err))
+		return
+	}
+	sc := &storeCtx{Base: "/s/" + info.Slug}
+	s.setCookie(w, sc, sessionCookie, token, minutes*60)
+	http.Redirect(w, r, sc.Base+"/manage/", http.StatusSeeOther)
+}
+
+type reportData struct {
+	Report platform.Report
+	Ran    bool
+}
+
+func (s *Server) adminReport(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	q := r.URL.Query()
+	v := s.adminView(op, "Report")
+	now := s.now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	v.Form = url.Values{"from": {today.AddDate(0, 0, -30).Format("2006-01-02")}, "to": {today.Format("2006-01-02")}}
+	if q.Get("from") == "" && q.Get("to") == "" {
+		v.Data = reportData{}
+		s.render(w, r, http.StatusOK, "admin_report", v)
+		return
+	}
+	v.Form = url.Values{"from": {q.Get("from")}, "to": {q.Get("to")}}
+	errs := map[string]string{}
+	from, err := time.Parse("2006-01-02", q.Get("from"))
+	if err != nil {
+		errs["from"] = "Enter a date like 2026-01-31."
+	}
+	to, err := time.Parse("2006-01-02", q.Get("to"))
+	if err != nil {
+		errs["to"] = "Enter a date like 2026-01-31."
+	}
+	to = to.AddDate(0, 0, 1) // the whole last day
+	if len(errs) == 0 && !from.Before(to) {
+		errs["to"] = "The end date is before the start date."
+	}
+	if len(errs) > 0 {
+		v.Errors, v.Data = errs, reportData{}
+		s.render(w, r, http.StatusBadRequest, "admin_report", v)
+		return
+	}
+	rep, err := s.cfg.Platform.Report(r.Context(), op, from, to, nil)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	v.Data = reportData{Report: rep, Ran: true}
+	s.render(w, r, http.StatusOK, "admin_report", v)
+}
+
+func (s *Server) adminImpersonations(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	list, err := s.cfg.Platform.Impersonations(r.Context(), 100)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	v := s.adminView(op, "Impersonations")
+	v.Data = list
+	s.render(w, r, http.StatusOK, "admin_impersonations", v)
+}

@@ -1,0 +1,308 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/landlordhq/landlord/shop/store"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// Cookie names; a store's cookies are scoped to its host, or to its
+// /s/<slug>/ path on the platform host.
+const (
+	sessionCookie  = "session"
+	cartCookie     = "cart"
+	flashCookie    = "flash"
+	operatorCookie = "operator"
+)
+
+func (s *Server) setCookie(w http.ResponseWriter, sc *storeCtx, name, value string, maxAge int) {
+	p := "/"
+	if sc != nil {
+		p = sc.cookiePath()
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     p,
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   s.cfg.Secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) clearCookie(w http.ResponseWriter, sc *storeCtx, name string) {
+	s.setCookie(w, sc, name, "", -1)
+}
+
+// session returns the signed-in user's session in the request's store, nil
+// when nobody is signed in (or the cookie belongs to no session of this
+// store).
+func (s *Server) session(r *http.Request) *store.Session {
+	sc := storeOf(r)
+	if sc == nil {
+		return nil
+	}
+	if sc.sessLoaded {
+		return sc.sess
+	}
+	sc.sessLoaded = true
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" || len(c.Value) > 200 {
+		return nil
+	}
+	sess, err := s.st.SessionOf(r.Context(), c.Value)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			infoOf(r.Context()).err = err
+		}
+		return nil
+	}
+	sc.sess = &sess
+	return sc.sess
+}
+
+// flash sets a message shown once by the next page.
+// Without a store the message is for the admin pages.
+func (s *Server) flash(w http.ResponseWriter, sc *storeCtx, msg string) {
+	s.setFlash(w, sc, url.QueryEscape(msg), 120)
+}
+
+func (s *Server) setFlash(w http.ResponseWriter, sc *storeCtx, value string, maxAge int) {
+	p := "/admin"
+	if sc != nil {
+		p = sc.cookiePath()
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: value, Path: p, MaxAge: maxAge,
+		HttpOnly: true, Secure: s.cfg.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request, sc *storeCtx) string {
+	c, err := r.Cookie(flashCookie)
+	if err != nil || c.Value == "" {
+		return ""
+	}
+	s.setFlash(w, sc, "", -1)
+	msg, err := url.QueryUnescape(c.Value)
+	if err != nil || len(msg) > 300 {
+		return ""
+	}
+	return msg
+}
+
+// redirect answers a form post with 303 to the store-relative path.
+func redirect(w http.ResponseWriter, r *http.Request, sc *storeCtx, p string) {
+	if sc != nil {
+		p = sc.Base + p
+	}
+	http.Redirect(w, r, p, http.StatusSeeOther)
+}
+
+// randomToken returns n random bytes as base64url.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// orderToken is the unguessable proof that a visitor placed an order.
+func (s *Server) orderToken(id tenant.ID, orderID string) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write(id[:])
+	m.Write([]byte("order:" + orderID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:24])
+}
+
+func (s *Server) checkOrderToken(id tenant.ID, orderID, token string) bool {
+	return token != "" && hmac.Equal([]byte(token), []byte(s.orderToken(id, orderID)))
+}
+
+var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,100}$`)
+
+// cart is a visitor's cart: product id -> quantity, in a cookie of the store.
+type cart struct {
+	IDs []string // in the order they were added
+	Qty map[string]int
+}
+
+const (
+	maxCartLines = 50
+	maxQuantity  = 999
+)
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func readCart(r *http.Request) *cart {
+	c := &cart{Qty: map[string]int{}}
+	ck, err := r.Cookie(cartCookie)
+	if err != nil {
+		return c
+	}
+	for _, item := range strings.Split(ck.Value, ".") {
+		id, q, ok := strings.Cut(item, "_")
+		n, err := strconv.Atoi(q)
+		if !ok || err != nil || n <= 0 || n > maxQuantity || !uuidPattern.MatchString(id) {
+			continue
+		}
+		if _, dup := c.Qty[id]; dup || len(c.IDs) >= maxCartLines {
+			continue
+		}
+		c.IDs = append(c.IDs, id)
+		c.Qty[id] = n
+	}
+	return c
+}
+
+func (c *cart) set(id string, n int) {
+	if n <= 0 {
+		delete(c.Qty, id)
+		for i, x := range c.IDs {
+			if x == id {
+				c.IDs = append(c.IDs[:i:i], c.IDs[i+1:]...)
+				break
+			}
+		}
+		return
+	}
+	if _, ok := c.Qty[id]; !ok {
+		c.IDs = append(c.IDs, id)
+	}
+	c.Qty[id] = min(n, maxQuantity)
+}
+
+func (c *cart) count() int {
+	n := 0
+	for _, q := range c.Qty {
+		n += q
+	}
+	return n
+}
+
+func (s *Server) writeCart(w http.ResponseWriter, sc *storeCtx, c *cart) {
+	if len(c.IDs) == 0 {
+		s.clearCookie(w, sc, cartCookie)
+		return
+	}
+	parts := make([]string, 0, len(c.IDs))
+	for _, id := range c.IDs {
+		parts = append(parts, id+"_"+strconv.Itoa(c.Qty[id]))
+	}
+	s.setCookie(w, sc, cartCookie, strings.Join(parts, "."), 30*24*3600)
+}
+
+var errRateLimited = errors.New("too many requests")
+
+// limiter is a rate limit per client address.
+type limiter struct {
+	mu    sync.Mutex
+	every rate.Limit
+	burst int
+	m     map[string]*rate.Limiter
+}
+
+func newLimiter(every rate.Limit, burst int) *limiter {
+	return &limiter{every: every, burst: burst, m: map[string]*rate.Limiter{}}
+}
+
+// allow takes one token of the request's client address.
+func (l *limiter) allow(r *http.Request) bool {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.m[ip]
+	if !ok {
+		if len(l.m) >= 10_000 {
+			// Forget the addresses that are back to a full bucket.
+			for k, v := range l.m {
+				if v.Tokens() >= float64(l.burst) {
+					delete(l.m, k)
+				}
+			}
+		}
+		lim = rate.NewLimiter(l.every, l.burst)
+		l.m[ip] = lim
+	}
+	return lim.Allow()
+}
+
+// productCache remembers storefront product lists per store; a store's
+// entries go when its products or stock change, and all expire after ttl
+// (changes made by other processes).
+type productCache struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	now func() time.Time
+	m   map[tenant.ID]*tenantEntries
+}
+
+type tenantEntries struct {
+	gen   uint64
+	items map[string]cachedPage
+}
+
+type cachedPage struct {
+	page store.Page[store.Product]
+	at   time.Time
+}
+
+func newProductCache(ttl time.Duration, now func() time.Time) *productCache {
+	return &productCache{ttl: ttl, now: now, m: map[tenant.ID]*tenantEntries{}}
+}
+
+// get returns the cached page of key and the store's generation, to hand
+// back to put.
+func (c *productCache) get(id tenant.ID, key string) (store.Page[store.Product], uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok {
+		e = &tenantEntries{items: map[string]cachedPage{}}
+		c.m[id] = e
+	}
+	p, ok := e.items[key]
+	if !ok || c.now().Sub(p.at) > c.ttl {
+		return store.Page[store.Product]{}, e.gen, false
+	}
+	return p.page, e.gen, true
+}
+
+// put stores a page read at generation gen, unless the store changed since.
+func (c *productCache) put(id tenant.ID, key string, gen uint64, p store.Page[store.Product]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || e.gen != gen {
+		return
+	}
+	if len(e.items) >= 200 {
+		clear(e.items)
+	}
+	e.items[key] = cachedPage{page: p, at: c.now()}
+}
+
+func (c *productCache) invalidate(id tenant.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[id]; ok {
+		e.gen++
+		clear(e.items)
+	}
+}
