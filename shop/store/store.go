@@ -204,10 +204,10 @@ type OrderLine struct {
 
 // OrderFilter selects orders; paging as ProductFilter.
 type OrderFilter struct {
-	Status  string // "" for all
-	Query   string // customer name or email, or order number
-	From    time.Time
-	To      time.Time
+	Status  string    // "" for all
+	Query   string    // customer name or email, or order number
+	From    time.Time // created at or after; zero for no bound
+	To      time.Time // created before; zero for no bound
 	Page    int
 	PerPage int
 }

@@ -121,7 +121,9 @@ CREATE TABLE counters (
 CREATE TABLE orders (
 	tenant_id       uuid        NOT NULL,
 	id              uuid        NOT NULL DEFAULT gen_random_uuid(),
-	number          bigint      NOT NULL,
+	-- NULL only inside the checkout transaction that claimed the idempotency
+	-- key and has not yet drawn its number from counters.
+	number          bigint      CHECK (number > 0),
 	status          text        NOT NULL DEFAULT 'placed' CHECK (status IN ('placed', 'fulfilled', 'cancelled')),
 	customer_name   text        NOT NULL CHECK (length(customer_name) BETWEEN 1 AND 200),
 	customer_email  text        NOT NULL CHECK (length(customer_email) BETWEEN 3 AND 254),
