@@ -115,11 +115,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			}
 		},
 		OnOutbox: func(ctx context.Context) {
-			if a.Jobs == nil {
-				return
-			}
-			if id, ok := tenant.FromContext(ctx); ok {
-				a.Jobs.Poke(id)
+			if a.Jobs != nil {
+				a.Jobs.Drainer().OnOutbox(ctx)
 			}
 		},
 	})
