@@ -201,7 +201,7 @@ func (p *Platform) Browse(ctx context.Context, op Operator, id tenant.ID, reason
 	if err := p.recordAccess(ctx, op, id, "browse", "", reason); err != nil {
 		return nil, nil, err
 	}
-	svc := store.New(readOnlyDB{db: admin.Tenant(ctx, id)}, store.Options{})
+	svc := p.st.WithDB(readOnlyDB{db: admin.Tenant(ctx, id)})
 	return landlord.WithTenant(ctx, id), svc, nil
 }
 
@@ -231,7 +231,7 @@ func (p *Platform) Impersonate(ctx context.Context, op Operator, id tenant.ID, u
 	if err != nil {
 		return "", err
 	}
-	svc := store.New(admin.Tenant(ctx, id), store.Options{})
+	svc := p.st.WithDB(admin.Tenant(ctx, id))
 	tctx := landlord.WithTenant(ctx, id)
 	u, err := svc.User(tctx, userID)
 	if err != nil {

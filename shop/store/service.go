@@ -66,6 +66,11 @@ func New(db DB, opt Options) *Service {
 	return &Service{db: db, opt: opt}
 }
 
+// WithDB returns a service with the same options that runs its SQL on db
+// instead: the handle of an admin scope (Admin.Tenant), or a wrapper that
+// makes every transaction read-only.
+func (s *Service) WithDB(db DB) *Service { return &Service{db: db, opt: s.opt} }
+
 // tx runs fn in one transaction of the store in ctx.
 func (s *Service) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return inTx(ctx, s.db, fn)
