@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/audit"
 	"github.com/landlordhq/landlord/internal/itemschema"
 	"github.com/landlordhq/landlord/landlordtest"
 	"github.com/landlordhq/landlord/provision"
@@ -397,6 +398,14 @@ func TestTenantJobs(t *testing.T) {
 			if usage || any {
 				t.Errorf("%s: schema usage %v, a table right %v; want neither", role, usage, any)
 			}
+		}
+		// Landlord's isolation audit finds nothing wrong with River's schema.
+		findings, err := f.ll.Audit(ctx, audit.FleetConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range findings {
+			t.Errorf("audit finding: %+v", x)
 		}
 	})
 }
