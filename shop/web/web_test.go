@@ -650,7 +650,7 @@ func TestEdges(t *testing.T) {
 		want(t, c.get(e.platform()+"/favicon.ico"), http.StatusOK, "<svg")
 		want(t, c.get(e.platform()+"/assets/style.css"), http.StatusOK, "system-ui")
 		want(t, c.get(e.platform()+"/nothing"), http.StatusNotFound, "Not found")
-		want(t, c.get(e.platform()+"/metrics"), http.StatusNotFound)
+		want(t, c.get(e.platform()+"/metrics"), http.StatusOK, "go_goroutines")
 	})
 	t.Run("products cache", func(t *testing.T) {
 		c := e.client(t)
