@@ -188,7 +188,10 @@ func testInvitationsAndRoles(t *testing.T, st *testStore) {
 
 	// Staff are refused the owner's actions.
 	for name, err := range map[string]error{
-		"invite":   func() error { _, err := svc.InviteUser(ctx, staff, "z@roles.example", RoleStaff, time.Hour); return err }(),
+		"invite": func() error {
+			_, err := svc.InviteUser(ctx, staff, "z@roles.example", RoleStaff, time.Hour)
+			return err
+		}(),
 		"set role": func() error { _, err := svc.SetRole(ctx, staff, staff.ID, RoleOwner); return err }(),
 		"remove":   svc.RemoveUser(ctx, staff, owner.ID),
 	} {
