@@ -1,5 +1,3 @@
-//go:build platform
-
 package web
 
 import (

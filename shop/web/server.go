@@ -24,6 +24,7 @@ import (
 
 	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/httptenant"
+	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -40,6 +41,8 @@ type Config struct {
 	Landlord *landlord.Landlord
 	// Store serves every store. Required.
 	Store *store.Service
+	// Platform signs stores up and runs the operators' tools. Required.
+	Platform *platform.Platform
 	// API is the JSON API, mounted per store at /api/v1/ (with the store in
 	// the request's context and the full path /api/v1/...); its
 	// /api/v1/openapi.json is also served at the platform root. Optional.
