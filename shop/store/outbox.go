@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -48,7 +49,7 @@ func DrainOutbox(ctx context.Context, db DB, limit int, fn func(ctx context.Cont
 		n = len(events)
 		return nil
 	})
-	if fe, ok := err.(*fnError); ok {
+	if fe := (*fnError)(nil); errors.As(err, &fe) {
 		return 0, fe.err
 	}
 	if err != nil {
