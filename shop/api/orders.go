@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/landlordhq/landlord/shop/store"
@@ -116,9 +115,6 @@ type checkoutLine struct {
 	Quantity  *int    `json:"quantity"`
 }
 
-// maxLines bounds a checkout's lines.
-const maxLines = 100
-
 // checkout places an order for the storefront; a key used before returns
 // its order, 200 instead of 201.
 func (a *api) checkout(w http.ResponseWriter, r *http.Request, _ *store.User) error {
@@ -139,45 +135,25 @@ func (a *api) checkout(w http.ResponseWriter, r *http.Request, _ *store.User) er
 	}); err != nil {
 		return err
 	}
+	in := store.CheckoutInput{Key: key, Name: *body.CustomerName, Email: *body.CustomerEmail, Address: *body.Address}
 	bad := map[string]string{}
-	switch {
-	case len(body.Lines) == 0:
-		bad["lines"] = "must have at least one line"
-	case len(body.Lines) > maxLines:
-		bad["lines"] = fmt.Sprintf("must have at most %d lines", maxLines)
-	}
-	in := store.CheckoutInput{Key: key, Name: *body.CustomerName, Email: strings.TrimSpace(*body.CustomerEmail), Address: *body.Address}
-	var unknown bool
 	for i, l := range body.Lines {
-		f := fmt.Sprintf("lines[%d]", i)
-		switch {
-		case l.ProductID == nil:
-			bad[f+".product_id"] = "required"
-		case !isUUID(*l.ProductID):
-			unknown = true
+		if l.ProductID == nil {
+			bad[fmt.Sprintf("lines[%d].product_id", i)] = "required"
 		}
-		switch {
-		case l.Quantity == nil:
-			bad[f+".quantity"] = "required"
-		case *l.Quantity < 1 || *l.Quantity > 10000:
-			bad[f+".quantity"] = "must be from 1 to 10000"
+		if l.Quantity == nil {
+			bad[fmt.Sprintf("lines[%d].quantity", i)] = "required"
 		}
 		if l.ProductID != nil && l.Quantity != nil {
-			in.Lines = append(in.Lines, store.Line{ProductID: strings.ToLower(*l.ProductID), Quantity: *l.Quantity})
+			in.Lines = append(in.Lines, store.Line{ProductID: *l.ProductID, Quantity: *l.Quantity})
 		}
 	}
 	if len(bad) > 0 {
 		return invalid(bad)
 	}
-	if unknown {
-		return notFound("product")
-	}
 	o, created, err := a.store.Checkout(r.Context(), in)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("product")
-	}
 	if err != nil {
-		return err
+		return a.unknownProducts(r, in.Lines, err)
 	}
 	status := http.StatusOK
 	if created {
@@ -186,4 +162,38 @@ func (a *api) checkout(w http.ResponseWriter, r *http.Request, _ *store.User) er
 	w.Header().Set("Location", Prefix+"/orders/"+o.ID)
 	writeJSON(w, status, orderOut(o))
 	return nil
+}
+
+// unknownProducts turns a checkout's validation error on the product of a
+// line into 404 when the store has no such product (a malformed id, or one
+// of another store): only products the store has are "not for sale".
+func (a *api) unknownProducts(r *http.Request, lines []store.Line, err error) error {
+	var ve *store.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	missing := map[string]string{}
+	for i, l := range lines {
+		f := fmt.Sprintf("lines[%d].product_id", i)
+		if _, bad := ve.Fields[f]; !bad {
+			continue
+		}
+		if !isUUID(l.ProductID) {
+			missing[f] = "no such product"
+			continue
+		}
+		_, perr := a.store.Product(r.Context(), l.ProductID)
+		switch {
+		case errors.Is(perr, store.ErrNotFound):
+			missing[f] = "no such product"
+		case perr != nil:
+			return perr
+		}
+	}
+	if len(missing) > 0 {
+		e := notFound("product")
+		e.fields = missing
+		return e
+	}
+	return err
 }

@@ -223,28 +223,9 @@ func (a *api) moveStock(w http.ResponseWriter, r *http.Request, u *store.User) e
 	if err := required(map[string]bool{"kind": body.Kind != nil, "quantity": body.Quantity != nil}); err != nil {
 		return err
 	}
-	bad := map[string]string{}
-	switch *body.Kind {
-	case store.MoveReceipt:
-		if *body.Quantity <= 0 {
-			bad["quantity"] = "a receipt's quantity must be positive"
-		}
-	case store.MoveAdjustment:
-		if *body.Quantity == 0 {
-			bad["quantity"] = "an adjustment's quantity must not be zero"
-		}
-	default:
-		bad["kind"] = "must be receipt or adjustment"
-	}
 	note := ""
 	if body.Note != nil {
 		note = *body.Note
-	}
-	if len([]rune(note)) > 500 {
-		bad["note"] = "must have at most 500 characters"
-	}
-	if len(bad) > 0 {
-		return invalid(bad)
 	}
 	p, err := a.store.MoveStock(r.Context(), *u, id, *body.Kind, *body.Quantity, note)
 	if err != nil {
