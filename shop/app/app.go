@@ -106,7 +106,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a := &App{LL: ll, Registry: reg, log: log, reserve: cfg.Reserve, refill: make(chan struct{}, 1)}
 
-	// The store's hooks reach parts built after it.
+	// The store's hooks reach parts built after it; the drainer exists
+	// before the store so that a committed sale pokes it.
+	var drainer *jobs.Drainer
+	if !cfg.NoJobs {
+		drainer = jobs.NewDrainer(jobs.DrainerConfig{})
+	}
 	a.Store = store.New(ll.Handle(), store.Options{
 		PasswordCost: cfg.PasswordCost,
 		OnProductsChanged: func(ctx context.Context) {
@@ -115,8 +120,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			}
 		},
 		OnOutbox: func(ctx context.Context) {
-			if a.Jobs != nil {
-				a.Jobs.Drainer().OnOutbox(ctx)
+			if drainer != nil {
+				drainer.OnOutbox(ctx)
 			}
 		},
 	})
@@ -129,7 +134,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return fail(fmt.Errorf("open the platform: %w", err))
 	}
 	if !cfg.NoJobs {
-		a.Jobs, err = jobs.Start(ctx, jobs.Config{Landlord: ll, Store: a.Store, Logger: log})
+		a.Jobs, err = jobs.Start(ctx, jobs.Config{Landlord: ll, Store: a.Store, Drainer: drainer, Logger: log})
 		if err != nil {
 			return fail(fmt.Errorf("start the jobs: %w", err))
 		}

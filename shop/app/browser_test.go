@@ -94,7 +94,7 @@ func newBrowser(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	t.Cleanup(cancelBrowser)
-	if err := chromedp.Run(browser); err != nil {
+	if err := chromedp.Do(browser); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
 	return browser
@@ -110,19 +110,31 @@ func tab(t *testing.T, browser context.Context) context.Context {
 	return ctx
 }
 
-func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+// run does the steps, and on failure says where the browser was and what
+// the page said.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Run(ctx, actions...); err != nil {
-		var loc, body string
-		_ = chromedp.Run(context.WithoutCancel(ctx), chromedp.Location(&loc), chromedp.Text("body", &body, chromedp.ByQuery))
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
 		t.Fatalf("%s: %v\nat %s\n%s", what, err, loc, trim(body, 800))
 	}
 }
 
+// read runs one action that returns a value.
+func read[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Fatalf("%s: %v\nat %s", what, err, loc)
+	}
+	return v
+}
+
 func shot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
-	var png []byte
-	run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 90))
+	png := read(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -149,48 +161,47 @@ func TestBrowserSignUpStockBuy(t *testing.T) {
 			// Sign up.
 			run(t, merchant, "sign up",
 				chromedp.Navigate(platform+"/"),
-				chromedp.WaitVisible("#f-email", chromedp.ByQuery),
+				chromedp.WaitVisible(chromedp.CSS("#f-email")),
 			)
 			if plan == "free" {
 				shot(t, merchant, dir, "platform-landing")
 			}
 			run(t, merchant, "sign up",
-				chromedp.SendKeys("#f-email", "owner@"+slug+".test", chromedp.ByQuery),
-				chromedp.SendKeys("#f-password", "a good password", chromedp.ByQuery),
-				chromedp.SendKeys("#f-name", "Browser "+plan, chromedp.ByQuery),
-				chromedp.SendKeys("#f-slug", slug, chromedp.ByQuery),
-				chromedp.SetValue("#f-plan", plan, chromedp.ByQuery),
-				chromedp.Submit("#f-email", chromedp.ByQuery),
-				chromedp.WaitVisible(`a[href$="/manage/products"]`, chromedp.ByQuery),
+				chromedp.SendKeys(chromedp.CSS("#f-email"), "owner@"+slug+".test"),
+				chromedp.SendKeys(chromedp.CSS("#f-password"), "a good password"),
+				chromedp.SendKeys(chromedp.CSS("#f-name"), "Browser "+plan),
+				chromedp.SendKeys(chromedp.CSS("#f-slug"), slug),
+				chromedp.SetValue(chromedp.CSS("#f-plan"), plan),
+				chromedp.Submit(chromedp.CSS("#f-email")),
+				chromedp.WaitVisible(chromedp.CSS(`a[href$="/manage/products"]`)),
 			)
-			var loc string
-			run(t, merchant, "back office", chromedp.Location(&loc))
+			loc := read(t, merchant, "back office", chromedp.Location())
 			base := loc[:strings.Index(loc, "/manage/")]
 			shot(t, merchant, dir, plan+"-back-office")
 
 			// A product with stock.
 			run(t, merchant, "new product",
 				chromedp.Navigate(base+"/manage/products/new"),
-				chromedp.WaitVisible("#f-sku", chromedp.ByQuery),
-				chromedp.SendKeys("#f-sku", "MUG-1", chromedp.ByQuery),
-				chromedp.SendKeys("#f-title", "Blue mug", chromedp.ByQuery),
-				chromedp.SendKeys("#f-description", "Holds tea.", chromedp.ByQuery),
-				chromedp.SendKeys("#f-price", "12.50", chromedp.ByQuery),
-				chromedp.Submit("#f-sku", chromedp.ByQuery),
-				chromedp.WaitNotPresent(`form[action$="/manage/products/new"]`, chromedp.ByQuery),
-				chromedp.Location(&loc),
+				chromedp.WaitVisible(chromedp.CSS("#f-sku")),
+				chromedp.SendKeys(chromedp.CSS("#f-sku"), "MUG-1"),
+				chromedp.SendKeys(chromedp.CSS("#f-title"), "Blue mug"),
+				chromedp.SendKeys(chromedp.CSS("#f-description"), "Holds tea."),
+				chromedp.SendKeys(chromedp.CSS("#f-price"), "12.50"),
+				chromedp.Submit(chromedp.CSS("#f-sku")),
+				chromedp.WaitNotPresent(chromedp.CSS(`form[action$="/manage/products/new"]`)),
 			)
+			loc = read(t, merchant, "product page", chromedp.Location())
 			id := regexp.MustCompile(`/manage/products/([0-9a-f-]{36})`).FindStringSubmatch(loc)
 			if id == nil {
 				t.Fatalf("after creating the product the browser is at %s, want its page", loc)
 			}
 			run(t, merchant, "receive stock",
 				chromedp.Navigate(base+"/manage/products/"+id[1]+"/stock"),
-				chromedp.WaitVisible("#f-quantity", chromedp.ByQuery),
-				chromedp.SetValue("#f-kind", "receipt", chromedp.ByQuery),
-				chromedp.SendKeys("#f-quantity", "5", chromedp.ByQuery),
-				chromedp.Submit("#f-quantity", chromedp.ByQuery),
-				chromedp.WaitVisible("table", chromedp.ByQuery),
+				chromedp.WaitVisible(chromedp.CSS("#f-quantity")),
+				chromedp.SetValue(chromedp.CSS("#f-kind"), "receipt"),
+				chromedp.SendKeys(chromedp.CSS("#f-quantity"), "5"),
+				chromedp.Submit(chromedp.CSS("#f-quantity")),
+				chromedp.WaitVisible(chromedp.CSS("table")),
 			)
 			shot(t, merchant, dir, plan+"-stock")
 
@@ -198,48 +209,46 @@ func TestBrowserSignUpStockBuy(t *testing.T) {
 			customer := tab(t, browser)
 			run(t, customer, "storefront",
 				chromedp.Navigate(base+"/"),
-				chromedp.WaitVisible(`a[href$="/products/`+id[1]+`"]`, chromedp.ByQuery),
+				chromedp.WaitVisible(chromedp.CSS(`a[href$="/products/`+id[1]+`"]`)),
 			)
 			shot(t, customer, dir, plan+"-storefront")
 			run(t, customer, "add to cart",
-				chromedp.Click(`a[href$="/products/`+id[1]+`"]`, chromedp.ByQuery),
-				chromedp.WaitVisible(`form[action$="/cart"] button`, chromedp.ByQuery),
-				chromedp.Click(`form[action$="/cart"] button`, chromedp.ByQuery),
-				chromedp.WaitVisible(`a[href$="/checkout"]`, chromedp.ByQuery),
+				chromedp.Click(chromedp.CSS(`a[href$="/products/`+id[1]+`"]`)),
+				chromedp.WaitVisible(chromedp.CSS(`form[action$="/cart"] button`)),
+				chromedp.Click(chromedp.CSS(`form[action$="/cart"] button`)),
+				chromedp.WaitVisible(chromedp.CSS(`a[href$="/checkout"]`)),
 				chromedp.Navigate(base+"/checkout"),
-				chromedp.WaitVisible("#f-address", chromedp.ByQuery),
+				chromedp.WaitVisible(chromedp.CSS("#f-address")),
 			)
 			shot(t, customer, dir, plan+"-checkout")
-			var receipt string
 			run(t, customer, "check out",
-				chromedp.SendKeys("#f-name", "Ada Lovelace", chromedp.ByQuery),
-				chromedp.SendKeys("#f-email", "ada@example.com", chromedp.ByQuery),
-				chromedp.SendKeys("#f-address", "12 Analytical Row, London", chromedp.ByQuery),
-				chromedp.Submit("#f-address", chromedp.ByQuery),
-				chromedp.WaitVisible(`//h1[contains(., "Thank you")]`, chromedp.BySearch),
-				chromedp.Text("main", &receipt, chromedp.ByQuery),
+				chromedp.SendKeys(chromedp.CSS("#f-name"), "Ada Lovelace"),
+				chromedp.SendKeys(chromedp.CSS("#f-email"), "ada@example.com"),
+				chromedp.SendKeys(chromedp.CSS("#f-address"), "12 Analytical Row, London"),
+				chromedp.Submit(chromedp.CSS("#f-address")),
+				chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Thank you")]`)),
 			)
+			receipt := read(t, customer, "receipt", chromedp.Text(chromedp.CSS("main")))
 			shot(t, customer, dir, plan+"-receipt")
 			if !strings.Contains(receipt, "Blue mug") {
 				t.Errorf("the receipt does not name the product:\n%s", trim(receipt, 500))
 			}
 
 			// The merchant sees the order and the lower stock.
-			var orders, stock string
 			run(t, merchant, "orders",
 				chromedp.Navigate(base+"/manage/orders"),
-				chromedp.WaitVisible("main", chromedp.ByQuery),
-				chromedp.Text("main", &orders, chromedp.ByQuery),
+				chromedp.WaitVisible(chromedp.CSS("main")),
 			)
+			orders := read(t, merchant, "orders", chromedp.Text(chromedp.CSS("main")))
 			shot(t, merchant, dir, plan+"-orders")
 			if !strings.Contains(orders, "Ada Lovelace") {
 				t.Errorf("the orders page does not show the customer's order:\n%s", trim(orders, 500))
 			}
 			run(t, merchant, "stock after the sale",
 				chromedp.Navigate(base+"/manage/products/"+id[1]+"/stock"),
-				chromedp.WaitVisible("main", chromedp.ByQuery),
-				chromedp.Text("main", &stock, chromedp.ByQuery),
+				chromedp.WaitVisible(chromedp.CSS("main")),
 			)
+			stock := read(t, merchant, "stock", chromedp.Text(chromedp.CSS("main")))
 			if !regexp.MustCompile(`\b4\b`).MatchString(stock) || !strings.Contains(strings.ToLower(stock), "sale") {
 				t.Errorf("the stock page does not show 4 left and the sale:\n%s", trim(stock, 600))
 			}
