@@ -27,6 +27,7 @@ import (
 	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
+	"github.com/landlordhq/landlord/tenantcache"
 )
 
 // MaxFormBytes caps the body of every form request.
@@ -78,7 +79,7 @@ type Server struct {
 	now      func() time.Time
 	secret   []byte
 	pages    *pages
-	products *productCache
+	products *tenantcache.Cache[store.Page[store.Product]] // the storefront's lists
 
 	loginLimit  *limiter
 	signupLimit *limiter
@@ -137,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 		now:         cfg.Now,
 		secret:      secret,
 		pages:       pg,
-		products:    newProductCache(30*time.Second, cfg.Now),
+		products:    tenantcache.New[store.Page[store.Product]](tenantcache.Config{MaxEntries: 10_000, MaxEntriesPerTenant: 200, TTL: 30 * time.Second, Now: cfg.Now}),
 		loginLimit:  newLimiter(rate.Every(6*time.Second), 10),
 		signupLimit: newLimiter(rate.Every(30*time.Second), 5),
 	}
@@ -153,9 +154,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // ProductsChanged forgets the cached storefront lists of the store in ctx;
 // it fits store.Options.OnProductsChanged.
 func (s *Server) ProductsChanged(ctx context.Context) {
-	if id, ok := tenant.FromContext(ctx); ok {
-		s.products.invalidate(id)
-	}
+	// Without a store in ctx there is nothing to forget.
+	_ = s.products.DeleteTenant(ctx)
 }
 
 // reqInfo is what the request log learns while the request is served.
