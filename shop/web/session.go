@@ -23,10 +23,11 @@ import (
 // Cookie names; a store's cookies are scoped to its host, or to its
 // /s/<slug>/ path on the platform host.
 const (
-	sessionCookie  = "session"
-	cartCookie     = "cart"
-	flashCookie    = "flash"
-	operatorCookie = "operator"
+	sessionCookie   = "session"
+	cartCookie      = "cart"
+	flashCookie     = "flash"
+	operatorCookie  = "operator"
+	lastOrderCookie = "last_order"
 )
 
 func (s *Server) setCookie(w http.ResponseWriter, sc *storeCtx, name, value string, maxAge int) {
@@ -129,6 +130,30 @@ func (s *Server) orderToken(id tenant.ID, orderID string) string {
 
 func (s *Server) checkOrderToken(id tenant.ID, orderID, token string) bool {
 	return token != "" && hmac.Equal([]byte(token), []byte(s.orderToken(id, orderID)))
+}
+
+// lastOrderValue is the signed record of the visitor's last order and the
+// idempotency key that placed it.
+func (s *Server) lastOrderValue(id tenant.ID, orderID, key string) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write(id[:])
+	m.Write([]byte("last-order:" + orderID + ":" + key))
+	return orderID + "." + key + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:24])
+}
+
+// lastOrder returns the order the key placed, when the visitor's session
+// says so.
+func (s *Server) lastOrder(r *http.Request, sc *storeCtx, key string) (string, bool) {
+	c, err := r.Cookie(lastOrderCookie)
+	if err != nil {
+		return "", false
+	}
+	orderID, rest, _ := strings.Cut(c.Value, ".")
+	k, _, _ := strings.Cut(rest, ".")
+	if k != key || !uuidPattern.MatchString(orderID) {
+		return "", false
+	}
+	return orderID, hmac.Equal([]byte(c.Value), []byte(s.lastOrderValue(sc.T.ID, orderID, key)))
 }
 
 var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,100}$`)

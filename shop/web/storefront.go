@@ -302,6 +302,11 @@ func (s *Server) checkoutPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(in.Lines) == 0 {
+		// The same form sent again after its order emptied the cart.
+		if id, ok := s.lastOrder(r, sc, key); ok {
+			redirect(w, r, sc, "/orders/"+id+"?t="+s.orderToken(sc.T.ID, id))
+			return
+		}
 		again(http.StatusUnprocessableEntity, "Your cart is empty: add a product first.", nil)
 		return
 	}
@@ -322,6 +327,7 @@ func (s *Server) checkoutPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clearCookie(w, sc, cartCookie)
+	s.setCookie(w, sc, lastOrderCookie, s.lastOrderValue(sc.T.ID, o.ID, key), 24*3600)
 	s.flash(w, sc, "Thank you: your order is placed.")
 	redirect(w, r, sc, "/orders/"+o.ID+"?t="+s.orderToken(sc.T.ID, o.ID))
 }

@@ -138,6 +138,30 @@ func testCheckout(t *testing.T, e *env, a *shop, base string) {
 		t.Fatalf("double submit: orders %d -> %d, stock %d -> %d", before.Orders, after.Orders, before.Stock, after.Stock)
 	}
 	want(t, c.get(base+"/cart"), http.StatusOK, "Your cart is empty")
+	r = c.post(base+"/checkout", form) // once more, the cart empty now
+	want(t, r, http.StatusOK, "Thank you for your order")
+	if r.URL != receipt {
+		t.Fatalf("third submit went to %s, first to %s", r.URL, receipt)
+	}
+	if got := e.counts(t, a); got != after {
+		t.Fatalf("third submit wrote: %+v, was %+v", got, after)
+	}
+	// Another visitor with the same key and no session gets no order.
+	r = e.client(t).post(base+"/checkout", form)
+	want(t, r, http.StatusUnprocessableEntity, "Your cart is empty")
+	lacks(t, r, "Thank you for your order")
+	r = c.post(base+"/checkout", form) // once more, the cart empty now
+	want(t, r, http.StatusOK, "Thank you for your order")
+	if r.URL != receipt {
+		t.Fatalf("third submit went to %s, first to %s", r.URL, receipt)
+	}
+	if got := e.counts(t, a); got != after {
+		t.Fatalf("third submit wrote: %+v, was %+v", got, after)
+	}
+	// Another visitor with the same key and no session gets no order.
+	r = e.client(t).post(base+"/checkout", form)
+	want(t, r, http.StatusUnprocessableEntity, "Your cart is empty")
+	lacks(t, r, "Thank you for your order")
 
 	// The receipt needs its token.
 	u, _ := url.Parse(receipt)
