@@ -6,6 +6,19 @@
 // http://<base domain>/s/<slug>/...; every link a page renders stays under
 // the base it was reached by. The store is the tenant in each request's
 // context, so the same handlers serve a store whatever its isolation model.
+//
+// A store's pages: / (products, ?q= search), /products/{id}, /cart,
+// /checkout, /orders/{id}?t=<token> (the thank-you page), /invite/{token},
+// and the back office under /manage/ (login, products with their stock,
+// orders, staff, API tokens, notifications); /api/v1/ is Config.API with the
+// store in the context. The platform's: / (sign-up), /admin/ (operators),
+// /healthz, /metrics, /api/v1/openapi.json, /assets/ and /favicon.ico.
+//
+// Forms are guarded against cross-site posts (http.CrossOriginProtection),
+// bodies are capped at MaxFormBytes, sign-in and sign-up are rate limited
+// per client address, and every request is logged once with its store.
+// Wire Server.ProductsChanged into store.Options.OnProductsChanged so the
+// storefront's cached lists follow changes.
 package web
 
 import (
