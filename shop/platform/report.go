@@ -62,7 +62,8 @@ const (
 // Report sums the sales of every store in [from, to): its non-cancelled
 // orders placed in the period, and the best-selling products across all
 // stores. It reads every store of all three models in one Admin.Fanout,
-// calling progress (when set) as stores finish. A store that cannot be read
+// calling progress (when set) as tenants finish: its total counts every
+// serving tenant of the installation, stores or not. A store that cannot be read
 // is listed in Failed and the report goes on; an error means the report
 // itself could not be made (bad period, cancelled ctx).
 func (p *Platform) Report(ctx context.Context, op Operator, from, to time.Time, progress func(done, total int)) (Report, error) {
