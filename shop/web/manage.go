@@ -107,7 +107,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // safeNext is a store-relative back-office path to go to after signing in.
 func safeNext(next string) string {
-	if strings.HasPrefix(next, "/manage/") && !strings.ContainsAny(next, "\\\r\n") && !strings.HasPrefix(next, "//") {
+	if strings.HasPrefix(next, "/manage/") && !strings.ContainsAny(next, "\\\r\n") && !strings.Contains(next, "..") && !strings.Contains(next, "//") {
 		return next
 	}
 	return "/manage/"

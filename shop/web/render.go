@@ -111,9 +111,9 @@ func (v *view) HasErrors() bool { return len(v.Errors) > 0 || v.Message != "" }
 // field is one labelled input of a form.
 type field struct {
 	Name, Label, Type, Value, Err, Hint string
-	Required                           bool
-	Options                            []string
-	Disabled                           bool
+	Required                            bool
+	Options                             []string
+	Disabled                            bool
 }
 
 // newField is the template function {{template "field" field $ "name" "Label" "type" "required"}};

@@ -6,6 +6,19 @@
 // http://<base domain>/s/<slug>/...; every link a page renders stays under
 // the base it was reached by. The store is the tenant in each request's
 // context, so the same handlers serve a store whatever its isolation model.
+//
+// A store's pages: / (products, ?q= search), /products/{id}, /cart,
+// /checkout, /orders/{id}?t=<token> (the thank-you page), /invite/{token},
+// and the back office under /manage/ (login, products with their stock,
+// orders, staff, API tokens, notifications); /api/v1/ is Config.API with the
+// store in the context. The platform's: / (sign-up), /admin/ (operators),
+// /healthz, /metrics, /api/v1/openapi.json, /assets/ and /favicon.ico.
+//
+// Forms are guarded against cross-site posts (http.CrossOriginProtection),
+// bodies are capped at MaxFormBytes, sign-in and sign-up are rate limited
+// per client address, and every request is logged once with its store.
+// Wire Server.ProductsChanged into store.Options.OnProductsChanged so the
+// storefront's cached lists follow changes.
 package web
 
 import (
@@ -27,6 +40,7 @@ import (
 	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
+	"github.com/landlordhq/landlord/tenantcache"
 )
 
 // MaxFormBytes caps the body of every form request.
@@ -78,7 +92,7 @@ type Server struct {
 	now      func() time.Time
 	secret   []byte
 	pages    *pages
-	products *productCache
+	products *tenantcache.Cache[store.Page[store.Product]] // the storefront's lists
 
 	loginLimit  *limiter
 	signupLimit *limiter
@@ -137,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 		now:         cfg.Now,
 		secret:      secret,
 		pages:       pg,
-		products:    newProductCache(30*time.Second, cfg.Now),
+		products:    tenantcache.New[store.Page[store.Product]](tenantcache.Config{MaxEntries: 10_000, MaxEntriesPerTenant: 200, TTL: 30 * time.Second, Now: cfg.Now}),
 		loginLimit:  newLimiter(rate.Every(6*time.Second), 10),
 		signupLimit: newLimiter(rate.Every(30*time.Second), 5),
 	}
@@ -153,9 +167,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // ProductsChanged forgets the cached storefront lists of the store in ctx;
 // it fits store.Options.OnProductsChanged.
 func (s *Server) ProductsChanged(ctx context.Context) {
-	if id, ok := tenant.FromContext(ctx); ok {
-		s.products.invalidate(id)
-	}
+	// Without a store in ctx there is nothing to forget.
+	_ = s.products.DeleteTenant(ctx)
 }
 
 // reqInfo is what the request log learns while the request is served.

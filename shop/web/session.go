@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/time/rate"
 
@@ -24,10 +23,11 @@ import (
 // Cookie names; a store's cookies are scoped to its host, or to its
 // /s/<slug>/ path on the platform host.
 const (
-	sessionCookie  = "session"
-	cartCookie     = "cart"
-	flashCookie    = "flash"
-	operatorCookie = "operator"
+	sessionCookie   = "session"
+	cartCookie      = "cart"
+	flashCookie     = "flash"
+	operatorCookie  = "operator"
+	lastOrderCookie = "last_order"
 )
 
 func (s *Server) setCookie(w http.ResponseWriter, sc *storeCtx, name, value string, maxAge int) {
@@ -130,6 +130,30 @@ func (s *Server) orderToken(id tenant.ID, orderID string) string {
 
 func (s *Server) checkOrderToken(id tenant.ID, orderID, token string) bool {
 	return token != "" && hmac.Equal([]byte(token), []byte(s.orderToken(id, orderID)))
+}
+
+// lastOrderValue is the signed record of the visitor's last order and the
+// idempotency key that placed it.
+func (s *Server) lastOrderValue(id tenant.ID, orderID, key string) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write(id[:])
+	m.Write([]byte("last-order:" + orderID + ":" + key))
+	return orderID + "." + key + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:24])
+}
+
+// lastOrder returns the order the key placed, when the visitor's session
+// says so.
+func (s *Server) lastOrder(r *http.Request, sc *storeCtx, key string) (string, bool) {
+	c, err := r.Cookie(lastOrderCookie)
+	if err != nil {
+		return "", false
+	}
+	orderID, rest, _ := strings.Cut(c.Value, ".")
+	k, _, _ := strings.Cut(rest, ".")
+	if k != key || !uuidPattern.MatchString(orderID) {
+		return "", false
+	}
+	return orderID, hmac.Equal([]byte(c.Value), []byte(s.lastOrderValue(sc.T.ID, orderID, key)))
 }
 
 var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,100}$`)
@@ -241,68 +265,4 @@ func (l *limiter) allow(r *http.Request) bool {
 		l.m[ip] = lim
 	}
 	return lim.Allow()
-}
-
-// productCache remembers storefront product lists per store; a store's
-// entries go when its products or stock change, and all expire after ttl
-// (changes made by other processes).
-type productCache struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	now func() time.Time
-	m   map[tenant.ID]*tenantEntries
-}
-
-type tenantEntries struct {
-	gen   uint64
-	items map[string]cachedPage
-}
-
-type cachedPage struct {
-	page store.Page[store.Product]
-	at   time.Time
-}
-
-func newProductCache(ttl time.Duration, now func() time.Time) *productCache {
-	return &productCache{ttl: ttl, now: now, m: map[tenant.ID]*tenantEntries{}}
-}
-
-// get returns the cached page of key and the store's generation, to hand
-// back to put.
-func (c *productCache) get(id tenant.ID, key string) (store.Page[store.Product], uint64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	if !ok {
-		e = &tenantEntries{items: map[string]cachedPage{}}
-		c.m[id] = e
-	}
-	p, ok := e.items[key]
-	if !ok || c.now().Sub(p.at) > c.ttl {
-		return store.Page[store.Product]{}, e.gen, false
-	}
-	return p.page, e.gen, true
-}
-
-// put stores a page read at generation gen, unless the store changed since.
-func (c *productCache) put(id tenant.ID, key string, gen uint64, p store.Page[store.Product]) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	if !ok || e.gen != gen {
-		return
-	}
-	if len(e.items) >= 200 {
-		clear(e.items)
-	}
-	e.items[key] = cachedPage{page: p, at: c.now()}
-}
-
-func (c *productCache) invalidate(id tenant.ID) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[id]; ok {
-		e.gen++
-		clear(e.items)
-	}
 }

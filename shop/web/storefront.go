@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/landlordhq/landlord/shop/store"
+	"github.com/landlordhq/landlord/tenantcache"
 )
 
 // storeRoutes are a store's pages, with paths relative to its base.
@@ -79,16 +81,17 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		q = q[:100]
 	}
 	page := pageNumber(r)
-	key := strconv.Itoa(page) + "\x00" + q
-	p, gen, ok := s.products.get(sc.T.ID, key)
-	if !ok {
-		var err error
-		p, err = s.st.Products(r.Context(), store.ProductFilter{Query: q, ActiveOnly: true, Page: page, PerPage: 12})
-		if err != nil {
-			s.fail(w, r, sc, err)
-			return
-		}
-		s.products.put(sc.T.ID, key, gen, p)
+	key, err := tenantcache.Key(r.Context(), "storefront", strconv.Itoa(page), q)
+	if err != nil {
+		s.fail(w, r, sc, err)
+		return
+	}
+	p, err := s.products.GetOrLoad(r.Context(), key, func(ctx context.Context) (store.Page[store.Product], error) {
+		return s.st.Products(ctx, store.ProductFilter{Query: q, ActiveOnly: true, Page: page, PerPage: 12})
+	})
+	if err != nil {
+		s.fail(w, r, sc, err)
+		return
 	}
 	filters := url.Values{}
 	if q != "" {
@@ -299,6 +302,11 @@ func (s *Server) checkoutPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(in.Lines) == 0 {
+		// The same form sent again after its order emptied the cart.
+		if id, ok := s.lastOrder(r, sc, key); ok {
+			redirect(w, r, sc, "/orders/"+id+"?t="+s.orderToken(sc.T.ID, id))
+			return
+		}
 		again(http.StatusUnprocessableEntity, "Your cart is empty: add a product first.", nil)
 		return
 	}
@@ -319,6 +327,7 @@ func (s *Server) checkoutPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clearCookie(w, sc, cartCookie)
+	s.setCookie(w, sc, lastOrderCookie, s.lastOrderValue(sc.T.ID, o.ID, key), 24*3600)
 	s.flash(w, sc, "Thank you: your order is placed.")
 	redirect(w, r, sc, "/orders/"+o.ID+"?t="+s.orderToken(sc.T.ID, o.ID))
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -138,6 +139,30 @@ func testCheckout(t *testing.T, e *env, a *shop, base string) {
 		t.Fatalf("double submit: orders %d -> %d, stock %d -> %d", before.Orders, after.Orders, before.Stock, after.Stock)
 	}
 	want(t, c.get(base+"/cart"), http.StatusOK, "Your cart is empty")
+	r = c.post(base+"/checkout", form) // once more, the cart empty now
+	want(t, r, http.StatusOK, "Thank you for your order")
+	if r.URL != receipt {
+		t.Fatalf("third submit went to %s, first to %s", r.URL, receipt)
+	}
+	if got := e.counts(t, a); got != after {
+		t.Fatalf("third submit wrote: %+v, was %+v", got, after)
+	}
+	// Another visitor with the same key and no session gets no order.
+	r = e.client(t).post(base+"/checkout", form)
+	want(t, r, http.StatusUnprocessableEntity, "Your cart is empty")
+	lacks(t, r, "Thank you for your order")
+	r = c.post(base+"/checkout", form) // once more, the cart empty now
+	want(t, r, http.StatusOK, "Thank you for your order")
+	if r.URL != receipt {
+		t.Fatalf("third submit went to %s, first to %s", r.URL, receipt)
+	}
+	if got := e.counts(t, a); got != after {
+		t.Fatalf("third submit wrote: %+v, was %+v", got, after)
+	}
+	// Another visitor with the same key and no session gets no order.
+	r = e.client(t).post(base+"/checkout", form)
+	want(t, r, http.StatusUnprocessableEntity, "Your cart is empty")
+	lacks(t, r, "Thank you for your order")
 
 	// The receipt needs its token.
 	u, _ := url.Parse(receipt)
@@ -685,5 +710,35 @@ func TestParsePrice(t *testing.T) {
 	}
 	if decimal(1250) != "12.50" || decimal(5) != "0.05" || money(100, "EUR") != "1.00 EUR" {
 		t.Error("decimal formatting")
+	}
+}
+
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{
+		"/manage/orders?status=placed": "/manage/orders?status=placed",
+		"/manage/../../admin":          "/manage/",
+		"//evil.example/manage/":       "/manage/",
+		"/manage//evil.example":        "/manage/",
+		"https://evil.example/manage/": "/manage/",
+		"/cart":                        "/manage/",
+		"":                             "/manage/",
+	} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCartCookie(t *testing.T) {
+	id1, id2 := "0b7e2c1a-1111-4222-8333-444455556666", "0b7e2c1a-1111-4222-8333-444455556667"
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(&http.Cookie{Name: cartCookie, Value: id1 + "_2." + id2 + "_0.junk_1." + id1 + "_5.not-a-uuid_3." + id2 + "_1000." + id2 + "_7"})
+	c := readCart(r)
+	if len(c.IDs) != 2 || c.Qty[id1] != 2 || c.Qty[id2] != 7 || c.count() != 9 {
+		t.Fatalf("cart %+v", c)
+	}
+	c.set(id1, 0)
+	if len(c.IDs) != 1 || c.IDs[0] != id2 {
+		t.Fatalf("after removal %+v", c)
 	}
 }
