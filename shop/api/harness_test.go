@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/landlordtest"
@@ -122,7 +123,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ll := kit().Open(t, landlord.Config{})
 	t.Cleanup(ll.Close)
-	e := &env{t: t, ll: ll, svc: store.New(ll.Handle(), store.Options{}), logs: &syncBuffer{}}
+	e := &env{t: t, ll: ll, svc: store.New(ll.Handle(), store.Options{PasswordCost: bcrypt.MinCost}), logs: &syncBuffer{}}
 	e.url = e.serve(Config{RateLimit: RateLimit{Every: -1}})
 	return e
 }
