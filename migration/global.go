@@ -136,3 +136,7 @@ func SecureGlobal(ctx context.Context, tx pgx.Tx, t Target) error {
 	}
 	return CheckGlobalShape(ctx, tx, t.Schema)
 }
+
+// GlobalTarget is the target of the global set: schema GlobalSchema with
+// Global set.
+func GlobalTarget() Target { return Target{Schema: GlobalSchema, Global: true} }
