@@ -334,5 +334,3 @@ func TestGlobalNotConfigured(t *testing.T) {
 		t.Errorf("SyncGlobal: %v, want ErrNoGlobal", err)
 	}
 }
-
-

@@ -51,6 +51,10 @@ type item struct {
 	// What the survey found.
 	version  int   // from the target's ledger; -1 when it could not be read
 	pending  []int // versions of the set above version
+	// The global schema of the target's database, for a target outside
+	// the control database when the installation has global tables.
+	globalVersion int
+	globalPending []int
 	problem  error // why the ledger could not be read, or how it disagrees with the set
 	mismatch bool  // problem is a disagreement with the set, not a connection failure
 	last     *LastRun
