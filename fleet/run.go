@@ -62,17 +62,17 @@ func scanRun(row pgx.Row) (*Run, error) {
 // TargetResult is what Up did to one target.
 type TargetResult struct {
 	Target
-	Status   State         `json:"status"`
-	From     int           `json:"from"` // version before; -1 if unknown
-	To       int           `json:"to"`   // version reached
-	Applied  []int         `json:"applied"`
+	Status  State `json:"status"`
+	From    int   `json:"from"` // version before; -1 if unknown
+	To      int   `json:"to"`   // version reached
+	Applied []int `json:"applied"`
 	// GlobalApplied lists the versions of the global set applied to the
 	// global schema of the target's database before its own migrations.
-	GlobalApplied []int `json:"global_applied,omitempty"`
-	Attempts int           `json:"attempts"` // tries towards this head, this one included
-	Duration time.Duration `json:"duration_ns"`
-	Error    string        `json:"error,omitempty"`
-	Canary   bool          `json:"canary,omitempty"`
+	GlobalApplied []int         `json:"global_applied,omitempty"`
+	Attempts      int           `json:"attempts"` // tries towards this head, this one included
+	Duration      time.Duration `json:"duration_ns"`
+	Error         string        `json:"error,omitempty"`
+	Canary        bool          `json:"canary,omitempty"`
 	// By is the other run that finished the target while this one waited
 	// for it; 0 when this run did the work.
 	By int `json:"by,omitempty"`

@@ -229,6 +229,18 @@ type copyResult struct {
 // ledger), then, in one transaction, their rows and the marker.
 func (p *Provisioner) syncCopy(ctx context.Context, conn *pgx.Conn, d *GlobalData) (copyResult, error) {
 	var out copyResult
+	// A copy at the version costs this one read (the version covers the
+	// global set, so its DDL is current too); one behind is migrated and
+	// then brought in a transaction of four round trips, whatever the
+	// number of tables.
+	have, haveMarker, err := readMarker(ctx, conn)
+	if err != nil {
+		return out, err
+	}
+	if have == d.Version {
+		out.current = true
+		return out, nil
+	}
 	res, err := p.gmig.Apply(ctx, conn, migration.GlobalTarget())
 	if err != nil {
 		return out, fmt.Errorf("migrate the global schema: %w", err)
@@ -236,55 +248,75 @@ func (p *Provisioner) syncCopy(ctx context.Context, conn *pgx.Conn, d *GlobalDat
 	if head := p.gmig.Set().Head(); res.To != head {
 		return out, fmt.Errorf("the global schema is at version %d, these global migrations end at %d", res.To, head)
 	}
-	var haveMarker bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('landlord.global_copy') IS NOT NULL`).Scan(&haveMarker); err != nil {
-		return out, err
+	lock := fmt.Sprintf("SET LOCAL ROLE %s; SELECT pg_advisory_xact_lock(%d, 0)", ident.Quote(p.cfg.OwnerRole), globalLockNamespace)
+	if !haveMarker {
+		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, lock+"; "+copyMarkerSQL)
+			return err
+		}); err != nil {
+			return out, fmt.Errorf("create the copy's marker: %w", err)
+		}
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE %s; SELECT pg_advisory_xact_lock(%d, 0)",
-			ident.Quote(p.cfg.OwnerRole), globalLockNamespace)); err != nil {
-			return err
-		}
-		if !haveMarker {
-			if _, err := tx.Exec(ctx, copyMarkerSQL); err != nil {
-				return fmt.Errorf("create the copy's marker: %w", err)
-			}
-		}
-		var have string
-		err := tx.QueryRow(ctx, `SELECT data_version FROM landlord.global_copy`).Scan(&have)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("read the copy's marker: %w", err)
+		b := &pgx.Batch{}
+		b.Queue(fmt.Sprintf("SET LOCAL ROLE %s", ident.Quote(p.cfg.OwnerRole)))
+		b.Queue(`SELECT pg_advisory_xact_lock($1, 0)`, int32(globalLockNamespace))
+		b.Queue(`SELECT coalesce((SELECT data_version FROM landlord.global_copy), '')`).QueryRow(func(r pgx.Row) error {
+			return r.Scan(&have)
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("lock the copy: %w", err)
 		}
 		if have == d.Version {
-			out.current = true
+			out.current = true // a concurrent sync brought it meanwhile
 			return nil
 		}
+		b = &pgx.Batch{}
 		for _, t := range d.tables {
-			tag, err := tx.Exec(ctx, t.upsertSQL(), t.rows)
-			if err != nil {
-				return fmt.Errorf("write global.%s: %w", t.name, err)
-			}
-			out.upserted += int(tag.RowsAffected())
+			b.Queue(t.upsertSQL(), t.rows).Exec(func(tag pgconn.CommandTag) error {
+				out.upserted += int(tag.RowsAffected())
+				return nil
+			})
 		}
 		// Referencing tables first, so a row and the rows pointing at it
 		// go together.
 		for _, t := range slices.Backward(d.tables) {
-			tag, err := tx.Exec(ctx, t.deleteSQL(), t.rows)
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation {
-				return fmt.Errorf("%w: global.%s: the row with %s is gone from the control database (%s)",
-					ErrGlobalRowInUse, t.name, strings.TrimSuffix(strings.TrimPrefix(pgErr.Detail, "Key "), "."), pgErr.Message)
-			}
-			if err != nil {
-				return fmt.Errorf("delete from global.%s: %w", t.name, err)
-			}
-			out.deleted += int(tag.RowsAffected())
+			b.Queue(t.deleteSQL(), t.rows).Exec(func(tag pgconn.CommandTag) error {
+				out.deleted += int(tag.RowsAffected())
+				return nil
+			})
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO landlord.global_copy (data_version) VALUES ($1)
+		b.Queue(`INSERT INTO landlord.global_copy (data_version) VALUES ($1)
 			ON CONFLICT (one) DO UPDATE SET data_version = EXCLUDED.data_version, synced_at = now()`, d.Version)
-		return err
+		err := tx.SendBatch(ctx, b).Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation {
+			// Only a delete or a changed key can break a tenant's foreign
+			// key: the message names the global table, the tenant's table
+			// and the key of the row.
+			return fmt.Errorf("%w: a row changed or gone in the control database: %s: %s",
+				ErrGlobalRowInUse, pgErr.Message, pgErr.Detail)
+		}
+		if err != nil {
+			return fmt.Errorf("write the global rows: %w", err)
+		}
+		return nil
 	})
 	return out, err
+}
+
+// readMarker reads the version of the global data a copy holds; ok is
+// false when the copy has no marker yet.
+func readMarker(ctx context.Context, conn *pgx.Conn) (version string, ok bool, err error) {
+	err = conn.QueryRow(ctx, `SELECT coalesce((SELECT data_version FROM landlord.global_copy), '')`).Scan(&version)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read the copy's marker: %w", err)
+	}
+	return version, true, nil
 }
 
 // syncNew brings the global tables of a database that provisioning has
@@ -390,7 +422,7 @@ func (p *Provisioner) SyncGlobal(ctx context.Context, cfg SyncConfig) (SyncRepor
 		return rep, err
 	}
 	rep.Version, rep.Rows = d.Version, d.Rows
-	copies, err := p.globalCopies(ctx)
+	copies, servers, err := p.globalCopies(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -429,7 +461,7 @@ func (p *Provisioner) SyncGlobal(ctx context.Context, cfg SyncConfig) (SyncRepor
 		wg.Go(func() {
 			defer func() { <-sem }()
 			cstart := time.Now()
-			res, err := p.syncOne(ctx, c, d)
+			res, err := p.syncOne(ctx, c, servers[c.Server], d)
 			c.Duration = time.Since(cstart)
 			c.Upserted, c.Deleted = res.upserted, res.deleted
 			switch {
@@ -491,8 +523,8 @@ func boolRank(b bool) int {
 	return 0
 }
 
-// syncOne brings one copy to d.
-func (p *Provisioner) syncOne(ctx context.Context, c *CopyResult, d *GlobalData) (copyResult, error) {
+// syncOne brings one copy, on server s, to d.
+func (p *Provisioner) syncOne(ctx context.Context, c *CopyResult, s directory.Server, d *GlobalData) (copyResult, error) {
 	var res copyResult
 	if c.Kind == CopyTemplate {
 		// The template accepts connections only while its lock is held.
@@ -503,23 +535,31 @@ func (p *Provisioner) syncOne(ctx context.Context, c *CopyResult, d *GlobalData)
 		})
 		return res, err
 	}
-	conn, err := p.connect(ctx, c.Server, c.Database)
+	if s.ID == "" {
+		return res, fmt.Errorf("server %q: %w", c.Server, ErrUnknownServer)
+	}
+	conn, err := pgx.ConnectConfig(ctx, s.ConnConfig(p.admin.Config().ConnConfig, c.Database))
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("connect to database %s: %w", c.Database, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return p.syncCopy(ctx, conn, d)
 }
 
-// globalCopies lists the databases that hold a copy of the global tables.
-func (p *Provisioner) globalCopies(ctx context.Context) ([]CopyResult, error) {
+// globalCopies lists the databases that hold a copy of the global tables,
+// and the servers by id.
+func (p *Provisioner) globalCopies(ctx context.Context) ([]CopyResult, map[string]directory.Server, error) {
 	ts, err := p.dir.List(ctx, directory.Filter{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	servers, err := p.dir.Servers(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	byID := make(map[string]directory.Server, len(servers))
+	for _, s := range servers {
+		byID[s.ID] = s
 	}
 	var out []CopyResult
 	otherServers := map[string]bool{}
@@ -541,7 +581,7 @@ func (p *Provisioner) globalCopies(ctx context.Context) ([]CopyResult, error) {
 	}
 	reserved, err := p.dir.ListReserved(ctx, tenant.ModelDatabase, directory.DefaultServer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, e := range reserved {
 		if e.Ready {
@@ -550,12 +590,12 @@ func (p *Provisioner) globalCopies(ctx context.Context) ([]CopyResult, error) {
 	}
 	exists, _, _, err := p.templateDatabaseState(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if exists {
 		out = append(out, CopyResult{Kind: CopyTemplate, Server: directory.DefaultServer, Database: p.TemplateDatabase()})
 	}
-	return out, nil
+	return out, byID, nil
 }
 
 // GlobalMigrator returns the migrator of the global tables, nil when the
