@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/landlordhq/landlord/internal/traffic"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -37,3 +38,15 @@ var ErrBatchTx = traffic.ErrBatchTx
 // connection pooler (Config.Pooler): the pooler would hand that state to
 // another client's next transaction.
 var ErrSessionState = traffic.ErrSessionState
+
+// ErrNoGlobal is returned by GlobalAdmin and SyncGlobal for an installation
+// opened without global tables (Config.Global).
+var ErrNoGlobal = provision.ErrNoGlobal
+
+// ErrSyncFailed is wrapped by the error of SyncGlobal when some copies of
+// the global tables could not be synced; the SyncReport says which and why.
+var ErrSyncFailed = provision.ErrSyncFailed
+
+// ErrGlobalRowInUse is wrapped by the error of a copy whose sync would
+// delete a global row that one of its tenant's rows still references.
+var ErrGlobalRowInUse = provision.ErrGlobalRowInUse

@@ -110,6 +110,18 @@ type Config struct {
 	// all, for tools that only look. Both refusals wrap
 	// provision.ErrNotInstalled.
 	Install provision.Install
+	// Global holds the platform's own tables, which belong to no tenant
+	// and which every tenant reads (currencies, countries, tax rates,
+	// plans), as NNN_name.up.sql files like the tenant migrations, for
+	// schema "global" (see package migration: no tenant_id, no row-level
+	// security, a primary key on every table, foreign keys only between
+	// global tables). Open applies them to the control database, where row
+	// and schema tenants read them; every tenant database holds a copy
+	// that SyncGlobal keeps equal. Tenant tables may reference them by
+	// foreign key, and every tenant may read them, in each model with the
+	// same SQL (SELECT ... FROM global.currencies); only GlobalAdmin (or
+	// the administrator) writes them. nil: no global tables.
+	Global fs.FS
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -210,6 +222,12 @@ func Open(ctx context.Context, databaseURL string, migrations fs.FS, cfg Config)
 	if err != nil {
 		return nil, err
 	}
+	var global *migration.Set
+	if cfg.Global != nil {
+		if global, err = migration.Load(cfg.Global); err != nil {
+			return nil, fmt.Errorf("global tables: %w", err)
+		}
+	}
 	pcfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		// pgx's parse errors never contain the password.
@@ -221,20 +239,20 @@ func Open(ctx context.Context, databaseURL string, migrations fs.FS, cfg Config)
 		return nil, fmt.Errorf("connect to control database: %w", err)
 	}
 	l := &Landlord{cfg: cfg, admin: admin}
-	if err := l.open(ctx, set); err != nil {
+	if err := l.open(ctx, set, global); err != nil {
 		l.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *Landlord) open(ctx context.Context, set *migration.Set) error {
+func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 	if err := l.admin.Ping(ctx); err != nil {
 		return fmt.Errorf("connect to control database: %w", err)
 	}
 	var err error
 	l.prov, err = provision.New(ctx, l.admin, set, provision.Config{
-		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger, Install: l.cfg.Install,
+		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger, Install: l.cfg.Install, Global: global,
 		// Set before Open returns, so before any deletion can run.
 		BeforeDrop: func(ctx context.Context, t tenant.Tenant) error { return l.traffic.CloseTenant(ctx, t) },
 	})

@@ -159,6 +159,12 @@ type Fleet struct {
 	refs  []tenantRef
 
 	byVersion map[int]migration.Migration
+
+	// The global tables' migrations (nil without global tables): a run
+	// brings the global schema of every database outside the control
+	// database to their head, before the tenant tables of that database.
+	global          *migration.Migrator
+	globalByVersion map[int]migration.Migration
 }
 
 // New returns a Fleet for the installation that prov manages, through its
@@ -197,7 +203,22 @@ func New(prov *provision.Provisioner, cfg Config) (*Fleet, error) {
 	for _, m := range set.Migrations() {
 		byVersion[m.Version] = m
 	}
-	return &Fleet{admin: admin, prov: prov, set: set, mig: mig, cfg: cfg, refs: refs, byVersion: byVersion}, nil
+	f := &Fleet{admin: admin, prov: prov, set: set, mig: mig, cfg: cfg, refs: refs, byVersion: byVersion}
+	if g := prov.GlobalMigrator(); g != nil {
+		if f.global, err = migration.New(g.Set(), migration.Config{
+			Owner:       prov.Roles().Owner,
+			LockTimeout: cfg.LockTimeout,
+			LockRetries: cfg.LockRetries,
+			Logger:      cfg.Logger,
+		}); err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+		f.globalByVersion = make(map[int]migration.Migration, len(g.Set().Migrations()))
+		for _, m := range g.Set().Migrations() {
+			f.globalByVersion[m.Version] = m
+		}
+	}
+	return f, nil
 }
 
 // Head is the version every target is migrated to.

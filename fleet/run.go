@@ -62,14 +62,17 @@ func scanRun(row pgx.Row) (*Run, error) {
 // TargetResult is what Up did to one target.
 type TargetResult struct {
 	Target
-	Status   State         `json:"status"`
-	From     int           `json:"from"` // version before; -1 if unknown
-	To       int           `json:"to"`   // version reached
-	Applied  []int         `json:"applied"`
-	Attempts int           `json:"attempts"` // tries towards this head, this one included
-	Duration time.Duration `json:"duration_ns"`
-	Error    string        `json:"error,omitempty"`
-	Canary   bool          `json:"canary,omitempty"`
+	Status  State `json:"status"`
+	From    int   `json:"from"` // version before; -1 if unknown
+	To      int   `json:"to"`   // version reached
+	Applied []int `json:"applied"`
+	// GlobalApplied lists the versions of the global set applied to the
+	// global schema of the target's database before its own migrations.
+	GlobalApplied []int         `json:"global_applied,omitempty"`
+	Attempts      int           `json:"attempts"` // tries towards this head, this one included
+	Duration      time.Duration `json:"duration_ns"`
+	Error         string        `json:"error,omitempty"`
+	Canary        bool          `json:"canary,omitempty"`
 	// By is the other run that finished the target while this one waited
 	// for it; 0 when this run did the work.
 	By int `json:"by,omitempty"`
@@ -128,7 +131,7 @@ func (f *Fleet) Up(ctx context.Context) (*Report, error) {
 	var work, held []*item
 	for _, it := range s.items {
 		switch {
-		case len(it.pending) == 0 && it.problem == nil && (it.last == nil || it.last.Status == StateDone) && it.inSync():
+		case len(it.pending) == 0 && len(it.globalPending) == 0 && it.problem == nil && (it.last == nil || it.last.Status == StateDone) && it.inSync():
 			rep.AtHead++
 		case it.held != 0:
 			held = append(held, it)
@@ -618,6 +621,9 @@ func (r *run) applyOnce(ctx context.Context, it *item) (migration.Result, error)
 		// the call, under the lock that keeps copies off it.
 		var res migration.Result
 		err := r.f.prov.WithTemplateDatabase(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+			if err := r.applyGlobal(ctx, conn, it); err != nil {
+				return err
+			}
 			var err error
 			res, err = r.f.mig.Apply(ctx, conn, it.mt)
 			return err
@@ -641,7 +647,27 @@ func (r *run) applyOnce(ctx context.Context, it *item) (migration.Result, error)
 		return migration.Result{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if err := r.applyGlobal(ctx, conn, it); err != nil {
+		return migration.Result{}, err
+	}
 	return r.f.mig.Apply(ctx, conn, it.mt)
+}
+
+// applyGlobal brings the global schema of a database outside the control
+// database to the global set's head, before its tenant tables, whose new
+// migrations may reference new global tables. Its rows are SyncGlobal's;
+// the migrations' own rows come with them. Several targets of one
+// database each call it; the migrator applies each step once.
+func (r *run) applyGlobal(ctx context.Context, conn *pgx.Conn, it *item) error {
+	if r.f.global == nil {
+		return nil
+	}
+	res, err := r.f.global.Apply(ctx, conn, migration.GlobalTarget())
+	r.results[it.Key].GlobalApplied = append(r.results[it.Key].GlobalApplied, res.Applied...)
+	if err != nil {
+		return fmt.Errorf("global schema: %w", err)
+	}
+	return nil
 }
 
 // workPool returns the pool of control database connections the workers

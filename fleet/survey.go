@@ -46,6 +46,11 @@ type TargetStatus struct {
 	// Pending lists the versions of the set the target lacks: what Up would
 	// apply.
 	Pending []int `json:"pending"`
+	// GlobalPending lists the versions of the global set (see
+	// landlord.Config.Global) that the global schema in the target's
+	// database lacks, for a target outside the control database: Up
+	// applies them before Pending.
+	GlobalPending []int `json:"global_pending,omitempty"`
 	// Problem says why the ledger could not be read, or how it disagrees
 	// with the migration set.
 	Problem string `json:"problem,omitempty"`
@@ -59,7 +64,7 @@ type TargetStatus struct {
 type Summary struct {
 	Targets int `json:"targets"`
 	AtHead  int `json:"at_head"`
-	Behind  int `json:"behind"`  // readable ledger below the head
+	Behind  int `json:"behind"`  // readable ledger below the head (or the global schema of its database below the global head)
 	Unknown int `json:"unknown"` // ledger unreadable or disagreeing with the set
 	Failed  int `json:"failed"`  // the latest run failed on them
 	Running int `json:"running"` // held by a running run now
@@ -76,11 +81,12 @@ type Status struct {
 	LastRun *Run `json:"last_run,omitempty"`
 }
 
-// Behind returns the targets that are not at the head.
+// Behind returns the targets that are not at the head, or whose database's
+// global schema is not at the global set's head.
 func (s *Status) Behind() []TargetStatus {
 	var out []TargetStatus
 	for _, t := range s.Targets {
-		if t.Version < s.Head {
+		if t.Version < s.Head || len(t.GlobalPending) > 0 {
 			out = append(out, t)
 		}
 	}
@@ -141,7 +147,8 @@ func (f *Fleet) rehearse(ctx context.Context) error {
 func (f *Fleet) status(s *survey) *Status {
 	st := &Status{Head: f.set.Head(), SetHash: f.set.Hash(), LastRun: s.lastRun, Targets: make([]TargetStatus, 0, len(s.items))}
 	for _, it := range s.items {
-		ts := TargetStatus{Target: it.Target, Version: it.version, Pending: it.pending, Last: it.last, HeldBy: it.held}
+		ts := TargetStatus{Target: it.Target, Version: it.version, Pending: it.pending, Last: it.last, HeldBy: it.held,
+			GlobalPending: it.globalPending}
 		if ts.Pending == nil {
 			ts.Pending = []int{}
 		}
@@ -154,7 +161,7 @@ func (f *Fleet) status(s *survey) *Status {
 		switch {
 		case it.problem != nil:
 			sm.Unknown++
-		case it.version >= st.Head:
+		case it.version >= st.Head && len(it.globalPending) == 0:
 			sm.AtHead++
 		default:
 			sm.Behind++
@@ -252,7 +259,11 @@ func (f *Fleet) readLedgers(ctx context.Context, sel *selection) error {
 					return nil, err
 				}
 				defer conn.Close(context.WithoutCancel(ctx))
-				return readLedger(ctx, conn, keysOf(items))
+				keys := keysOf(items)
+				if f.global != nil {
+					keys = append(keys, migration.GlobalSchema)
+				}
+				return readLedger(ctx, conn, keys)
 			}()
 			for _, it := range items {
 				if err != nil {
@@ -260,6 +271,9 @@ func (f *Fleet) readLedgers(ctx context.Context, sel *selection) error {
 					continue
 				}
 				f.judge(it, recs[it.mt.Schema])
+				if f.global != nil {
+					f.judgeGlobal(it, recs[migration.GlobalSchema])
+				}
 			}
 		})
 	}
@@ -308,12 +322,30 @@ func readLedger(ctx context.Context, q querier, schemas []string) (map[string][]
 // judge checks a target's ledger against the set, as migration.Migrator
 // does before it applies anything, and works out what is pending.
 func (f *Fleet) judge(it *item, recs []ledgerRec) {
-	head := f.set.Head()
-	version := 0
+	version, pending, problem := judgeLedger(it.Key, f.set, f.byVersion, recs)
+	it.version, it.pending = version, pending
+	if problem != nil && it.problem == nil {
+		it.problem, it.mismatch = problem, true
+	}
+}
+
+// judgeGlobal does what judge does for the global schema in the database
+// of a target outside the control database.
+func (f *Fleet) judgeGlobal(it *item, recs []ledgerRec) {
+	version, pending, problem := judgeLedger(it.Key+" (global schema)", f.global.Set(), f.globalByVersion, recs)
+	it.globalVersion, it.globalPending = version, pending
+	if problem != nil && it.problem == nil {
+		it.problem, it.mismatch = problem, true
+	}
+}
+
+// judgeLedger checks the ledger rows of one target against set.
+func judgeLedger(key string, set *migration.Set, byVersion map[int]migration.Migration, recs []ledgerRec) (version int, pending []int, problem error) {
+	head := set.Head()
 	recorded := make(map[int]bool, len(recs))
 	fail := func(err error) {
-		if it.problem == nil {
-			it.problem, it.mismatch = err, true
+		if problem == nil {
+			problem = err
 		}
 	}
 	for _, r := range recs {
@@ -322,23 +354,23 @@ func (f *Fleet) judge(it *item, recs []ledgerRec) {
 		if r.version > head {
 			continue // applied by newer code; not ours to judge
 		}
-		m, ok := f.byVersion[r.version]
+		m, ok := byVersion[r.version]
 		switch {
 		case !ok:
-			fail(fmt.Errorf("target %s: version %d (%s): %w", it.Key, r.version, r.name, migration.ErrUnknownVersion))
+			fail(fmt.Errorf("target %s: version %d (%s): %w", key, r.version, r.name, migration.ErrUnknownVersion))
 		case m.Checksum != r.checksum:
-			fail(fmt.Errorf("target %s: %s: %w (recorded sha256 %.12s…, file sha256 %.12s…)", it.Key, m.Name, migration.ErrChecksumMismatch, r.checksum, m.Checksum))
+			fail(fmt.Errorf("target %s: %s: %w (recorded sha256 %.12s…, file sha256 %.12s…)", key, m.Name, migration.ErrChecksumMismatch, r.checksum, m.Checksum))
 		}
 	}
-	it.version = version
-	for _, m := range f.set.Migrations() {
+	for _, m := range set.Migrations() {
 		if m.Version < version && !recorded[m.Version] {
-			fail(fmt.Errorf("target %s: %s: %w (target is at version %d)", it.Key, m.Name, migration.ErrMissingVersion, version))
+			fail(fmt.Errorf("target %s: %s: %w (target is at version %d)", key, m.Name, migration.ErrMissingVersion, version))
 		}
 		if m.Version > version {
-			it.pending = append(it.pending, m.Version)
+			pending = append(pending, m.Version)
 		}
 	}
+	return version, pending, problem
 }
 
 // errClosed is the problem of a closed template database that neither the
@@ -368,6 +400,11 @@ func (f *Fleet) judgeClosed(ctx context.Context, it *item) error {
 		if m.Version > it.version {
 			it.pending = append(it.pending, m.Version)
 		}
+	}
+	if f.global != nil && !ready {
+		// Only the provisioner's mark vouches for the global schema of a
+		// closed template: without it, Up opens the template and sees.
+		it.globalPending = []int{f.global.Set().Head()}
 	}
 	return nil
 }

@@ -49,12 +49,16 @@ type item struct {
 	rank    int  // run order: tenants, shared schemas, schema template, template database
 
 	// What the survey found.
-	version  int   // from the target's ledger; -1 when it could not be read
-	pending  []int // versions of the set above version
-	problem  error // why the ledger could not be read, or how it disagrees with the set
-	mismatch bool  // problem is a disagreement with the set, not a connection failure
-	last     *LastRun
-	held     int // id of another running run that holds the target; 0 if none
+	version int   // from the target's ledger; -1 when it could not be read
+	pending []int // versions of the set above version
+	// The global schema of the target's database, for a target outside
+	// the control database when the installation has global tables.
+	globalVersion int
+	globalPending []int
+	problem       error // why the ledger could not be read, or how it disagrees with the set
+	mismatch      bool  // problem is a disagreement with the set, not a connection failure
+	last          *LastRun
+	held          int // id of another running run that holds the target; 0 if none
 
 	dirVersion  int   // the tenant's schema_version in the directory
 	rowVersions []int // shared schemas: the schema_versions of the server's row tenants

@@ -41,11 +41,26 @@ type Target struct {
 	// Plain marks a schema that is not made of tenant tables (Landlord's
 	// own control schema): no shape checks, no row-level security.
 	Plain bool
+	// Global marks the schema of platform-wide tables (GlobalSchema, the
+	// only schema it may name): tables without tenant_id or row-level
+	// security, checked by CheckGlobalShape and readable, never writable,
+	// by every role that can reach the database (SecureGlobal). Apply
+	// creates the schema, owned by Config.Owner, when it is missing.
+	// Grantee must be empty.
+	Global bool
 }
 
 func (t Target) validate() error {
 	if err := tenant.CheckIdent(t.Schema); err != nil {
 		return fmt.Errorf("target schema: %w", err)
+	}
+	switch {
+	case t.Global && t.Schema != GlobalSchema:
+		return fmt.Errorf("target schema %q: a global target is schema %q", t.Schema, GlobalSchema)
+	case t.Global && (t.Grantee != "" || t.Plain):
+		return errors.New("target: a global target has no Grantee and is not Plain: its tables are readable by every role of the database")
+	case !t.Global && t.Schema == GlobalSchema:
+		return fmt.Errorf("target schema %q: reserved for the global tables (Target.Global)", t.Schema)
 	}
 	if t.Grantee != "" {
 		if err := tenant.CheckIdent(t.Grantee); err != nil {
@@ -174,6 +189,33 @@ func EnsureLedger(ctx context.Context, conn Conn, owner string) error {
 	})
 }
 
+// ensureSchema creates schema, owned by owner ("" keeps the connecting
+// role), when it is missing.
+func ensureSchema(ctx context.Context, conn Conn, schema, owner string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+		return fmt.Errorf("look up schema %s: %w", schema, err)
+	}
+	if exists {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// As EnsureLedger: IF NOT EXISTS is not safe against a concurrent
+		// creator of the same name.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, 0)`, lockNamespace); err != nil {
+			return err
+		}
+		sql := "CREATE SCHEMA IF NOT EXISTS " + ident.Quote(schema)
+		if owner != "" {
+			sql = "SET LOCAL ROLE " + ident.Quote(owner) + "; " + sql
+		}
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("create schema %s: %w", schema, err)
+		}
+		return nil
+	})
+}
+
 // Version returns the highest version recorded for t (0 if none) after
 // checking every recorded migration against the set.
 func (m *Migrator) Version(ctx context.Context, conn Conn, t Target) (int, error) {
@@ -239,6 +281,11 @@ func (m *Migrator) Apply(ctx context.Context, conn Conn, t Target) (Result, erro
 	}
 	if err := EnsureLedger(ctx, conn, m.cfg.Owner); err != nil {
 		return Result{}, err
+	}
+	if t.Global {
+		if err := ensureSchema(ctx, conn, t.Schema, m.cfg.Owner); err != nil {
+			return Result{}, err
+		}
 	}
 	from, err := m.check(ctx, conn, t)
 	if err != nil {
@@ -360,7 +407,12 @@ func (m *Migrator) enter(ctx context.Context, tx pgx.Tx, t Target) error {
 
 // finish secures the target's tables, checks their shape and records mg.
 func (m *Migrator) finish(ctx context.Context, tx pgx.Tx, t Target, mg Migration) error {
-	if !t.Plain {
+	switch {
+	case t.Global:
+		if err := SecureGlobal(ctx, tx, t); err != nil {
+			return err
+		}
+	case !t.Plain:
 		if err := Secure(ctx, tx, t); err != nil {
 			return err
 		}

@@ -59,7 +59,10 @@ const schemaRelsSQL = `SELECT DISTINCT d.objid AS oid FROM pg_depend d
 // shapeSQL lists every way the tables of a schema break the one table shape
 // (ARCHITECTURE.md, idea 1): each tenant table has tenant_id uuid NOT NULL
 // leading its primary key, every unique constraint or index and every foreign
-// key (on both sides), and foreign keys stay inside the schema. Materialized
+// key (on both sides), and foreign keys stay inside the schema. The one
+// exception: a foreign key may reference a table of the global schema
+// (GlobalSchema), whose keys have no tenant_id, as long as it neither
+// cascades nor sets anything when a global row changes. Materialized
 // views are refused too: they have no row-level security (SECURITY.md, I16).
 const shapeSQL = `
 WITH r AS MATERIALIZED (` + schemaRelsSQL + `), t AS (
@@ -67,6 +70,14 @@ WITH r AS MATERIALIZED (` + schemaRelsSQL + `), t AS (
 	FROM r JOIN pg_class c ON c.oid = r.oid
 	LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 	WHERE c.relkind IN ('r', 'p')
+), g AS (
+	-- the global tables: the one place outside the schema a foreign key
+	-- may reference (their keys are not led by tenant_id)
+	-- (through pg_depend, for the reason schemaRelsSQL gives)
+	SELECT c.oid FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+	WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjsubid = 0
+	  AND d.refobjid = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '` + GlobalSchema + `')
+	  AND d.classid = 'pg_class'::regclass AND c.relkind = 'r'
 )
 SELECT relname, problem FROM (
 	SELECT relname, 'has no tenant_id column (every table here is a tenant table)' AS problem FROM t WHERE tid IS NULL
@@ -99,17 +110,21 @@ SELECT relname, problem FROM (
 	UNION ALL
 	SELECT t.relname, format('foreign key %s does not lead with tenant_id on both sides', k.conname)
 	FROM t JOIN pg_constraint k ON k.conrelid = t.oid
-	WHERE t.tid IS NOT NULL AND k.contype = 'f' AND (
+	WHERE t.tid IS NOT NULL AND k.contype = 'f' AND k.confrelid NOT IN (SELECT oid FROM g) AND (
 		k.conkey[1] IS DISTINCT FROM t.tid OR
 		k.confkey[1] IS DISTINCT FROM (SELECT r.attnum FROM pg_attribute r
 			WHERE r.attrelid = k.confrelid AND r.attname = 'tenant_id' AND NOT r.attisdropped))
+	UNION ALL
+	SELECT t.relname, format('foreign key %s to global table %s must be ON UPDATE and ON DELETE NO ACTION or RESTRICT: a change of platform data must not change or remove tenants'' rows', k.conname, k.confrelid::regclass::text)
+	FROM t JOIN pg_constraint k ON k.conrelid = t.oid
+	WHERE k.contype = 'f' AND k.confrelid IN (SELECT oid FROM g) AND (k.confupdtype NOT IN ('a', 'r') OR k.confdeltype NOT IN ('a', 'r'))
 	UNION ALL
 	SELECT c.relname, 'is a materialized view: it stores a copy of rows that row-level security does not guard, which every role with SELECT reads (keep per-tenant results in tenant tables)'
 	FROM r JOIN pg_class c ON c.oid = r.oid WHERE c.relkind = 'm'
 	UNION ALL
 	SELECT t.relname, format('foreign key %s references %s outside the schema', k.conname, k.confrelid::regclass::text)
 	FROM t JOIN pg_constraint k ON k.conrelid = t.oid JOIN pg_class rc ON rc.oid = k.confrelid
-	WHERE k.contype = 'f' AND rc.relnamespace <> t.relnamespace
+	WHERE k.contype = 'f' AND rc.relnamespace <> t.relnamespace AND k.confrelid NOT IN (SELECT oid FROM g)
 ) v
 ORDER BY relname, problem`
 

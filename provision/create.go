@@ -542,6 +542,12 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	if err != nil {
 		return 0, fmt.Errorf("create tenant schema: %w", err)
 	}
+	// The global tables before the tenant's (which may reference them):
+	// a copy of the template holds them, maybe at older rows; a database
+	// from template0 gets them here.
+	if err := p.syncNew(ctx, conn, directory.CopyKey{Server: t.Server, Database: db}); err != nil {
+		return 0, err
+	}
 	res, err := p.mig.Apply(ctx, conn, target)
 	if err != nil {
 		return 0, err

@@ -51,6 +51,12 @@ type Config struct {
 	// Install says what New may change in the database; the zero value
 	// installs or repairs.
 	Install Install
+	// Global, when set, is the migration set of the platform-wide tables
+	// in schema migration.GlobalSchema: New brings the control database's
+	// global schema to it (with InstallNever it only checks the ledger),
+	// every database made for tenants gets a copy (see SyncGlobal), and
+	// tenant tables may reference them by foreign key.
+	Global *migration.Set
 }
 
 // Install is what opening an installation may change in the database.
@@ -104,6 +110,7 @@ type Provisioner struct {
 	admin *pgxpool.Pool // control database, as the administrator
 	dir   *directory.Directory
 	mig   *migration.Migrator
+	gmig  *migration.Migrator // nil without global tables
 	cfg   Config
 	inst  directory.Installation
 	roles Roles
@@ -130,6 +137,11 @@ func New(ctx context.Context, admin *pgxpool.Pool, migrations *migration.Set, cf
 		return nil, err
 	}
 	p := &Provisioner{admin: admin, dir: directory.New(admin), mig: mig, cfg: cfg}
+	if cfg.Global != nil {
+		if p.gmig, err = migration.New(cfg.Global, migration.Config{Owner: cfg.OwnerRole, Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
+	}
 	switch cfg.Install {
 	case InstallNever:
 		if err := p.attach(ctx); err != nil {
@@ -178,6 +190,9 @@ func (p *Provisioner) attach(ctx context.Context) error {
 	}
 	p.inst = inst
 	p.roles = NewRoles(p.cfg.OwnerRole, p.cfg.AppRole, inst.Secret)
+	if err := p.ensureGlobal(ctx, false); err != nil {
+		return err
+	}
 	return p.checkNewer(ctx)
 }
 
@@ -241,7 +256,9 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 	}
 	// The administrator acts as the owner (SET ROLE) when it creates
 	// objects, so that nothing is owned by a superuser or by the app role.
-	if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident.Quote(owner))); err != nil {
+	// A concurrent bootstrap on the same cluster may grant it at the same
+	// moment: its catalog row makes ours a unique violation.
+	if err := p.exec(ctx, fmt.Sprintf("GRANT %s TO CURRENT_USER", ident.Quote(owner))); err != nil && !isCode(err, pgerrcode.UniqueViolation) {
 		return fmt.Errorf("make the administrator a member of %s: %w", owner, err)
 	}
 	db, err := p.currentDatabase(ctx)
@@ -271,6 +288,10 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if err := p.ensureMemoryFunc(ctx); err != nil {
+		return err
+	}
+	// Before the shared schema: tenant tables may reference global ones.
+	if err := p.ensureGlobal(ctx, true); err != nil {
 		return err
 	}
 	return p.ensureShared(ctx)

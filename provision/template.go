@@ -87,9 +87,15 @@ func (p *Provisioner) WithTemplateDatabase(ctx context.Context, fn func(ctx cont
 		}
 		fnErr := fn(ctx, conn)
 		version, verr := p.mig.Version(ctx, conn, migration.Target{Schema: TemplateSchema})
+		globalOK := true
+		if p.gmig != nil && verr == nil {
+			var gv int
+			gv, verr = p.gmig.Version(ctx, conn, migration.GlobalTarget())
+			globalOK = gv == p.gmig.Set().Head()
+		}
 		conn.Close(context.WithoutCancel(ctx))
 		mark := p.templateDatabaseMark()
-		if fnErr != nil || verr != nil || version != p.mig.Set().Head() {
+		if fnErr != nil || verr != nil || version != p.mig.Set().Head() || !globalOK {
 			mark = p.templateDatabaseMarkStale()
 		}
 		if err := p.closeTemplateDatabase(ctx, mark); err != nil {
@@ -264,7 +270,11 @@ func (p *Provisioner) verifiedCloneScript(ctx context.Context, conn *pgx.Conn) (
 // It does not end in the installation id, so it is never taken for a
 // tenant's marker.
 func (p *Provisioner) templateDatabaseMark() string {
-	return "landlord template of installation " + p.inst.ID.String() + " at migration set " + p.mig.Set().Hash()
+	mark := "landlord template of installation " + p.inst.ID.String() + " at migration set " + p.mig.Set().Hash()
+	if p.gmig != nil {
+		mark += " and global set " + p.gmig.Set().Hash()
+	}
+	return mark
 }
 
 // templateDatabaseMarkStale is the comment of a template database that must
@@ -333,6 +343,12 @@ func (p *Provisioner) prepareTemplateDatabase(ctx context.Context) (bool, error)
 // and migrates it. The caller holds the template database's lock.
 func (p *Provisioner) buildTemplateDatabase(ctx context.Context) (bool, error) {
 	tpl := ident.Quote(p.TemplateDatabase())
+	if p.gmig != nil {
+		// The record of the old copy must not vouch for the new one.
+		if err := p.dir.ForgetGlobalCopies(ctx, directory.CopyKey{Server: directory.DefaultServer, Database: p.TemplateDatabase()}); err != nil {
+			return false, err
+		}
+	}
 	if err := p.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", tpl)); err != nil {
 		return false, fmt.Errorf("drop template database: %w", err)
 	}
@@ -403,8 +419,21 @@ func (p *Provisioner) checkAndMigrateTemplate(ctx context.Context, conn *pgx.Con
 		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'`).Scan(&schemas); err != nil {
 		return 0, fmt.Errorf("check template database: %w", err)
 	}
+	schemas = slices.DeleteFunc(schemas, func(s string) bool { return p.gmig != nil && s == migration.GlobalSchema })
 	if !slices.Equal(schemas, []string{"landlord", TemplateSchema}) && !slices.Equal(schemas, []string{TemplateSchema}) {
 		return 0, fmt.Errorf("%w: the template database holds schemas %v", errBrokenTemplate, schemas)
+	}
+	if p.gmig != nil {
+		// The global tables first, rows included: the tenant tables may
+		// reference them.
+		err := p.syncNew(ctx, conn, directory.CopyKey{Server: directory.DefaultServer, Database: p.TemplateDatabase()})
+		if errors.Is(err, migration.ErrChecksumMismatch) || errors.Is(err, migration.ErrUnknownVersion) ||
+			errors.Is(err, migration.ErrMissingVersion) || errors.Is(err, migration.ErrShape) {
+			return 0, fmt.Errorf("%w: %v", errBrokenTemplate, err)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("template database: %w", err)
+		}
 	}
 	res, err := p.mig.Apply(ctx, conn, migration.Target{Schema: TemplateSchema})
 	if errors.Is(err, migration.ErrChecksumMismatch) || errors.Is(err, migration.ErrUnknownVersion) ||
