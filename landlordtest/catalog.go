@@ -256,6 +256,9 @@ SELECT k.conname, rc.relname,
 		JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.attnum ORDER BY x.o)
 FROM pg_constraint k JOIN pg_class rc ON rc.oid = k.confrelid
 WHERE k.conrelid = $1 AND k.contype = 'f'
+  -- References to the platform-wide (global) tables are not between
+  -- tenants: only foreign keys within the tenant's schema are probed.
+  AND rc.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1)
 ORDER BY k.conname`
 
 // freshValue returns the expression that makes a fresh value of a column of

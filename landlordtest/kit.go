@@ -31,6 +31,7 @@ package landlordtest
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"sync"
 	"testing"
@@ -106,6 +107,17 @@ func (k Kit) open(t testing.TB, cfg landlord.Config) *landlord.Landlord {
 // cloned from a template that is bootstrapped once with migrations (see
 // package pgtest), and whose PgBouncer runs are pgtest's.
 func PgtestKit(srv *pgtest.Server, migrations fs.FS, seed func(ctx context.Context, q landlord.Querier) error) Kit {
+	return pgtestKit(srv, migrations, nil, seed)
+}
+
+// PgtestKitGlobal is PgtestKit for an application with platform-wide
+// tables (landlord.Config.Global): every installation is opened with
+// global too, and its tenant tables may reference them.
+func PgtestKitGlobal(srv *pgtest.Server, migrations, global fs.FS, seed func(ctx context.Context, q landlord.Querier) error) Kit {
+	return pgtestKit(srv, migrations, global, seed)
+}
+
+func pgtestKit(srv *pgtest.Server, migrations, global fs.FS, seed func(ctx context.Context, q landlord.Querier) error) Kit {
 	var once sync.Once
 	var tmpl *pgtest.Template
 	var loadErr error
@@ -116,10 +128,19 @@ func PgtestKit(srv *pgtest.Server, migrations fs.FS, seed func(ctx context.Conte
 				loadErr = err
 				return
 			}
+			name := "landlordtest-" + set.Hash()[:12] + "-" + directory.Migrations().Hash()[:12]
+			if global != nil {
+				g, err := migration.Load(global)
+				if err != nil {
+					loadErr = fmt.Errorf("global: %w", err)
+					return
+				}
+				name += "-" + g.Hash()[:12]
+			}
 			tmpl = &pgtest.Template{
-				Name: "landlordtest-" + set.Hash()[:12] + "-" + directory.Migrations().Hash()[:12],
+				Name: name,
 				Setup: func(ctx context.Context, db *pgtest.DB) error {
-					l, err := landlord.Open(ctx, db.URL, migrations, landlord.Config{})
+					l, err := landlord.Open(ctx, db.URL, migrations, landlord.Config{Global: global})
 					if err != nil {
 						return err
 					}
@@ -138,6 +159,9 @@ func PgtestKit(srv *pgtest.Server, migrations fs.FS, seed func(ctx context.Conte
 			tmpl, err := template()
 			if err != nil {
 				t.Fatalf("landlordtest: %v", err)
+			}
+			if cfg.Global == nil {
+				cfg.Global = global
 			}
 			db := srv.NewDB(t, tmpl)
 			l, err := landlord.Open(context.Background(), db.URL, migrations, cfg)

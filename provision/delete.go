@@ -96,7 +96,8 @@ func (p *Provisioner) deleteRows(ctx context.Context, conn *pgx.Conn, t tenant.T
 }
 
 // deleteOrder returns the tenant tables of schema ordered so that every table
-// comes before the tables its foreign keys reference.
+// comes before the tables its foreign keys reference. References out of the
+// schema (to the global tables) do not order anything: their rows stay.
 func deleteOrder(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT c.relname, coalesce(array_agg(DISTINCT r.relname) FILTER (WHERE r.relname IS NOT NULL AND r.oid <> c.oid), '{}')
@@ -104,7 +105,7 @@ func deleteOrder(ctx context.Context, tx pgx.Tx, schema string) ([]string, error
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 		LEFT JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'f'
-		LEFT JOIN pg_class r ON r.oid = k.confrelid
+		LEFT JOIN pg_class r ON r.oid = k.confrelid AND r.relnamespace = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 		GROUP BY c.relname ORDER BY c.relname`, schema)
 	if err != nil {

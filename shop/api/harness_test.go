@@ -79,7 +79,9 @@ func uncoveredRoutes() []string {
 	return missing
 }
 
-var kit = sync.OnceValue(func() landlordtest.Kit { return landlordtest.PgtestKit(srv, store.Migrations(), nil) })
+var kit = sync.OnceValue(func() landlordtest.Kit {
+	return landlordtest.PgtestKitGlobal(srv, store.Migrations(), store.Global(), nil)
+})
 
 // env is one installation with the API served over HTTP: a store's API at
 // /s/<slug>/api/v1/..., the platform-root mount (no store) at /api/v1/....

@@ -16,6 +16,7 @@ type orderJSON struct {
 	CustomerName  string          `json:"customer_name"`
 	CustomerEmail string          `json:"customer_email"`
 	Address       string          `json:"address"`
+	Country       string          `json:"country"`
 	TotalCents    int64           `json:"total_cents"`
 	Currency      string          `json:"currency"`
 	Payment       string          `json:"payment"`
@@ -35,7 +36,7 @@ type orderLineJSON struct {
 func orderOut(o store.Order) orderJSON {
 	out := orderJSON{
 		ID: o.ID, Number: o.Number, Status: o.Status, CustomerName: o.CustomerName,
-		CustomerEmail: o.CustomerEmail, Address: o.Address, TotalCents: o.TotalCents,
+		CustomerEmail: o.CustomerEmail, Address: o.Address, Country: o.Country, TotalCents: o.TotalCents,
 		Currency: o.Currency, Payment: o.Payment, Lines: make([]orderLineJSON, 0, len(o.Lines)),
 		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 	}
@@ -107,6 +108,7 @@ type checkoutRequest struct {
 	CustomerName  *string        `json:"customer_name"`
 	CustomerEmail *string        `json:"customer_email"`
 	Address       *string        `json:"address"`
+	Country       string         `json:"country"`
 	Lines         []checkoutLine `json:"lines"`
 }
 
@@ -135,7 +137,7 @@ func (a *api) checkout(w http.ResponseWriter, r *http.Request, _ *store.User) er
 	}); err != nil {
 		return err
 	}
-	in := store.CheckoutInput{Key: key, Name: *body.CustomerName, Email: *body.CustomerEmail, Address: *body.Address}
+	in := store.CheckoutInput{Key: key, Name: *body.CustomerName, Email: *body.CustomerEmail, Address: *body.Address, Country: body.Country}
 	bad := map[string]string{}
 	for i, l := range body.Lines {
 		if l.ProductID == nil {

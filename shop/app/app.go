@@ -91,6 +91,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(metrics.Config{})
 	ll, err := landlord.Open(ctx, cfg.DatabaseURL, store.Migrations(), landlord.Config{
+		Global:    store.Global(),
 		Logger:    log,
 		Tracer:    m,
 		MaxConns:  cfg.MaxConns,

@@ -32,7 +32,7 @@ type shop struct {
 func newShop(t *testing.T) *shop {
 	t.Helper()
 	ctx := context.Background()
-	ll := landlordtest.PgtestKit(srv, store.Migrations(), nil).Open(t, landlord.Config{})
+	ll := landlordtest.PgtestKitGlobal(srv, store.Migrations(), store.Global(), nil).Open(t, landlord.Config{})
 	s := &shop{ll: ll, d: jobs.NewDrainer(jobs.DrainerConfig{Interval: time.Hour})}
 	s.svc = store.New(ll.Handle(), store.Options{OnOutbox: s.d.OnOutbox, PasswordCost: bcrypt.MinCost})
 	s.quiet = store.New(ll.Handle(), store.Options{PasswordCost: bcrypt.MinCost})

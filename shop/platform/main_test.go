@@ -21,7 +21,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &srv)) }
 
 // kit clones one template control database with the store's tables per
 // installation; srv is only set once TestMain runs.
-var kit = sync.OnceValue(func() landlordtest.Kit { return landlordtest.PgtestKit(srv, store.Migrations(), nil) })
+var kit = sync.OnceValue(func() landlordtest.Kit {
+	return landlordtest.PgtestKitGlobal(srv, store.Migrations(), store.Global(), nil)
+})
 
 // env is one installation with the platform open on it.
 type env struct {

@@ -119,7 +119,7 @@ type installation struct {
 // two filled stores of every model.
 func openInstallation(t *testing.T) *installation {
 	t.Helper()
-	ll := landlordtest.PgtestKit(srv, Migrations(), nil).Open(t, landlord.Config{})
+	ll := landlordtest.PgtestKitGlobal(srv, Migrations(), Global(), nil).Open(t, landlord.Config{})
 	t.Cleanup(ll.Close)
 	in := &installation{ll: ll, stores: map[tenant.Model][]*testStore{}}
 	for _, m := range models {

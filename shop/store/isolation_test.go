@@ -175,7 +175,7 @@ func testReadOnly(t *testing.T, in *installation, m tenant.Model) {
 // each filled through the handle.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	landlordtest.Conformance(t, landlordtest.PgtestKit(srv, Migrations(), seed))
+	landlordtest.Conformance(t, landlordtest.PgtestKitGlobal(srv, Migrations(), Global(), seed))
 }
 
 // seed writes a row of the tenant in ctx to every table of the store.

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -21,7 +23,7 @@ const (
 // orderCols are the columns scanOrder reads, of orders aliased o, with the
 // lines as one JSON array.
 const orderCols = `o.id::text, coalesce(o.number, 0), o.status, o.customer_name, o.customer_email, o.address,
-	o.total_cents, o.currency, o.payment, o.created_at, o.updated_at,
+	coalesce(o.country, ''), o.total_cents, o.currency, o.payment, o.created_at, o.updated_at,
 	(SELECT coalesce(jsonb_agg(jsonb_build_object('product_id', ol.product_id, 'sku', ol.sku, 'title', ol.title,
 		'quantity', ol.quantity, 'price_cents', ol.price_cents) ORDER BY ol.line), '[]')
 	 FROM order_lines ol WHERE ol.tenant_id = o.tenant_id AND ol.order_id = o.id)`
@@ -39,7 +41,7 @@ func scanOrder(row pgx.Row, extra ...any) (Order, error) {
 	var o Order
 	var lines []byte
 	dest := append([]any{&o.ID, &o.Number, &o.Status, &o.CustomerName, &o.CustomerEmail, &o.Address,
-		&o.TotalCents, &o.Currency, &o.Payment, &o.CreatedAt, &o.UpdatedAt, &lines}, extra...)
+		&o.Country, &o.TotalCents, &o.Currency, &o.Payment, &o.CreatedAt, &o.UpdatedAt, &lines}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return Order{}, err
 	}
@@ -72,6 +74,10 @@ func (in CheckoutInput) clean() (checkout, error) {
 	in.Email = f.email("customer_email", in.Email)
 	in.Address = strings.TrimSpace(in.Address)
 	f.text("address", in.Address, 1, 1000)
+	in.Country = strings.ToUpper(strings.TrimSpace(in.Country))
+	if in.Country != "" && !countryPattern.MatchString(in.Country) {
+		f.add("country", "must be a two-letter country code")
+	}
 	switch {
 	case len(in.Lines) == 0:
 		f.add("lines", "must have at least one line")
@@ -140,10 +146,13 @@ func (s *Service) Checkout(ctx context.Context, in CheckoutInput) (o Order, crea
 		// on the unique index until the first one commits, then finds its order.
 		var id string
 		err := tx.QueryRow(ctx, `
-			INSERT INTO orders (customer_name, customer_email, address, total_cents, currency, idempotency_key)
-			VALUES ($1, $2, $3, 0, $4, $5)
+			INSERT INTO orders (customer_name, customer_email, address, country, total_cents, currency, idempotency_key)
+			VALUES ($1, $2, $3, nullif($6, ''), 0, $4, $5)
 			ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id::text`,
-			c.Name, c.Email, c.Address, s.opt.Currency, c.Key).Scan(&id)
+			c.Name, c.Email, c.Address, s.opt.Currency, c.Key, c.Country).Scan(&id)
+		if isConstraint(err, pgerrcode.ForeignKeyViolation, "orders_country_fkey") {
+			return &ValidationError{Fields: map[string]string{"country": "is not one of the platform's countries"}}
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			created = false
 			o, err = scanOrder(tx.QueryRow(ctx, `SELECT `+orderCols+` FROM orders o WHERE o.idempotency_key = $1`, c.Key))
@@ -178,7 +187,7 @@ func (s *Service) Checkout(ctx context.Context, in CheckoutInput) (o Order, crea
 		}
 
 		f := fields{}
-		o = Order{ID: id, Status: OrderPlaced, CustomerName: c.Name, CustomerEmail: c.Email, Address: c.Address,
+		o = Order{ID: id, Status: OrderPlaced, CustomerName: c.Name, CustomerEmail: c.Email, Address: c.Address, Country: c.Country,
 			Currency: s.opt.Currency, Payment: "test", Lines: make([]OrderLine, len(c.Lines))}
 		nums, skus, titles, qtys, prices := make([]int, len(c.Lines)), make([]string, len(c.Lines)),
 			make([]string, len(c.Lines)), make([]int, len(c.Lines)), make([]int64, len(c.Lines))
@@ -416,4 +425,16 @@ func (s *Service) SalesSummary(ctx context.Context, from, to time.Time) (Summary
 		return Summary{}, dbErr("sales summary", err)
 	}
 	return sum, nil
+}
+
+var countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// Countries lists the platform's countries by name: the same query in
+// every model (a synchronized copy in stores with their own database).
+func (s *Service) Countries(ctx context.Context) ([]Country, error) {
+	rows, err := s.db.Query(ctx, `SELECT code, name FROM global.countries ORDER BY name`)
+	if err != nil {
+		return nil, dbErr("countries", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Country])
 }

@@ -14,8 +14,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql global/*.sql
 var migrationFiles embed.FS
+
+// Global returns the platform-wide tables the store's tables reference
+// (currencies, countries), the set landlord.Config.Global is given.
+func Global() fs.FS { return mustSub(migrationFiles, "global") }
 
 func mustSub(f fs.FS, dir string) fs.FS {
 	s, err := fs.Sub(f, dir)

@@ -174,7 +174,13 @@ type CheckoutInput struct {
 	Name    string
 	Email   string
 	Address string
+	Country string // ISO 3166 alpha-2 code of the platform's countries; optional
 	Lines   []Line
+}
+
+// Country is one of the platform's countries (global.countries).
+type Country struct {
+	Code, Name string
 }
 
 // Order is a placed order with its lines.
@@ -185,6 +191,7 @@ type Order struct {
 	CustomerName  string
 	CustomerEmail string
 	Address       string
+	Country       string // "" when the customer gave none
 	TotalCents    int64
 	Currency      string
 	Payment       string // "test": no payment provider

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ func TestStore(t *testing.T) {
 		{"outbox", testOutbox},
 		{"orders-list-and-summary", testOrdersList},
 		{"notifications", testNotifications},
+		{"reference-data", testReferenceData},
 	}
 	for _, m := range models {
 		t.Run(string(m), func(t *testing.T) {
@@ -957,5 +959,45 @@ func testNotifications(t *testing.T, st *testStore) {
 	got := must(svc.Notifications(ctx, 2))(t)
 	if len(got) != 2 || got[0] != made[2] || got[1] != made[1] {
 		t.Fatalf("Notifications(2) = %+v", got)
+	}
+}
+
+// testReferenceData: the platform's countries and currencies are read with
+// the same SQL in every model, orders reference them, and the database
+// refuses a code it does not know and any write to them.
+func testReferenceData(t *testing.T, st *testStore) {
+	ctx, svc := st.ctx, st.svc
+	cs := must(svc.Countries(ctx))(t)
+	if len(cs) < 10 || !slices.Contains(cs, Country{Code: "DE", Name: "Germany"}) {
+		t.Fatalf("countries = %v, want the platform's (Germany among them)", cs)
+	}
+	o, created, err := svc.Checkout(ctx, CheckoutInput{Key: "country-de-1", Name: "Ada", Email: "ada@example.com",
+		Address: "1 Road", Country: "de", Lines: []Line{{ProductID: st.product.ID, Quantity: 1}}})
+	if err != nil || !created || o.Country != "DE" {
+		t.Fatalf("checkout to DE = %+v, %v, %v", o, created, err)
+	}
+	if again := must(svc.Order(ctx, o.ID))(t); again.Country != "DE" || again.Currency != "EUR" {
+		t.Fatalf("order read back: country %q currency %q", again.Country, again.Currency)
+	}
+	before := st.state(t)
+	for _, bad := range []string{"XX", "D", "1A"} {
+		_, _, err := svc.Checkout(ctx, CheckoutInput{Key: "country-bad-" + bad, Name: "Ada", Email: "ada@example.com",
+			Address: "1 Road", Country: bad, Lines: []Line{{ProductID: st.product.ID, Quantity: 1}}})
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Fields["country"] == "" {
+			t.Errorf("checkout to %q = %v, want a ValidationError on country", bad, err)
+		}
+	}
+	if after := st.state(t); after != before {
+		t.Errorf("refused checkouts wrote something:\nbefore %s\nafter  %s", before, after)
+	}
+	for _, sql := range []string{
+		`INSERT INTO global.countries (code, name) VALUES ('ZZ', 'Nowhere')`,
+		`UPDATE global.currencies SET minor_units = 3`,
+		`DELETE FROM global.countries WHERE code = 'DE'`,
+	} {
+		if _, err := st.db.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "42501") {
+			t.Errorf("%s as the store = %v, want permission denied (42501)", sql, err)
+		}
 	}
 }

@@ -91,7 +91,7 @@ func testAPI(st *store.Service) http.Handler {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ll := landlordtest.PgtestKit(srv, store.Migrations(), nil).Open(t, landlord.Config{})
+	ll := landlordtest.PgtestKitGlobal(srv, store.Migrations(), store.Global(), nil).Open(t, landlord.Config{})
 	var ws *Server
 	st := store.New(ll.Handle(), store.Options{
 		PasswordCost:      bcrypt.MinCost,

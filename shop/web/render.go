@@ -84,6 +84,8 @@ type view struct {
 	Errors   map[string]string // field name -> message
 	Form     url.Values        // the user's input, kept when a form is shown again
 	Data     any
+	// Countries are the platform's countries, for the checkout's address.
+	Countries []store.Country
 }
 
 // ReadOnly reports whether the page's store refuses changes now.

@@ -245,6 +245,10 @@ func (s *Server) checkoutPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := &view{Title: "Checkout", Data: d, Form: url.Values{"key": {randomToken(24)}}}
+	if v.Countries, err = s.st.Countries(r.Context()); err != nil {
+		s.fail(w, r, sc, err)
+		return
+	}
 	if sc.ReadOnly() {
 		v.Message = "This store is read-only at the moment: you can browse, but orders cannot be placed."
 	}
@@ -276,6 +280,7 @@ func (s *Server) checkoutPost(w http.ResponseWriter, r *http.Request) {
 		Name:    strings.TrimSpace(f.Get("name")),
 		Email:   strings.TrimSpace(f.Get("email")),
 		Address: strings.TrimSpace(f.Get("address")),
+		Country: f.Get("country"),
 	}
 	errs := map[string]string{}
 	if in.Name == "" {
@@ -291,7 +296,12 @@ func (s *Server) checkoutPost(w http.ResponseWriter, r *http.Request) {
 		in.Lines = append(in.Lines, store.Line{ProductID: l.Product.ID, Quantity: l.Quantity})
 	}
 	again := func(status int, msg string, errs map[string]string) {
-		s.render(w, r, status, "checkout", &view{Title: "Checkout", Data: d, Form: f, Errors: errs, Message: msg})
+		v := &view{Title: "Checkout", Data: d, Form: f, Errors: errs, Message: msg}
+		if v.Countries, err = s.st.Countries(r.Context()); err != nil {
+			s.fail(w, r, sc, err)
+			return
+		}
+		s.render(w, r, status, "checkout", v)
 	}
 	if sc.ReadOnly() {
 		again(http.StatusConflict, "This store is read-only at the moment: you can browse, but orders cannot be placed.", nil)

@@ -148,13 +148,17 @@ CREATE TABLE orders (
 	address         text        NOT NULL CHECK (length(address) BETWEEN 1 AND 1000),
 	total_cents     bigint      NOT NULL CHECK (total_cents >= 0),
 	currency        char(3)     NOT NULL,
+	country         char(2),
 	payment         text        NOT NULL DEFAULT 'test',
 	idempotency_key text        NOT NULL,
 	created_at      timestamptz NOT NULL DEFAULT now(),
 	updated_at      timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (tenant_id, id),
 	CONSTRAINT orders_number_key UNIQUE (tenant_id, number),
-	CONSTRAINT orders_idempotency_key UNIQUE (tenant_id, idempotency_key)
+	CONSTRAINT orders_idempotency_key UNIQUE (tenant_id, idempotency_key),
+	-- Platform-wide reference data (the global set, store.Global).
+	CONSTRAINT orders_currency_fkey FOREIGN KEY (currency) REFERENCES global.currencies (code),
+	CONSTRAINT orders_country_fkey FOREIGN KEY (country) REFERENCES global.countries (code)
 );
 CREATE INDEX orders_newest ON orders (tenant_id, created_at DESC);
 
