@@ -426,6 +426,16 @@ func (l *Landlord) Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, err
 	return l.dir.Get(ctx, id)
 }
 
+// CachedTenant returns the directory entry of id as tenant traffic sees it:
+// from the routing cache, which the directory's notifications keep current
+// (a state set through this Landlord shows at once, one set elsewhere as
+// soon as its notification arrives), reading the directory only on a miss.
+// It suits a per-request check of a tenant's state; Tenant always reads
+// the directory.
+func (l *Landlord) CachedTenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+	return l.traffic.Tenant(ctx, id)
+}
+
 // TenantBySlug returns the directory entry of the tenant with slug.
 func (l *Landlord) TenantBySlug(ctx context.Context, slug string) (tenant.Tenant, error) {
 	return l.dir.GetBySlug(ctx, slug)

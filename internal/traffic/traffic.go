@@ -174,6 +174,17 @@ func (t *Traffic) CloseTenant(ctx context.Context, tn tenant.Tenant) error {
 	return t.conns.CloseTarget(ctx, target)
 }
 
+// Tenant returns the directory entry of id as routing holds it: from the
+// routing cache, which the directory's notifications keep current, reading
+// the directory only on a miss.
+func (t *Traffic) Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+	r, err := t.routes.Get(ctx, id)
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
+	return r.t, nil
+}
+
 // Handle returns a handle that runs as the tenant in each call's context.
 func (t *Traffic) Handle() *Handle { return &Handle{t: t} }
 

@@ -279,7 +279,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, nil, err)
 		return
 	}
-	t, err := s.ll.Tenant(r.Context(), id)
+	t, err := s.ll.CachedTenant(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, nil, err)
 		return
@@ -297,7 +297,7 @@ func (s *Server) lookupSlug(ctx context.Context, slug string) (tenant.Tenant, er
 		}
 		return tenant.Tenant{}, err
 	}
-	return s.ll.Tenant(ctx, id)
+	return s.ll.CachedTenant(ctx, id)
 }
 
 // serveSlug serves a store reached at /s/<slug>/<rest>.
