@@ -149,7 +149,7 @@ func trim(s string, n int) string {
 }
 
 func TestBrowserSignUpStockBuy(t *testing.T) {
-	_, port := serve(t)
+	a, port := serve(t)
 	browser := newBrowser(t)
 	dir := screenshotDir(t)
 	for _, plan := range []string{"free", "pro", "enterprise"} {
@@ -255,4 +255,40 @@ func TestBrowserSignUpStockBuy(t *testing.T) {
 			fmt.Fprintf(os.Stderr, "browser %s: screenshots in %s\n", plan, dir)
 		})
 	}
+
+	// The operator sees the three stores, one per model, and the report
+	// over all of them.
+	t.Run("operator", func(t *testing.T) {
+		if _, err := a.Platform.CreateOperator(t.Context(), "op@shop.test", "Operator", "operator password"); err != nil {
+			t.Fatal(err)
+		}
+		op := tab(t, browser)
+		platform := "http://localhost:" + strconv.Itoa(port)
+		run(t, op, "operator sign-in",
+			chromedp.Navigate(platform+"/admin/login"),
+			chromedp.WaitVisible(chromedp.CSS("#f-email")),
+			chromedp.SendKeys(chromedp.CSS("#f-email"), "op@shop.test"),
+			chromedp.SendKeys(chromedp.CSS("#f-password"), "operator password"),
+			chromedp.Submit(chromedp.CSS("#f-email")),
+			chromedp.WaitVisible(chromedp.CSS("table")),
+		)
+		stores := read(t, op, "stores", chromedp.Text(chromedp.CSS("main")))
+		for _, want := range []string{"b-free", "b-pro", "b-enterprise", "row", "schema", "database"} {
+			if !strings.Contains(stores, want) {
+				t.Errorf("the stores page does not show %q:\n%s", want, trim(stores, 800))
+			}
+		}
+		shot(t, op, dir, "admin-stores")
+		run(t, op, "report",
+			chromedp.Navigate(platform+"/admin/report"),
+			chromedp.WaitVisible(chromedp.CSS(`form[action="/admin/report"] button`)),
+			chromedp.Click(chromedp.CSS(`form[action="/admin/report"] button`)),
+			chromedp.WaitVisible(chromedp.CSS("main h2")),
+		)
+		report := read(t, op, "report", chromedp.Text(chromedp.CSS("main")))
+		if !strings.Contains(report, "Blue mug") {
+			t.Errorf("the report does not list the product sold in every store:\n%s", trim(report, 800))
+		}
+		shot(t, op, dir, "admin-report")
+	})
 }
