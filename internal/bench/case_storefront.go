@@ -64,7 +64,6 @@ func runStorefront(ctx context.Context, e *env) ([]Result, error) {
 		NoJobs:       true,
 		OwnerRole:    owner,
 		AppRole:      appRole,
-		MaxConns:     e.sz.conns * 4,
 	})
 	if err != nil {
 		return nil, err
@@ -140,6 +139,7 @@ func runStorefront(ctx context.Context, e *env) ([]Result, error) {
 	res.Detail["stores"] = map[string]int{"row": e.sz.shopRow, "schema": e.sz.shopSchema, "database": e.sz.shopDB}
 	res.Detail["products_per_store"] = e.sz.shopProducts
 	res.Detail["goroutines"] = e.sz.goroutines
+	res.Detail["connection_budget"] = app.DefaultMaxConns
 	res.Detail["store_choice"] = "zipf s=1.1 over the stores in a shuffled order (popularity independent of model)"
 	res.Detail["baseline_is"] = "the same handler and server, every request for one row store"
 	res.Detail["request"] = "GET /s/<slug>/products/<id> over HTTP/1.1 keep-alive on loopback, the whole page rendered"

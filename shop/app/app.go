@@ -46,12 +46,19 @@ type Config struct {
 	Reserve map[tenant.Model]int
 	// NoJobs leaves River stopped (tools that only read).
 	NoJobs bool
-	// MaxConns is the connection budget per server (landlord.Config).
+	// MaxConns is the connection budget per server (landlord.Config);
+	// default DefaultMaxConns.
 	MaxConns int
 	// OwnerRole and AppRole name the installation's roles
 	// (landlord.Config); default Landlord's.
 	OwnerRole, AppRole string
 }
+
+// DefaultMaxConns is the shop's connection budget per server: enterprise
+// stores each need connections of their own database, so the toolkit's
+// default (four per core) would have them evict each other's connections
+// under ordinary traffic.
+const DefaultMaxConns = 50
 
 // App is the assembled shop.
 type App struct {
@@ -83,6 +90,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := slog.New(landlord.LogHandler(cfg.Logger.Handler()))
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	if cfg.Reserve == nil {
 		cfg.Reserve = map[tenant.Model]int{tenant.ModelSchema: 2, tenant.ModelDatabase: 2}
 	}
