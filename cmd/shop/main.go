@@ -36,10 +36,16 @@ const controlDatabase = "shop"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	interrupted := ctx.Err() != nil
 	stop()
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
+	case interrupted:
+		// Ctrl-C before the shop was serving: whatever was under way
+		// stopped where it was; the next run finishes it.
+		fmt.Fprintln(os.Stderr, "shop: interrupted:", err)
+		os.Exit(130)
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(os.Stderr, "shop:", err)
 		os.Exit(2)
