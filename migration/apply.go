@@ -228,6 +228,17 @@ func (m *Migrator) Version(ctx context.Context, conn Conn, t Target) (int, error
 	return m.check(ctx, conn, t)
 }
 
+// Check is Version for a database that must not be changed: it reads t's
+// ledger, which must exist, and verifies every recorded migration against
+// the set (ErrChecksumMismatch, ErrUnknownVersion, ErrMissingVersion),
+// writing nothing.
+func (m *Migrator) Check(ctx context.Context, conn Conn, t Target) (int, error) {
+	if err := t.validate(); err != nil {
+		return 0, err
+	}
+	return m.check(ctx, conn, t)
+}
+
 // check reads t's ledger and verifies it against the set.
 func (m *Migrator) check(ctx context.Context, conn Conn, t Target) (int, error) {
 	rows, err := conn.Query(ctx, `SELECT version, name, checksum FROM landlord.target_migrations WHERE target = $1 ORDER BY version`, t.Schema)

@@ -193,6 +193,12 @@ func (p *Provisioner) attach(ctx context.Context) error {
 	if err := p.ensureGlobal(ctx, false); err != nil {
 		return err
 	}
+	// Looking changes nothing, but it must not look through a set that
+	// disagrees with what was applied: an edited or missing applied
+	// migration is the caller's mistake, reported as Open would report it.
+	if _, err := p.mig.Check(ctx, p.admin, migration.Target{Schema: SharedSchema, Grantee: p.cfg.AppRole}); err != nil {
+		return err
+	}
 	return p.checkNewer(ctx)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -132,13 +133,14 @@ func auditTenant(ctx context.Context, admin *pgxpool.Pool, ref tenantRef) (tenan
 	return t.ID, nil
 }
 
-// printFindings prints a table, or NDJSON, and in table mode a summary.
+// printFindings prints the findings, or NDJSON, and in text mode a
+// summary. Each finding is a heading line (severity, threat, check,
+// database, object) with its message and fix wrapped under it, so that the
+// output fits a terminal however long the messages are.
 func printFindings(out *output, findings []audit.Finding) error {
-	rows := make([][]string, 0, len(findings))
 	vs := make([]any, 0, len(findings))
 	errs := 0
 	for _, f := range findings {
-		rows = append(rows, []string{string(f.Severity), f.Threat, f.Check, f.Database, f.Object, f.Message, f.Fix})
 		vs = append(vs, f)
 		if f.Severity == audit.SeverityError {
 			errs++
@@ -148,8 +150,26 @@ func printFindings(out *output, findings []audit.Finding) error {
 		out.printf("No findings: every check passed.\n")
 		return nil
 	}
-	if err := out.lines([]string{"SEVERITY", "THREAT", "CHECK", "DATABASE", "OBJECT", "MESSAGE", "FIX"}, rows, vs); err != nil {
-		return err
+	if out.json {
+		return out.lines(nil, nil, vs)
+	}
+	const indent, width = "    ", 76
+	for i, f := range findings {
+		if i > 0 {
+			out.printf("\n")
+		}
+		out.printf("%s  %s  %s  %s  %s\n", strings.ToUpper(string(f.Severity)), f.Threat, f.Check, f.Database, f.Object)
+		for _, l := range wrap(f.Message, width) {
+			out.printf("%s%s\n", indent, l)
+		}
+		if f.Fix != "" {
+			for j, l := range wrap("fix: "+f.Fix, width) {
+				if j > 0 {
+					l = "     " + l
+				}
+				out.printf("%s%s\n", indent, l)
+			}
+		}
 	}
 	out.printf("\n%d error(s), %d warning(s).\n", errs, len(findings)-errs)
 	return nil

@@ -241,8 +241,9 @@ func TestContractDatabaseURL(t *testing.T) {
 }
 
 // TestContractEditedMigration: a migration set whose applied file was edited
-// is bad input for the commands that apply migrations or plan them, not only
-// for migrate, and nothing is changed.
+// is bad input for every command that opens the installation with it —
+// those that apply or plan migrations, and those that only look — and
+// nothing is changed.
 func TestContractEditedMigration(t *testing.T) {
 	t.Parallel()
 	db := setupDB(t, nil)
@@ -257,6 +258,7 @@ func TestContractEditedMigration(t *testing.T) {
 		{"tenants", "create", "shop", "--model", "row"}, {"tenants", "reconcile"},
 		{"reserve", "fill", "--model", "schema", "--count", "1"},
 		{"migrate", "plan"}, {"migrate", "up"}, {"init"},
+		{"tenants", "list"}, {"reserve", "list"}, {"servers", "list"}, {"migrate", "status"},
 	} {
 		cases = append(cases, contractCase{args: append(append([]string{}, args...), "--migrations", edited), code: exitUsage})
 	}

@@ -395,7 +395,7 @@ func printMigrateStatus(out *output, st *fleet.Status, all bool) error {
 	behind := st.Summary.Behind + st.Summary.Unknown
 	var err error
 	if behind > 0 {
-		err = fmt.Errorf("%d of %d targets are not at version %d", behind, st.Summary.Targets, st.Head)
+		err = fmt.Errorf("%d of %s not at version %d", behind, plural(st.Summary.Targets, "target")+map[bool]string{true: " is", false: " are"}[behind == 1], st.Head)
 	}
 	if out.json {
 		if perr := out.emit(statusViewOf(st)); perr != nil {
@@ -404,10 +404,10 @@ func printMigrateStatus(out *output, st *fleet.Status, all bool) error {
 		return err
 	}
 	s := st.Summary
-	out.printf("version %d (migration set %.12s): %d targets, %d at the head, %d behind, %d unreadable; %d failed in their last run, %d being migrated now\n",
-		st.Head, st.SetHash, s.Targets, s.AtHead, s.Behind, s.Unknown, s.Failed, s.Running)
+	out.printf("version %d (migration set %.12s): %s, %d at the head, %d behind, %d unreadable; %d failed in their last run, %d being migrated now\n",
+		st.Head, st.SetHash, plural(s.Targets, "target"), s.AtHead, s.Behind, s.Unknown, s.Failed, s.Running)
 	if lr := st.LastRun; lr != nil {
-		line := fmt.Sprintf("last run %d: %s, %d of %d targets done, %d failed, started %s", lr.ID, lr.Status, lr.Done, lr.Targets, lr.Failed, lr.Started.Format(time.RFC3339))
+		line := fmt.Sprintf("last run %d: %s, %d of %s done, %d failed, started %s", lr.ID, lr.Status, lr.Done, plural(lr.Targets, "target"), lr.Failed, lr.Started.Format(time.RFC3339))
 		if lr.Error != "" {
 			line += ": " + migrateClip(lr.Error)
 		}

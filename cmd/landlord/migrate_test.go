@@ -213,7 +213,7 @@ func TestMigrateCommands(t *testing.T) {
 		t.Fatalf("up: exit %d\n%s%s", code, out, errOut)
 	}
 	// Not a terminal: a plain progress line on stderr.
-	if !strings.Contains(errOut, fmt.Sprintf("%d/%d done, 0 failed", n, n)) {
+	if !strings.Contains(errOut, fmt.Sprintf("%d of %d finished (%d done, 0 failed)", n, n, n)) {
 		t.Errorf("up: no progress line on stderr:\n%s", errOut)
 	}
 	for _, tn := range []tenant.Tenant{e.one, e.two} {

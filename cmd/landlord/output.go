@@ -97,18 +97,22 @@ func newProgress(w io.Writer, label string, total int) *progress {
 	p := &progress{w: w, label: label, total: total, start: time.Now()}
 	p.last = p.start
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(label),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("targets"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
+		p.bar = progressbar.NewOptions(total, barOptions(w, label)...)
 	}
 	return p
+}
+
+// barOptions are the live bar's: counts and the time left. No rate: its
+// first readings divide by almost nothing ("107782 targets/s").
+func barOptions(w io.Writer, label string) []progressbar.Option {
+	return []progressbar.Option{
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(label),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	}
 }
 
 // step records one finished unit of work, failed or not.
@@ -139,13 +143,45 @@ func (p *progress) finish() {
 	p.logLine(time.Now())
 }
 
+// logLine says how many of the total are finished, and of those how many
+// are done and how many failed, in the words of the report that follows.
 func (p *progress) logLine(now time.Time) {
 	elapsed := now.Sub(p.start)
-	rate := float64(p.done) / max(elapsed.Seconds(), 1e-9)
 	eta := "-"
-	if p.done > 0 && p.done < p.total {
+	if p.done > 0 && p.done < p.total && elapsed > 0 {
+		rate := float64(p.done) / elapsed.Seconds()
 		eta = time.Duration(float64(p.total-p.done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "%s: %d/%d done, %d failed, %.1f/s, elapsed %s, eta %s\n",
-		p.label, p.done, p.total, p.failed, rate, elapsed.Round(time.Millisecond), eta)
+	fmt.Fprintf(p.w, "%s: %d of %d finished (%d done, %d failed), elapsed %s, eta %s\n",
+		p.label, p.done, p.total, p.done-p.failed, p.failed, elapsed.Round(time.Millisecond), eta)
+}
+
+// plural is "1 target", "2 targets".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// wrap breaks s into lines of at most width characters at spaces; a word
+// longer than width stays whole on its own line.
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = w
+		case len(line)+1+len(w) <= width:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }

@@ -534,7 +534,7 @@ input is not a terminal it refuses to run without --yes.
 				return err
 			}
 			if !yes {
-				if err := confirm(stdin, cmd.ErrOrStderr(), t); err != nil {
+				if err := confirm(ctx, stdin, cmd.ErrOrStderr(), t); err != nil {
 					return err
 				}
 			}
@@ -560,14 +560,33 @@ func isTerminal(r io.Reader) bool {
 // errNotConfirmed is returned by delete when the confirmation did not match.
 var errNotConfirmed = errors.New("confirmation did not match the slug; nothing deleted")
 
-// confirm asks on w for the slug of t and reads the answer from r.
-func confirm(r io.Reader, w io.Writer, t tenant.Tenant) error {
+// confirm asks on w for the slug of t and reads the answer from r. Ctrl-C
+// (ctx ending) stops the wait at once, without a newline from the user;
+// nothing is deleted then.
+func confirm(ctx context.Context, r io.Reader, w io.Writer, t tenant.Tenant) error {
 	fmt.Fprintf(w, "This deletes tenant %s (%s, %s) and all of its data.\nType its slug to confirm: ", t.Slug, t.Model, t.ID)
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read confirmation: %w", err)
+	type answer struct {
+		line string
+		err  error
 	}
-	if strings.TrimSpace(line) != t.Slug {
+	// The reader goroutine outlives an interrupted prompt, blocked on
+	// standard input until the process exits; nothing reads its answer.
+	got := make(chan answer, 1)
+	go func() {
+		line, err := bufio.NewReader(r).ReadString('\n')
+		got <- answer{line, err}
+	}()
+	var a answer
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(w)
+		return fmt.Errorf("confirmation: %w; nothing deleted", context.Cause(ctx))
+	case a = <-got:
+	}
+	if a.err != nil && !errors.Is(a.err, io.EOF) {
+		return fmt.Errorf("read confirmation: %w", a.err)
+	}
+	if strings.TrimSpace(a.line) != t.Slug {
 		return errNotConfirmed
 	}
 	return nil

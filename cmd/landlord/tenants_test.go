@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -465,12 +466,33 @@ func TestConfirm(t *testing.T) {
 		"":         errNotConfirmed,
 	} {
 		var prompt bytes.Buffer
-		if err := confirm(strings.NewReader(answer), &prompt, tn); !errors.Is(err, want) || (want == nil && err != nil) {
+		if err := confirm(t.Context(), strings.NewReader(answer), &prompt, tn); !errors.Is(err, want) || (want == nil && err != nil) {
 			t.Errorf("answer %q: %v, want %v", answer, err, want)
 		}
 		if !strings.Contains(prompt.String(), "acme") || !strings.Contains(prompt.String(), tn.ID.String()) {
 			t.Errorf("prompt %q names neither slug nor id", prompt.String())
 		}
+	}
+}
+
+// TestConfirmInterrupted: Ctrl-C at the prompt ends the wait at once, with
+// no answer typed (the reader never returns), and deletes nothing.
+func TestConfirmInterrupted(t *testing.T) {
+	t.Parallel()
+	tn := tenant.Tenant{ID: tenant.NewID(), Slug: "acme", Model: tenant.ModelSchema}
+	r, w := io.Pipe() // no line ever comes
+	defer w.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- confirm(ctx, r, io.Discard, tn) }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("confirm after Ctrl-C = %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("confirm still waits for a line after Ctrl-C")
 	}
 }
 
