@@ -200,7 +200,7 @@ func printURLs(w io.Writer, o options, port int) {
 		fmt.Fprintf(w, "%s (%s plan, %s model)\n", d.Name, d.Plan, d.Plan.Model())
 		fmt.Fprintf(w, "  storefront:   %s\n", host(d.Slug))
 		fmt.Fprintf(w, "  back office:  %smanage/\n", host(d.Slug))
-		fmt.Fprintf(w, "  API:          %sapi/v1/products\n", host(d.Slug))
+		fmt.Fprintf(w, "  API:          %sapi/v1/catalog\n", host(d.Slug))
 	}
 	fmt.Fprintf(w, "\nDemo logins (password %q for each):\n", app.DemoPassword)
 	fmt.Fprintf(w, "  platform operator  %s\n", app.DemoOperator)
@@ -208,4 +208,5 @@ func printURLs(w io.Writer, o options, port int) {
 		fmt.Fprintf(w, "  %-17s  %s\n", d.Slug+" owner", d.Owner)
 	}
 	fmt.Fprintln(w, "\nEvery store is also served under a path, for example "+host("")+"s/"+app.DemoStores[0].Slug+"/")
+	fmt.Fprintln(w, "The API's staff routes take a bearer token: POST api/v1/auth/tokens with a login's email, password and a name.")
 }
