@@ -49,11 +49,11 @@ type benchStore struct {
 }
 
 func runStorefront(ctx context.Context, e *env) ([]Result, error) {
-	db := e.name("_shop")
+	db := e.name("_storefront") // provision has "_shop"
 	if err := e.createDatabase(ctx, db); err != nil {
 		return nil, err
 	}
-	owner, appRole := "lb"+e.tag+"_shop_owner", "lb"+e.tag+"_shop_app"
+	owner, appRole := "lb"+e.tag+"_sf_owner", "lb"+e.tag+"_sf_app"
 	e.addRoles(appRole, owner)
 	start := time.Now()
 	a, err := app.Open(ctx, app.Config{
