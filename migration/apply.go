@@ -269,7 +269,7 @@ func (m *Migrator) check(ctx context.Context, conn Conn, t Target) (int, error) 
 		if !ok {
 			return 0, fmt.Errorf("target %s: version %d (%s): %w", t.Schema, r.version, r.name, ErrUnknownVersion)
 		}
-		if mg.Checksum != r.checksum {
+		if !mg.Matches(r.checksum) {
 			return 0, fmt.Errorf("target %s: %s: %w (recorded sha256 %s…, file sha256 %s…)", t.Schema, mg.Name, ErrChecksumMismatch, r.checksum[:12], mg.Checksum[:12])
 		}
 	}
@@ -397,7 +397,7 @@ func (m *Migrator) lockAndCheck(ctx context.Context, tx pgx.Tx, t Target, mg Mig
 		return false, nil
 	case err != nil:
 		return false, err
-	case sum != mg.Checksum:
+	case !mg.Matches(sum):
 		return false, ErrChecksumMismatch
 	}
 	return true, nil

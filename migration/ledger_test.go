@@ -139,3 +139,43 @@ func TestApplyMissingVersion(t *testing.T) {
 		t.Errorf("ledger = %v, want [1 3]", got)
 	}
 }
+
+// TestEarlierChecksum: a file whose comments were reworded after it was
+// applied is accepted where it names the checksum the ledger holds, and
+// only there; a malformed claim is refused when the set is loaded.
+func TestEarlierChecksum(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	target := e.target("app")
+	if _, err := e.migrator(t, shopUpTo(t, 1), migration.Config{}).Apply(ctx, e.conn, target); err != nil {
+		t.Fatalf("apply 1: %v", err)
+	}
+	orig := shopUpTo(t, 1)["001_products.up.sql"].Data
+	applied, err := migration.Load(shopUpTo(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := applied.Migrations()[0].Checksum
+
+	for _, c := range []struct {
+		name, header string
+		want         error
+	}{
+		{"names the applied checksum", "-- landlord:earlier-checksum " + sum + "\n-- reworded\n", nil},
+		{"names another checksum", "-- landlord:earlier-checksum " + strings.Repeat("0", 64) + "\n-- reworded\n", migration.ErrChecksumMismatch},
+		{"names none", "-- reworded\n", migration.ErrChecksumMismatch},
+	} {
+		set := shopUpTo(t, 3)
+		set["001_products.up.sql"].Data = append([]byte(c.header), orig...)
+		_, err := e.migrator(t, set, migration.Config{}).Version(ctx, e.conn, target)
+		if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+			t.Errorf("%s: Version = %v, want %v", c.name, err, c.want)
+		}
+	}
+	bad := shopUpTo(t, 1)
+	bad["001_products.up.sql"].Data = append([]byte("-- landlord:earlier-checksum abc\n"), orig...)
+	if _, err := migration.Load(bad); !errors.Is(err, migration.ErrBadMigration) {
+		t.Errorf("Load with a malformed earlier checksum = %v, want ErrBadMigration", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +25,18 @@ type Migration struct {
 	SQL           string
 	Checksum      string // hex SHA-256 of SQL; a changed file is refused
 	NoTransaction bool   // first line "-- landlord:no-transaction"
+	// Earlier are the checksums of earlier wordings of the file that
+	// ledgers may hold, from its "-- landlord:earlier-checksum <hex>" lines:
+	// the way to reword the comments of an applied migration without every
+	// installation refusing it. Only comments may differ; nothing checks
+	// that, so such a line is a promise its author makes.
+	Earlier []string
+}
+
+// Matches reports whether a checksum a ledger recorded is this file's, in
+// its present wording or an earlier one.
+func (m Migration) Matches(recorded string) bool {
+	return recorded == m.Checksum || slices.Contains(m.Earlier, recorded)
 }
 
 // Set is an ordered, validated list of migrations.
@@ -36,6 +49,12 @@ type Set struct {
 // inside a transaction, such as CREATE INDEX CONCURRENTLY. Such a migration
 // must be written to be idempotent: it may run again after a crash.
 const noTxDirective = "-- landlord:no-transaction"
+
+// earlierDirective starts a line that names the checksum of an earlier
+// wording of the file (see Migration.Earlier).
+const earlierDirective = "-- landlord:earlier-checksum "
+
+var checksumPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 var fileName = regexp.MustCompile(`^([0-9]{1,9})_([a-z0-9][a-z0-9_]*)\.up\.sql$`)
 
@@ -80,12 +99,22 @@ func Load(fsys fs.FS) (*Set, error) {
 		}
 		sum := sha256.Sum256(b)
 		firstLine, _, _ := strings.Cut(sql, "\n")
+		var earlier []string
+		for _, line := range strings.Split(sql, "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), earlierDirective); ok {
+				if !checksumPattern.MatchString(rest) {
+					return nil, fmt.Errorf("migration file %q: %w: %q is not a hex SHA-256", name, ErrBadMigration, strings.TrimSpace(line))
+				}
+				earlier = append(earlier, rest)
+			}
+		}
 		s.list = append(s.list, Migration{
 			Version:       v,
 			Name:          name,
 			SQL:           sql,
 			Checksum:      hex.EncodeToString(sum[:]),
 			NoTransaction: strings.TrimSpace(firstLine) == noTxDirective,
+			Earlier:       earlier,
 		})
 	}
 	if len(s.list) == 0 {

@@ -1,4 +1,5 @@
--- The tenant directory: the one source of routing (DESIGN.md §5).
+-- landlord:earlier-checksum badf8f33a595c8f7ea99a63c9542db64afac3f024bb0471cd721d467215d5a96
+-- The tenant directory: the one source of routing (ARCHITECTURE.md, idea 5).
 
 -- One row: who this installation is. The secret derives the passwords of the
 -- roles Landlord creates; only the owner role can read it.
@@ -37,7 +38,7 @@ CREATE TABLE tenants (
 CREATE INDEX tenants_server_model ON tenants (server_id, model);
 
 -- Every step of every long operation on a tenant, written before the step
--- acts (DESIGN.md §7). Rows outlive the tenant.
+-- acts (ARCHITECTURE.md, idea 7). Rows outlive the tenant.
 CREATE TABLE provisioning_ledger (
 	id        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id uuid        NOT NULL,

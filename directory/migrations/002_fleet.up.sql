@@ -1,6 +1,7 @@
+-- landlord:earlier-checksum ad60dbcd766d08ccc287e9b3b38eeeaad981f79ee5b5e2b3a76df62783ca62b2
 -- Fleet migrations (package fleet): every run of the tenant-table migrations
 -- over the fleet, and where each target stands. A run writes its intent here
--- before it touches a target (DESIGN.md §7); the truth about a target's
+-- before it touches a target (ARCHITECTURE.md, idea 7); the truth about a target's
 -- version stays in the ledger of its own database (target_migrations).
 
 -- One row per fleet run. While a run is under way its process holds a
