@@ -276,24 +276,30 @@ func (s *Server) productCreate(w http.ResponseWriter, r *http.Request, sc *store
 	again := func(status int, errs map[string]string, msg string) {
 		s.render(w, r, status, "product_form", &view{Title: "New product", Form: r.PostForm, Errors: errs, Message: msg, Data: productForm{}})
 	}
+	s.saveProduct(w, r, sc, errs, again, "created", func() (store.Product, error) {
+		return s.st.CreateProduct(r.Context(), sess.User, in)
+	})
+}
+
+// saveProduct ends the new and edit forms: the form's own errors, else
+// save's (the store's validation, inline), else the product's page with a
+// flash saying what was done.
+func (s *Server) saveProduct(w http.ResponseWriter, r *http.Request, sc *storeCtx, errs map[string]string,
+	again func(status int, errs map[string]string, msg string), done string, save func() (store.Product, error)) {
 	if len(errs) > 0 {
 		again(http.StatusUnprocessableEntity, errs, "")
 		return
 	}
-	p, err := s.st.CreateProduct(r.Context(), sess.User, in)
+	p, err := save()
 	if ve := validationErrors(err, productFields); ve != nil {
 		again(http.StatusUnprocessableEntity, ve, "")
-		return
-	}
-	if errors.Is(err, store.ErrConflict) {
-		again(http.StatusConflict, map[string]string{"sku": "Another product has this SKU."}, "")
 		return
 	}
 	if err != nil {
 		s.fail(w, r, sc, err)
 		return
 	}
-	s.flash(w, sc, "Product "+p.Title+" created.")
+	s.flash(w, sc, "Product "+p.Title+" "+done+".")
 	redirect(w, r, sc, "/manage/products/"+p.ID)
 }
 
@@ -316,25 +322,9 @@ func (s *Server) productUpdate(w http.ResponseWriter, r *http.Request, sc *store
 	again := func(status int, errs map[string]string, msg string) {
 		s.render(w, r, status, "product_form", &view{Title: "Edit " + old.Title, Form: r.PostForm, Errors: errs, Message: msg, Data: productForm{ID: old.ID, Product: old}})
 	}
-	if len(errs) > 0 {
-		again(http.StatusUnprocessableEntity, errs, "")
-		return
-	}
-	p, err := s.st.UpdateProduct(r.Context(), sess.User, old.ID, in)
-	if ve := validationErrors(err, productFields); ve != nil {
-		again(http.StatusUnprocessableEntity, ve, "")
-		return
-	}
-	if errors.Is(err, store.ErrConflict) {
-		again(http.StatusConflict, map[string]string{"sku": "Another product has this SKU."}, "")
-		return
-	}
-	if err != nil {
-		s.fail(w, r, sc, err)
-		return
-	}
-	s.flash(w, sc, "Product "+p.Title+" saved.")
-	redirect(w, r, sc, "/manage/products/"+p.ID)
+	s.saveProduct(w, r, sc, errs, again, "saved", func() (store.Product, error) {
+		return s.st.UpdateProduct(r.Context(), sess.User, old.ID, in)
+	})
 }
 
 type stockData struct {

@@ -93,10 +93,6 @@ func (s *Server) signUp(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusUnprocessableEntity, ve, "")
 		return
 	}
-	if errors.Is(err, tenant.ErrSlugTaken) {
-		again(http.StatusConflict, map[string]string{"slug": "This address is taken: choose another."}, "")
-		return
-	}
 	if err != nil {
 		s.fail(w, r, nil, err)
 		return
