@@ -132,7 +132,7 @@ type api struct {
 	store   *store.Service
 	log     *slog.Logger
 	now     func() time.Time
-	limiter *limiter
+	limiter limiter
 	invite  time.Duration
 	routes  []route
 }

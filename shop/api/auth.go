@@ -2,14 +2,13 @@ package api
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/landlordhq/landlord/shop/internal/ratelimit"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -117,54 +116,25 @@ func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, u *store.User)
 	return nil
 }
 
-// limiter keeps a token bucket per store and client address.
-type limiter struct {
-	every time.Duration
-	burst int
+// limiter keeps a token bucket per store and client address; nil when
+// limiting is off.
+type limiter struct{ l *ratelimit.Limiter }
 
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
-	swept   time.Time
-}
-
-// sweepEvery is how often limiter drops the buckets that are full again.
-const sweepEvery = time.Minute
-
-func newLimiter(cfg RateLimit) *limiter {
-	return &limiter{every: cfg.Every, burst: cfg.Burst, buckets: map[string]*rate.Limiter{}}
+func newLimiter(cfg RateLimit) limiter {
+	if cfg.Every < 0 {
+		return limiter{}
+	}
+	return limiter{ratelimit.New(rate.Every(cfg.Every), cfg.Burst)}
 }
 
 // allow takes one attempt from the bucket of r's store and client address,
 // or returns a 429 with the wait when it is empty.
-func (l *limiter) allow(r *http.Request, now time.Time) error {
-	if l.every < 0 {
+func (l limiter) allow(r *http.Request, now time.Time) error {
+	if l.l == nil {
 		return nil
 	}
 	id, _ := tenant.FromContext(r.Context())
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	key := id.String() + " " + ip
-
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) >= sweepEvery {
-		for k, b := range l.buckets {
-			if b.TokensAt(now) >= float64(l.burst) {
-				delete(l.buckets, k)
-			}
-		}
-		l.swept = now
-	}
-	b, ok := l.buckets[key]
-	if !ok {
-		b = rate.NewLimiter(rate.Every(l.every), l.burst)
-		l.buckets[key] = b
-	}
-	res := b.ReserveN(now, 1)
-	if wait := res.DelayFrom(now); wait > 0 {
-		res.CancelAt(now)
+	if wait := l.l.Take(id.String()+" "+ratelimit.ClientIP(r), now); wait > 0 {
 		return rateLimited(wait)
 	}
 	return nil

@@ -6,16 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/landlordhq/landlord/shop/internal/ratelimit"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -232,37 +232,13 @@ func (s *Server) writeCart(w http.ResponseWriter, sc *storeCtx, c *cart) {
 var errRateLimited = errors.New("too many requests")
 
 // limiter is a rate limit per client address.
-type limiter struct {
-	mu    sync.Mutex
-	every rate.Limit
-	burst int
-	m     map[string]*rate.Limiter
-}
+type limiter struct{ l *ratelimit.Limiter }
 
 func newLimiter(every rate.Limit, burst int) *limiter {
-	return &limiter{every: every, burst: burst, m: map[string]*rate.Limiter{}}
+	return &limiter{ratelimit.New(every, burst)}
 }
 
-// allow takes one token of the request's client address.
+// allow takes one attempt of the request's client address.
 func (l *limiter) allow(r *http.Request) bool {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.m[ip]
-	if !ok {
-		if len(l.m) >= 10_000 {
-			// Forget the addresses that are back to a full bucket.
-			for k, v := range l.m {
-				if v.Tokens() >= float64(l.burst) {
-					delete(l.m, k)
-				}
-			}
-		}
-		lim = rate.NewLimiter(l.every, l.burst)
-		l.m[ip] = lim
-	}
-	return lim.Allow()
+	return l.l.Take(ratelimit.ClientIP(r), time.Now()) == 0
 }
