@@ -81,6 +81,13 @@ func TestChecks(t *testing.T) {
 		{"foreign key not leading with tenant_id", `ALTER TABLE shared.products
 			ADD CONSTRAINT self_fk FOREIGN KEY (id, tenant_id) REFERENCES shared.products (id, tenant_id)`,
 			[]key{{"foreign_key_without_tenant_id", "self_fk on shared.products", "I12", sev}}},
+		// A key into the platform-wide tables is allowed only when it cannot
+		// change the tenant's rows.
+		{"foreign key to a global table that cascades", `CREATE SCHEMA global; CREATE TABLE global.codes (code text PRIMARY KEY);
+			ALTER TABLE shared.products ADD COLUMN code text,
+			ADD CONSTRAINT code_fk FOREIGN KEY (code) REFERENCES global.codes ON DELETE CASCADE`,
+			[]key{{"foreign_key_without_tenant_id", "code_fk on shared.products", "I12", sev},
+				{"foreign_key_outside_schema", "code_fk on shared.products", "I12", wrn}}},
 		{"TRUNCATE for the app role", `GRANT TRUNCATE ON shared.products TO landlord_app`,
 			[]key{{"rls_bypass_privilege", "shared.products", "I13", sev}}},
 		{"column REFERENCES for PUBLIC", `GRANT REFERENCES (id) ON {s}.products TO PUBLIC`,
@@ -134,6 +141,9 @@ func TestChecks(t *testing.T) {
 		// What the audit must not flag.
 		{"invoker view", `SET ROLE landlord_owner;
 			CREATE VIEW shared.product_names WITH (security_invoker = on) AS SELECT tenant_id, name FROM shared.products`, nil},
+		{"foreign key to a global table", `CREATE SCHEMA global; CREATE TABLE global.codes (code text PRIMARY KEY);
+			ALTER TABLE shared.products ADD COLUMN code text,
+			ADD CONSTRAINT code_fk FOREIGN KEY (code) REFERENCES global.codes`, nil},
 		{"restrictive deny-all policy", `CREATE POLICY shut ON shared.products AS RESTRICTIVE FOR DELETE USING (false)`, nil},
 		{"SECURITY DEFINER pinned, not for PUBLIC", `CREATE FUNCTION public.count_products() RETURNS bigint
 			LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS 'SELECT count(*) FROM shared.products';

@@ -244,14 +244,15 @@ SELECT format('%I on %s', k.conname, t.qname),
 FROM tables t JOIN pg_constraint k ON k.conrelid = t.oid AND k.contype = 'f' AND k.conparentid = 0
 JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attname = 'tenant_id' AND NOT ra.attisdropped
-WHERE t.tid IS NOT NULL AND (k.conkey[1] IS DISTINCT FROM t.tid OR k.confkey[1] IS DISTINCT FROM ra.attnum)`},
+WHERE t.tid IS NOT NULL AND (k.conkey[1] IS DISTINCT FROM t.tid OR k.confkey[1] IS DISTINCT FROM ra.attnum)
+  AND NOT ` + globalReference + ``},
 		{"foreign_key_outside_schema", "I12", SeverityWarning, `
 SELECT format('%I on %s', k.conname, t.qname),
        format('foreign key references %I.%I, outside schema %s: a tenant''s rows should point only at rows that move with it', rn.nspname, rc.relname, t.nspname),
        format('ALTER TABLE %s DROP CONSTRAINT %I, and keep the referenced rows in schema %I', t.qname, k.conname, t.nspname)
 FROM tables t JOIN pg_constraint k ON k.conrelid = t.oid AND k.contype = 'f' AND k.conparentid = 0
 JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-WHERE t.tid IS NOT NULL AND rc.relnamespace <> t.relnamespace`},
+WHERE t.tid IS NOT NULL AND rc.relnamespace <> t.relnamespace AND NOT ` + globalReference + ``},
 
 		// The roles that run tenant traffic (ARCHITECTURE.md, idea 2).
 		{"role_superuser", "I02", SeverityError, `
@@ -413,3 +414,10 @@ func checksSQL() string {
 	}
 	return b.String()
 }
+
+// globalReference is the condition, on foreign key k to table rc in
+// schema rn, of a reference to the platform-wide tables (landlord.Config.Global)
+// that the shape check allows: into schema global, with neither ON DELETE
+// nor ON UPDATE changing the tenant's rows (NO ACTION or RESTRICT). Such a
+// key points at rows every tenant shares and may read; it reveals nothing.
+const globalReference = `(rn.nspname = 'global' AND k.confdeltype IN ('a', 'r') AND k.confupdtype IN ('a', 'r'))`
