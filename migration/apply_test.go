@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -118,7 +119,7 @@ func TestApplyTenantTarget(t *testing.T) {
 				if p.Cmd != "ALL" || strings.Join(p.Roles, ",") != "public" {
 					t.Errorf("%s: policy %s is for %s to %v, want ALL to public", table, p.Name, p.Cmd, p.Roles)
 				}
-				for _, part := range []string{"tenant_id = ", "NULLIF(current_setting('landlord.tenant_id'::text, true), ''::text)", "::uuid"} {
+				for _, part := range []string{"tenant_id = ", "SELECT " + migration.ContextFunc} {
 					if !strings.Contains(p.Qual, part) {
 						t.Errorf("%s: policy %s USING (%s) lacks %q", table, p.Name, p.Qual, part)
 					}
@@ -134,7 +135,7 @@ func TestApplyTenantTarget(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: tenant_id default: %v", table, err)
 			}
-			if !strings.Contains(def, "current_setting('landlord.tenant_id'::text, true)") {
+			if def != migration.ContextFunc {
 				t.Errorf("%s: tenant_id default is %s, want the tenant context", table, def)
 			}
 		}
@@ -195,6 +196,14 @@ func TestApplyTenantTarget(t *testing.T) {
 	})
 }
 
+// enterSigned sets the signed context of tenant id under role in tx, as the
+// handle does.
+func enterSigned(ctx context.Context, tx pgx.Tx, id tenant.ID, role string) error {
+	_, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+		id.String(), migration.SignContext(testContextKey, id.String(), role, time.Now().Add(time.Hour)))
+	return err
+}
+
 // asTenant runs fn in a transaction as role with the tenant context set to
 // id (none when id is nil), the way a tenant handle does.
 func asTenant(ctx context.Context, conn *pgx.Conn, role string, id *tenant.ID, fn func(tx pgx.Tx) error) error {
@@ -203,7 +212,7 @@ func asTenant(ctx context.Context, conn *pgx.Conn, role string, id *tenant.ID, f
 			return err
 		}
 		if id != nil {
-			if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, id.String()); err != nil {
+			if err := enterSigned(ctx, tx, *id, role); err != nil {
 				return err
 			}
 		}

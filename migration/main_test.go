@@ -76,9 +76,15 @@ func setup(t *testing.T) *env {
 		GRANT %[1]s, %[2]s TO CURRENT_USER;
 		GRANT CREATE ON DATABASE %[3]s TO %[1]s;`,
 		ident.Quote(e.owner), ident.Quote(e.grantee), ident.Quote(e.db.Name)))
+	if err := migration.InstallContext(context.Background(), e.conn, e.owner, testContextKey); err != nil {
+		t.Fatal(err)
+	}
 	e.createSchema(t, "app")
 	return e
 }
+
+// testContextKey signs the tenant context in these tests.
+var testContextKey = []byte("landlord migration tests context!")[:migration.ContextKeySize]
 
 // connect opens a connection to the test database as its owner.
 func (e *env) connect(t *testing.T) *pgx.Conn {

@@ -11,13 +11,16 @@ import (
 )
 
 // TenantPredicate is the row-level security predicate on every tenant table
-// (ARCHITECTURE.md, idea 2). nullif turns the ” that an expired
-// transaction-local setting leaves behind into NULL, so an unset context
-// matches no row and allows no write (SECURITY.md, I05).
-const TenantPredicate = `tenant_id = (NULLIF(current_setting('landlord.tenant_id', true), ''))::uuid`
+// (ARCHITECTURE.md, idea 2): tenant_id equals the tenant of a signed context
+// that verifies (ContextFunc; SECURITY.md, I31). An unset, empty, forged or
+// expired context is NULL and matches no row and allows no write
+// (SECURITY.md, I05). The scalar subquery makes the call an init plan, run
+// once per statement; its alias is the one PostgreSQL gives it when it
+// prints the policy back, so that the audit can compare the two.
+const TenantPredicate = `tenant_id = (SELECT ` + ContextFunc + ` AS tenant_id)`
 
 // TenantDefault fills tenant_id from the context on INSERT (SECURITY.md, I14).
-const TenantDefault = `(NULLIF(current_setting('landlord.tenant_id', true), ''))::uuid`
+const TenantDefault = ContextFunc
 
 // Policy names Landlord installs. The restrictive one is the guard: it is
 // ANDed with every other policy, so a later permissive policy cannot widen
@@ -28,13 +31,40 @@ const (
 	PolicyPermissive  = "landlord_tenant_access"
 )
 
+// policyState is what tablesSQL finds of one of Landlord's policies on a
+// table.
+type policyState int
+
+const (
+	policyMissing  policyState = 0 // no policy of that name (NULL)
+	policyUnsigned policyState = 1 // one that does not verify the context's signature
+	policyCurrent  policyState = 2 // one that calls ContextFunc
+)
+
+// Scan reads a policy state from tablesSQL's nullable integer column.
+func (s *policyState) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*s = policyMissing
+	case int32:
+		*s = policyState(v)
+	case int64:
+		*s = policyState(v)
+	default:
+		return fmt.Errorf("policy state: unexpected %T", src)
+	}
+	return nil
+}
+
 // tablesSQL lists the tables of a schema with what Secure needs to know.
 const tablesSQL = `
 SELECT c.relname,
        a.attnum IS NOT NULL AND a.atttypid = 'uuid'::regtype AS has_tenant_id,
        c.relrowsecurity, c.relforcerowsecurity,
-       EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2) AS has_restrictive,
-       EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $3) AS has_permissive,
+       (SELECT CASE WHEN pg_get_expr(p.polqual, p.polrelid) LIKE '%' || $4 || '%' THEN 2 ELSE 1 END
+        FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2) AS restrictive,
+       (SELECT CASE WHEN pg_get_expr(p.polqual, p.polrelid) LIKE '%' || $4 || '%' THEN 2 ELSE 1 END
+        FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $3) AS permissive,
        coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS tenant_default
 FROM (` + schemaRelsSQL + `) r
 JOIN pg_class c ON c.oid = r.oid
@@ -93,7 +123,7 @@ SELECT relname, problem FROM (
 		SELECT t.relname, d.adbin, d.adrelid FROM t
 		JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = t.tid
 		OFFSET 0
-	) td WHERE pg_get_expr(td.adbin, td.adrelid) NOT LIKE '%landlord.tenant_id%'
+	) td WHERE pg_get_expr(td.adbin, td.adrelid) NOT LIKE '%' || '` + ContextFunc + `' || '%'
 	UNION ALL
 	SELECT relname, 'has no primary key; it must be (tenant_id, ...)' FROM t
 	WHERE tid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = t.oid AND k.contype = 'p')
@@ -134,14 +164,15 @@ ORDER BY relname, problem`
 // shape of every table. It is idempotent and runs inside the caller's
 // transaction, so a migration that fails the check leaves nothing behind.
 func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
-	rows, err := tx.Query(ctx, tablesSQL, t.Schema, PolicyRestrictive, PolicyPermissive)
+	rows, err := tx.Query(ctx, tablesSQL, t.Schema, PolicyRestrictive, PolicyPermissive, ContextFunc)
 	if err != nil {
 		return fmt.Errorf("list tables: %w", err)
 	}
 	type table struct {
-		name                                       string
-		hasTenantID, rls, force, restrict, permits bool
-		def                                        string
+		name                    string
+		hasTenantID, rls, force bool
+		restrict, permits       policyState
+		def                     string
 	}
 	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
 		var x table
@@ -166,15 +197,23 @@ func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
 		if !tb.force {
 			fmt.Fprintf(&b, "ALTER TABLE %s FORCE ROW LEVEL SECURITY;\n", q)
 		}
-		if !tb.restrict {
-			fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
-				ident.Quote(PolicyRestrictive), q, TenantPredicate, TenantPredicate)
+		for _, pol := range []struct {
+			name, kind string
+			state      policyState
+		}{{PolicyRestrictive, "RESTRICTIVE", tb.restrict}, {PolicyPermissive, "PERMISSIVE", tb.permits}} {
+			switch pol.state {
+			case policyMissing:
+				fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
+					ident.Quote(pol.name), q, pol.kind, TenantPredicate, TenantPredicate)
+			case policyUnsigned:
+				// Made before the context was signed: anyone could forge it.
+				fmt.Fprintf(&b, "ALTER POLICY %s ON %s USING (%s) WITH CHECK (%s);\n",
+					ident.Quote(pol.name), q, TenantPredicate, TenantPredicate)
+			}
 		}
-		if !tb.permits {
-			fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
-				ident.Quote(PolicyPermissive), q, TenantPredicate, TenantPredicate)
-		}
-		if tb.def == "" {
+		// No default, or the unsigned one of earlier versions; any other
+		// is the shape check's to report.
+		if tb.def == "" || strings.Contains(tb.def, "current_setting('"+TenantSetting+"'") {
 			fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN tenant_id SET DEFAULT %s;\n", q, TenantDefault)
 		}
 	}

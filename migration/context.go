@@ -1,0 +1,224 @@
+package migration
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/internal/ident"
+)
+
+// The tenant context is signed, so that SQL running inside one tenant's
+// transaction cannot take on another tenant's (SECURITY.md, I31).
+//
+// A transaction's tenant lives in two transaction-local settings:
+// landlord.tenant_id, the tenant's id, and landlord.tenant_sig, which is
+// "<expiry>.<mac>": the expiry in Unix seconds and the hex HMAC-SHA256, under
+// the installation's context key, of "<tenant id>|<role>|<expiry>". The role
+// is the value of the role setting the transaction runs under: "none" for
+// the row and database models (the connection's own login role), the
+// tenant's role in the schema model.
+//
+// The policies do not read landlord.tenant_id: they compare tenant_id with
+// ContextFunc, which returns the id only when the signature verifies for the
+// role in force and has not expired, and NULL otherwise. Any role may call
+// it and set both settings, but only a holder of the key can sign: the key
+// is in a table that only the owner role may read, and the function runs as
+// the owner (SECURITY DEFINER). So set_config of another tenant's id, SET
+// ROLE to another tenant's role, or RESET ROLE, from a statement, an
+// expression or a DO block, yields a context that matches no row and allows
+// no write. Binding the role closes the schema model: tenant A switching to
+// B's role keeps A's signature, which no longer verifies.
+//
+// Cost: the key is read by two IMMUTABLE functions that the verifier calls
+// with no arguments, so PL/pgSQL folds them into its cached plan once per
+// session; what remains per statement is one function call and two SHA-256
+// digests of a few dozen bytes (the predicate wraps the call in a scalar
+// subquery, an init plan, so it runs once per statement and not per row).
+
+// ContextSchema holds the verifier of the tenant context and its key.
+const ContextSchema = "landlord_context"
+
+// ContextFunc returns the tenant of the current transaction whose signed
+// context verifies, or NULL.
+const ContextFunc = ContextSchema + ".tenant_id()"
+
+// The settings that carry the tenant context.
+const (
+	TenantSetting    = "landlord.tenant_id"
+	SignatureSetting = "landlord.tenant_sig"
+)
+
+// ContextLifetime is how long a signature stays valid. A signature seen by
+// someone it was not meant for (a server log that records parameters)
+// opens its tenant for no longer than this. Signers renew well before the
+// end, so the server's and the signer's clocks may differ by up to half of
+// it.
+const ContextLifetime = time.Hour
+
+// ContextKeySize is the size of a context key in bytes.
+const ContextKeySize = 32
+
+// SignContext returns the value of SignatureSetting for tenant id (its
+// canonical text form) under role ("none" for the connection's own login
+// role) that expires at expires, signed with key.
+func SignContext(key []byte, id, role string, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "|" + role + "|" + exp))
+	return exp + "." + hex.EncodeToString(m.Sum(nil))
+}
+
+// contextSQL creates the context schema, its key and its functions, as the
+// owner. The key table and the key functions are the owner's alone; the
+// verifier is executable by every role; sign and enter, which make a valid
+// context for any tenant, are the owner's (and so the administrator's).
+//
+// Everything in the function bodies is qualified with pg_catalog, operators
+// included, so that no search path a caller sets can redirect it.
+const contextSQL = `
+CREATE SCHEMA IF NOT EXISTS landlord_context;
+REVOKE ALL ON SCHEMA landlord_context FROM PUBLIC;
+GRANT USAGE ON SCHEMA landlord_context TO PUBLIC;
+CREATE TABLE IF NOT EXISTS landlord_context.key (
+	one boolean PRIMARY KEY DEFAULT true CHECK (one),
+	inner_pad bytea NOT NULL,
+	outer_pad bytea NOT NULL
+);
+REVOKE ALL ON TABLE landlord_context.key FROM PUBLIC;
+
+-- The key, as the HMAC's inner and outer padded blocks. IMMUTABLE: the
+-- verifier's cached plan holds the value once per session; replacing
+-- these functions (a new key) invalidates those plans.
+CREATE OR REPLACE FUNCTION landlord_context.inner_pad() RETURNS bytea
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT inner_pad FROM landlord_context.key';
+CREATE OR REPLACE FUNCTION landlord_context.outer_pad() RETURNS bytea
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT outer_pad FROM landlord_context.key';
+REVOKE ALL ON FUNCTION landlord_context.inner_pad(), landlord_context.outer_pad() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION landlord_context.mac(msg text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN pg_catalog.encode(pg_catalog.sha256(landlord_context.outer_pad() OPERATOR(pg_catalog.||)
+		pg_catalog.sha256(landlord_context.inner_pad() OPERATOR(pg_catalog.||) pg_catalog.convert_to(msg, 'UTF8'))), 'hex');
+REVOKE ALL ON FUNCTION landlord_context.mac(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION landlord_context.tenant_id() RETURNS uuid
+	LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE AS $fn$
+DECLARE
+	t text := pg_catalog.current_setting('landlord.tenant_id', true);
+	s text := pg_catalog.current_setting('landlord.tenant_sig', true);
+	e text;
+BEGIN
+	IF t IS NULL OR s IS NULL OR t OPERATOR(pg_catalog.!~) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+		RETURN NULL;
+	END IF;
+	e := pg_catalog.split_part(s, '.', 1);
+	IF e OPERATOR(pg_catalog.!~) '^[0-9]{1,15}$'
+	   OR e::pg_catalog.int8 OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 THEN
+		RETURN NULL;
+	END IF;
+	IF pg_catalog.encode(pg_catalog.sha256(landlord_context.outer_pad() OPERATOR(pg_catalog.||)
+	       pg_catalog.sha256(landlord_context.inner_pad() OPERATOR(pg_catalog.||)
+	       pg_catalog.convert_to(t OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) pg_catalog.current_setting('role')
+	                             OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) e, 'UTF8'))), 'hex')
+	   OPERATOR(pg_catalog.=) pg_catalog.split_part(s, '.', 2) THEN
+		RETURN t::pg_catalog.uuid;
+	END IF;
+	RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION landlord_context.tenant_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION landlord_context.tenant_id() TO PUBLIC;
+
+-- sign and enter make a valid context for any tenant: for Landlord's own
+-- administrative work and for tests, never for tenant roles.
+CREATE OR REPLACE FUNCTION landlord_context.sign(tenant uuid, role text) RETURNS text
+	LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+	RETURN (pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600)::text
+		OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) landlord_context.mac(tenant::text OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) role
+		OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) (pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600)::text);
+REVOKE ALL ON FUNCTION landlord_context.sign(uuid, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION landlord_context.enter(tenant uuid) RETURNS void
+	LANGUAGE sql VOLATILE SECURITY DEFINER AS $fn$
+	SELECT pg_catalog.set_config('landlord.tenant_id', tenant::text, true),
+	       pg_catalog.set_config('landlord.tenant_sig', landlord_context.sign(tenant, pg_catalog.current_setting('role')), true)
+$fn$;
+REVOKE ALL ON FUNCTION landlord_context.enter(uuid) FROM PUBLIC;
+`
+
+// contextKeySQL stores the key's padded blocks ($1 inner, $2 outer).
+const contextKeySQL = `INSERT INTO landlord_context.key (inner_pad, outer_pad) VALUES ($1, $2)
+	ON CONFLICT (one) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, outer_pad = EXCLUDED.outer_pad`
+
+// contextStateSQL reports whether the context is installed with key blocks
+// $1 and $2: the verifier and enter functions exist, and the key is there.
+const contextStateSQL = `SELECT to_regprocedure('landlord_context.tenant_id()') IS NOT NULL
+	AND to_regprocedure('landlord_context.enter(uuid)') IS NOT NULL
+	AND (SELECT count(*) FROM landlord_context.key WHERE inner_pad = $1 AND outer_pad = $2) = 1`
+
+// contextLock is the two-key advisory lock that serializes installations of
+// the context in one database ("LLCX", 1; SECURITY.md, I26: namespaced keys).
+const contextLock = `SELECT pg_advisory_xact_lock(1280066392, 1)`
+
+// InstallContext creates or repairs the tenant context's schema, functions
+// and key in the database conn is connected to, owned by owner, in one
+// transaction. It changes nothing when all is in place. A new key replaces
+// the old and the functions are replaced with it, which invalidates every
+// session's cached plan of the verifier, and so the folded old key.
+//
+// The connecting role must be able to SET ROLE to owner.
+func InstallContext(ctx context.Context, conn interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}, owner string, key []byte) error {
+	if len(key) != ContextKeySize {
+		return fmt.Errorf("install the tenant context: a key of %d bytes, want %d", len(key), ContextKeySize)
+	}
+	inner, outer := hmacPads(key)
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, contextLock); err != nil {
+			return fmt.Errorf("lock the tenant context: %w", err)
+		}
+		var exists, ok bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass('landlord_context.key') IS NOT NULL`).Scan(&exists); err != nil {
+			return fmt.Errorf("read the tenant context: %w", err)
+		}
+		if exists {
+			if err := tx.QueryRow(ctx, contextStateSQL, inner, outer).Scan(&ok); err != nil {
+				return fmt.Errorf("read the tenant context: %w", err)
+			}
+		}
+		if ok {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(owner)+";"+contextSQL); err != nil {
+			return fmt.Errorf("install the tenant context: %w", err)
+		}
+		if _, err := tx.Exec(ctx, contextKeySQL, inner, outer); err != nil {
+			return fmt.Errorf("store the tenant context key: %w", err)
+		}
+		return nil
+	})
+}
+
+// hmacPads returns the HMAC-SHA256 key blocks of key XORed with the inner
+// and outer pads (RFC 2104), which the verifier hashes in front of the
+// message and of the inner digest.
+func hmacPads(key []byte) (inner, outer []byte) {
+	const block = 64
+	inner, outer = make([]byte, block), make([]byte, block)
+	for i := range block {
+		var k byte
+		if i < len(key) {
+			k = key[i]
+		}
+		inner[i], outer[i] = k^0x36, k^0x5c
+	}
+	return inner, outer
+}

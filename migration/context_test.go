@@ -1,0 +1,191 @@
+package migration_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/internal/ident"
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// TestSignedContext: the policies see a tenant only through a context signed
+// with the installation's key for the role in force (SECURITY.md, I31).
+// Every forged context matches no row and allows no write; the way a tenant
+// handle signs matches the way the database verifies.
+func TestSignedContext(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m := e.migrator(t, files("001_products.up.sql", productsSQL), migration.Config{})
+	if _, err := m.Apply(ctx, e.conn, e.target("app")); err != nil {
+		t.Fatal(err)
+	}
+	a, b := tenant.NewID(), tenant.NewID()
+	for _, id := range []tenant.ID{a, b} {
+		err := asTenant(ctx, e.conn, e.grantee, &id, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO app.products (id, sku) VALUES (1, $1)`, id.String())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hour := time.Now().Add(time.Hour)
+	otherKey := []byte("another installation's key......")
+	cases := []struct {
+		name     string
+		id, sig  string
+		role     string // SET LOCAL ROLE before the context is read; "" the grantee
+		want     int    // rows of app.products visible
+		wantSeen string // the tenant_id of what is seen
+	}{
+		{"signed", a.String(), migration.SignContext(testContextKey, a.String(), e.grantee, hour), "", 1, a.String()},
+		{"unsigned", b.String(), "", "", 0, ""},
+		{"a's signature with b's id", b.String(), migration.SignContext(testContextKey, a.String(), e.grantee, hour), "", 0, ""},
+		{"signed for another role", a.String(), migration.SignContext(testContextKey, a.String(), "none", hour), "", 0, ""},
+		{"signed, then another role", a.String(), migration.SignContext(testContextKey, a.String(), e.grantee, hour), e.owner, 0, ""},
+		{"expired", a.String(), migration.SignContext(testContextKey, a.String(), e.grantee, time.Now().Add(-time.Second)), "", 0, ""},
+		{"another key", a.String(), migration.SignContext(otherKey, a.String(), e.grantee, hour), "", 0, ""},
+		{"garbage signature", a.String(), "9999999999.zz", "", 0, ""},
+		{"expiry out of range", a.String(), "99999999999999999999.00", "", 0, ""},
+		{"upper-case id", "A" + a.String()[1:], migration.SignContext(testContextKey, "A"+a.String()[1:], e.grantee, hour), "", 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(e.grantee)); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`, c.id, c.sig); err != nil {
+					return err
+				}
+				if c.role != "" {
+					if _, err := tx.Exec(ctx, "RESET ROLE; SET LOCAL ROLE "+ident.Quote(c.role)); err != nil {
+						return err
+					}
+				}
+				var n int
+				var seen string
+				if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(min(tenant_id::text), '') FROM app.products`).Scan(&n, &seen); err != nil {
+					return err
+				}
+				if n != c.want || seen != c.wantSeen {
+					t.Errorf("sees %d rows of %q, want %d of %q", n, seen, c.want, c.wantSeen)
+				}
+				// No context here writes a row for b.
+				sp, err := tx.Begin(ctx)
+				if err != nil {
+					return err
+				}
+				defer sp.Rollback(ctx)
+				_, err = sp.Exec(ctx, `INSERT INTO app.products (tenant_id, id, sku) VALUES ($1, 2, 'forged')`, b)
+				if !isCode(err, pgerrcode.InsufficientPrivilege) {
+					t.Errorf("a write for b: %v, want refused by row-level security", err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+
+	t.Run("key out of reach", func(t *testing.T) {
+		for _, sql := range []string{
+			`SELECT inner_pad FROM landlord_context.key`,
+			`SELECT landlord_context.inner_pad()`,
+			`SELECT landlord_context.outer_pad()`,
+			`SELECT landlord_context.mac('x')`,
+			fmt.Sprintf(`SELECT landlord_context.sign(%s, 'none')`, ident.Literal(b.String())),
+			fmt.Sprintf(`SELECT landlord_context.enter(%s)`, ident.Literal(b.String())),
+			`ALTER FUNCTION landlord_context.tenant_id() SECURITY INVOKER`,
+			`CREATE FUNCTION landlord_context.x() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
+		} {
+			err := pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(e.grantee)); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, sql)
+				return err
+			})
+			if !isCode(err, pgerrcode.InsufficientPrivilege) {
+				t.Errorf("%s as the grantee: %v, want permission denied", sql, err)
+			}
+		}
+	})
+
+	t.Run("enter", func(t *testing.T) {
+		// The owner's (and so the administrator's) way into a tenant.
+		err := pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(e.owner)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "SELECT landlord_context.enter($1)", b); err != nil {
+				return err
+			}
+			var seen string
+			if err := tx.QueryRow(ctx, `SELECT tenant_id::text FROM app.products`).Scan(&seen); err != nil {
+				return err
+			}
+			if seen != b.String() {
+				t.Errorf("enter(b) sees %s", seen)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("new key", func(t *testing.T) {
+		// A session that verified with the old key, whose plan holds it,
+		// verifies with the new one after the key changes.
+		c := e.connect(t)
+		check := func(key []byte) int {
+			t.Helper()
+			var n int
+			err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(e.grantee)); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+					a.String(), migration.SignContext(key, a.String(), e.grantee, hour)); err != nil {
+					return err
+				}
+				return tx.QueryRow(ctx, `SELECT count(*) FROM app.products`).Scan(&n)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := check(testContextKey); n != 1 {
+			t.Fatalf("old key: %d rows, want 1", n)
+		}
+		if err := migration.InstallContext(ctx, e.conn, e.owner, otherKey); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := migration.InstallContext(ctx, e.conn, e.owner, testContextKey); err != nil {
+				t.Error(err)
+			}
+		})
+		if n := check(testContextKey); n != 0 {
+			t.Errorf("old key after the change: %d rows, want 0", n)
+		}
+		if n := check(otherKey); n != 1 {
+			t.Errorf("new key: %d rows, want 1", n)
+		}
+	})
+
+	t.Run("short key", func(t *testing.T) {
+		if err := migration.InstallContext(ctx, e.conn, e.owner, []byte("short")); err == nil {
+			t.Error("a 5-byte key was accepted")
+		}
+	})
+}
