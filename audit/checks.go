@@ -217,7 +217,7 @@ FROM tenant WHERE NOT attnotnull`},
 SELECT t.qname, format('tenant_id defaults to %s instead of the tenant context: a row written without a tenant_id gets a wrong one', pg_get_expr(d.adbin, d.adrelid)),
        format('ALTER TABLE %s ALTER COLUMN tenant_id SET DEFAULT %s', t.qname, p.tenant_default)
 FROM tenant t JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = t.tid, params p
-WHERE pg_get_expr(d.adbin, d.adrelid) NOT LIKE '%landlord.tenant_id%'`},
+WHERE pg_get_expr(d.adbin, d.adrelid) NOT LIKE '%' || p.tenant_default || '%'`},
 		{"no_primary_key", "I12", SeverityWarning, `
 SELECT qname, 'has no primary key; it should be (tenant_id, ...), the shape every tenant table shares so that moving a tenant is a copy of rows',
        format('ALTER TABLE %s ADD PRIMARY KEY (tenant_id, ...)', qname)

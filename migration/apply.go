@@ -85,6 +85,12 @@ type Config struct {
 	LockRetries int
 	// Logger receives one line per applied step. Default: discard.
 	Logger *slog.Logger
+	// ContextKey, when set, is the installation's context key: before it
+	// applies a step, Apply installs the signed tenant context
+	// (InstallContext) in the target's database if it is missing or holds
+	// another key, since the policies that Secure writes call its verifier.
+	// Without it, the caller installs the context.
+	ContextKey []byte
 }
 
 func (c *Config) setDefaults() {
@@ -120,6 +126,13 @@ func (c *Config) validate() error {
 type Migrator struct {
 	set *Set
 	cfg Config
+}
+
+// WithContextKey returns a copy of m whose Config.ContextKey is key.
+func (m *Migrator) WithContextKey(key []byte) *Migrator {
+	c := *m
+	c.cfg.ContextKey = key
+	return &c
 }
 
 // New returns a Migrator for set.
@@ -303,9 +316,16 @@ func (m *Migrator) Apply(ctx context.Context, conn Conn, t Target) (Result, erro
 		return Result{}, err
 	}
 	res := Result{From: from, To: from}
+	contextReady := len(m.cfg.ContextKey) == 0 || t.Global || t.Plain
 	for _, mg := range m.set.list {
 		if mg.Version <= from {
 			continue
+		}
+		if !contextReady {
+			if err := InstallContext(ctx, conn, m.cfg.Owner, m.cfg.ContextKey); err != nil {
+				return res, fmt.Errorf("target %s: %w", t.Schema, err)
+			}
+			contextReady = true
 		}
 		start := time.Now()
 		applied, err := m.step(ctx, conn, t, mg)

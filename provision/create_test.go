@@ -14,6 +14,7 @@ import (
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/internal/ident"
+	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -160,7 +161,7 @@ func TestCreateDatabaseTenant(t *testing.T) {
 		schemas = append(schemas, s)
 	}
 	must(t, rows.Err())
-	if want := []string{"landlord", tn.Schema}; !slices.Equal(schemas, want) {
+	if want := []string{"landlord", migration.ContextSchema, tn.Schema}; !slices.Equal(schemas, want) {
 		t.Errorf("schemas in the tenant database: %v, want %v (no public)", schemas, want)
 	}
 	var tables []string
@@ -185,8 +186,7 @@ func TestCreateDatabaseTenant(t *testing.T) {
 	own := connectAs(t, e, db, role)
 	tx, err := own.Begin(ctx)
 	must(t, err)
-	_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String())
-	must(t, err)
+	must(t, enterSigned(ctx, tx, e, tn.ID, "none"))
 	_, err = tx.Exec(ctx, `INSERT INTO `+ident.Quote(tn.Schema, "parents")+` (tenant_id, id, name) VALUES ($1, 1, 'p')`, tn.ID)
 	must(t, err)
 	var n int

@@ -79,7 +79,7 @@ func (p *Provisioner) deleteRows(ctx context.Context, conn *pgx.Conn, t tenant.T
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE %s", ident.Quote(p.cfg.OwnerRole))); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, t.ID.String()); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT landlord_context.enter($1)`, t.ID); err != nil {
 			return err
 		}
 		order, err := deleteOrder(ctx, tx, t.Schema)

@@ -16,7 +16,7 @@ import (
 func seedRows(t *testing.T, e *env, id tenant.ID, n int) {
 	t.Helper()
 	must(t, pgx.BeginFunc(t.Context(), e.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(t.Context(), `SELECT set_config('landlord.tenant_id', $1, true)`, id.String()); err != nil {
+		if _, err := tx.Exec(t.Context(), `SELECT landlord_context.enter($1)`, id); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(t.Context(), `INSERT INTO shared.parents (tenant_id, id, name) SELECT $1, g, 'p' || g FROM generate_series(1, $2) g`, id, n); err != nil {
@@ -34,7 +34,7 @@ func seedRows(t *testing.T, e *env, id tenant.ID, n int) {
 func countRows(t *testing.T, e *env, id tenant.ID) (parents, items int) {
 	t.Helper()
 	must(t, pgx.BeginFunc(t.Context(), e.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(t.Context(), `SELECT set_config('landlord.tenant_id', $1, true)`, id.String()); err != nil {
+		if _, err := tx.Exec(t.Context(), `SELECT landlord_context.enter($1)`, id); err != nil {
 			return err
 		}
 		return tx.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM shared.parents), (SELECT count(*) FROM shared.items)`).Scan(&parents, &items)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -247,4 +248,12 @@ func takeSnapshot(t *testing.T, e *env) snapshot {
 
 func (s snapshot) String() string {
 	return fmt.Sprintf("%d tenants, %d ledger rows, %d t_ schemas, objects [%s]", s.tenants, s.ledger, s.schemas, s.objects)
+}
+
+// enterSigned sets tenant id's signed context in tx for role ("none": the
+// connection's login role), as a tenant handle does.
+func enterSigned(ctx context.Context, tx pgx.Tx, e *env, id tenant.ID, role string) error {
+	_, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+		id.String(), migration.SignContext(e.p.Roles().ContextKey(), id.String(), role, time.Now().Add(time.Hour)))
+	return err
 }

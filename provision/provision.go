@@ -190,6 +190,7 @@ func (p *Provisioner) attach(ctx context.Context) error {
 	}
 	p.inst = inst
 	p.roles = NewRoles(p.cfg.OwnerRole, p.cfg.AppRole, inst.Secret)
+	p.keyMigrators()
 	if err := p.ensureGlobal(ctx, false); err != nil {
 		return err
 	}
@@ -281,6 +282,7 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 		return err
 	}
 	p.roles = NewRoles(owner, app, p.inst.Secret)
+	p.keyMigrators()
 	if err := p.ensureRole(ctx, app, "LOGIN NOINHERIT", p.roles.Password(app)); err != nil {
 		return err
 	}
@@ -296,11 +298,21 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 	if err := p.ensureMemoryFunc(ctx); err != nil {
 		return err
 	}
+	// Before any tenant table: their policies call its verifier.
+	if err := migration.InstallContext(ctx, p.admin, owner, p.roles.ContextKey()); err != nil {
+		return err
+	}
 	// Before the shared schema: tenant tables may reference global ones.
 	if err := p.ensureGlobal(ctx, true); err != nil {
 		return err
 	}
 	return p.ensureShared(ctx)
+}
+
+// keyMigrators gives the migrators the installation's context key, once
+// the installation is known.
+func (p *Provisioner) keyMigrators() {
+	p.mig = p.mig.WithContextKey(p.roles.ContextKey())
 }
 
 // MemoryFunc is the function with which the app role measures the memory

@@ -40,6 +40,15 @@ func (r Roles) Password(role string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// ContextKey is the key that signs tenant contexts (migration.SignContext;
+// SECURITY.md, I31). Like the passwords it derives from the installation
+// secret, so every process of the installation signs alike.
+func (r Roles) ContextKey() []byte {
+	m := hmac.New(sha256.New, r.secret)
+	m.Write([]byte("landlord tenant context key"))
+	return m.Sum(nil)
+}
+
 // fingerprint identifies the secret without revealing it.
 func (r Roles) fingerprint() string {
 	m := hmac.New(sha256.New, r.secret)

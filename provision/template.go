@@ -272,7 +272,9 @@ func (p *Provisioner) verifiedCloneScript(ctx context.Context, conn *pgx.Conn) (
 // It does not end in the installation id, so it is never taken for a
 // tenant's marker.
 func (p *Provisioner) templateDatabaseMark() string {
-	mark := "landlord template of installation " + p.inst.ID.String() + " at migration set " + p.mig.Set().Hash()
+	// "signed context": templates made before the context was signed are
+	// checked again, which installs it.
+	mark := "landlord template of installation " + p.inst.ID.String() + " with signed context at migration set " + p.mig.Set().Hash()
 	if p.gmig != nil {
 		mark += " and global set " + p.gmig.Set().Hash()
 	}
@@ -422,6 +424,7 @@ func (p *Provisioner) checkAndMigrateTemplate(ctx context.Context, conn *pgx.Con
 		return 0, fmt.Errorf("check template database: %w", err)
 	}
 	schemas = slices.DeleteFunc(schemas, func(s string) bool { return p.gmig != nil && s == migration.GlobalSchema })
+	schemas = slices.DeleteFunc(schemas, func(s string) bool { return s == migration.ContextSchema })
 	if !slices.Equal(schemas, []string{"landlord", TemplateSchema}) && !slices.Equal(schemas, []string{TemplateSchema}) {
 		return 0, fmt.Errorf("%w: the template database holds schemas %v", errBrokenTemplate, schemas)
 	}
@@ -436,6 +439,11 @@ func (p *Provisioner) checkAndMigrateTemplate(ctx context.Context, conn *pgx.Con
 		if err != nil {
 			return 0, fmt.Errorf("template database: %w", err)
 		}
+	}
+	// Also when no step is left: a template made before the context was
+	// signed, or with another key, gets it here, and so does every copy.
+	if err := migration.InstallContext(ctx, conn, p.cfg.OwnerRole, p.roles.ContextKey()); err != nil {
+		return 0, fmt.Errorf("template database: %w", err)
 	}
 	res, err := p.mig.Apply(ctx, conn, migration.Target{Schema: TemplateSchema})
 	if errors.Is(err, migration.ErrChecksumMismatch) || errors.Is(err, migration.ErrUnknownVersion) ||

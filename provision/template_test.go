@@ -270,7 +270,7 @@ func checkCloneWorks(t *testing.T, e *env, tn tenant.Tenant) {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL ROLE %s`, ident.Quote(tn.ID.RoleName()))); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String()); err != nil {
+		if err := enterSigned(ctx, tx, e, tn.ID, tn.ID.RoleName()); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, q(`INSERT INTO S.products (id, sku, name, price_cents) VALUES (gen_random_uuid(), 'p1', 'Pear', 100)`)); err != nil {
@@ -378,8 +378,8 @@ func checkLiveDatabase(t *testing.T, e *env, tn tenant.Tenant) {
 	var schemas string
 	must(t, conn.QueryRow(ctx, `SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace
 		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'`).Scan(&schemas))
-	if schemas != "landlord,"+tn.Schema {
-		t.Errorf("schemas in %s: %s, want landlord and %s", tn.Database, schemas, tn.Schema)
+	if schemas != "landlord,"+migration.ContextSchema+","+tn.Schema {
+		t.Errorf("schemas in %s: %s, want landlord, landlord_context and %s", tn.Database, schemas, tn.Schema)
 	}
 	var version int
 	admin := connectAs(t, e, tn.Database, "")
