@@ -271,6 +271,7 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 		AppRole:    l.cfg.AppRole,
 		ControlDB:  l.controlDB,
 		ConnConfig: l.prov.ConnConfig,
+		ContextKey: l.prov.Roles().ContextKey(),
 		Pool: pool.Config{
 			MaxConns:          l.cfg.MaxConns,
 			MaxConnsPerTenant: l.cfg.MaxConnsPerTenant,

@@ -174,7 +174,8 @@ func TestAttackI22StaleRouting(t *testing.T) {
 					defer c.Close(ctx)
 					var secret string
 					err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-						if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, a.ID.String()); err != nil {
+						if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+							a.ID.String(), l.Provisioner().Roles().SignContext(a.ID, "none")); err != nil {
 							return err
 						}
 						return tx.QueryRow(ctx, `SELECT secret FROM items WHERE id = 1`).Scan(&secret)

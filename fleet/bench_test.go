@@ -78,7 +78,7 @@ func populate(b *testing.B, e *env, schemas, databases int) []tenant.Tenant {
 			conns[d] = conn
 		}
 		if _, err := conn.Exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL ROLE landlord_owner;
-			SELECT set_config('landlord.tenant_id', %s, true);
+			SELECT landlord_context.enter(%s);
 			INSERT INTO %s (id, qty) SELECT g, g FROM generate_series(1, 10) g; COMMIT`,
 			ident.Literal(tn.ID.String()), ident.Quote(s, "items"))); err != nil {
 			b.Fatalf("items of %s: %v", tn.Slug, err)

@@ -288,7 +288,7 @@ func (e *env) insertItem(t testing.TB, tn tenant.Tenant, id, qty int) {
 		if _, err := tx.Exec(t.Context(), `SET LOCAL ROLE landlord_owner`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(t.Context(), `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String()); err != nil {
+		if _, err := tx.Exec(t.Context(), `SELECT landlord_context.enter($1)`, tn.ID); err != nil {
 			return err
 		}
 		_, err := tx.Exec(t.Context(), fmt.Sprintf(`INSERT INTO %s (tenant_id, id, qty) VALUES ($1, $2, $3)`, ident.Quote(schema, "items")), tn.ID, id, qty)
@@ -305,7 +305,7 @@ func (e *env) fixItems(t testing.TB, tn tenant.Tenant) {
 	database, schema := e.where(tn)
 	conn := e.connect(t, database)
 	err := pgx.BeginFunc(t.Context(), conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(t.Context(), `SET LOCAL ROLE landlord_owner; SELECT set_config('landlord.tenant_id', `+ident.Literal(tn.ID.String())+`, true)`); err != nil {
+		if _, err := tx.Exec(t.Context(), `SET LOCAL ROLE landlord_owner; SELECT landlord_context.enter(`+ident.Literal(tn.ID.String())+`)`); err != nil {
 			return err
 		}
 		_, err := tx.Exec(t.Context(), fmt.Sprintf(`UPDATE %s SET qty = 0 WHERE qty < 0`, ident.Quote(schema, "items")))

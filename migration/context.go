@@ -81,7 +81,11 @@ func SignContext(key []byte, id, role string, expires time.Time) string {
 // context for any tenant, are the owner's (and so the administrator's).
 //
 // Everything in the function bodies is qualified with pg_catalog, operators
-// included, so that no search path a caller sets can redirect it.
+// and types included, so that no search path a caller sets can redirect
+// it. Only sign pins its search path too: the verifier runs once per
+// statement of all tenant traffic, and a function with a pinned path undoes
+// on return what it set, which is all enter does. The audit knows them by
+// their schema and owner.
 const contextSQL = `
 CREATE SCHEMA IF NOT EXISTS landlord_context;
 REVOKE ALL ON SCHEMA landlord_context FROM PUBLIC;
@@ -111,9 +115,9 @@ REVOKE ALL ON FUNCTION landlord_context.mac(text) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION landlord_context.tenant_id() RETURNS uuid
 	LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE AS $fn$
 DECLARE
-	t text := pg_catalog.current_setting('landlord.tenant_id', true);
-	s text := pg_catalog.current_setting('landlord.tenant_sig', true);
-	e text;
+	t pg_catalog.text := pg_catalog.current_setting('landlord.tenant_id', true);
+	s pg_catalog.text := pg_catalog.current_setting('landlord.tenant_sig', true);
+	e pg_catalog.text;
 BEGIN
 	IF t IS NULL OR s IS NULL OR t OPERATOR(pg_catalog.!~) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
 		RETURN NULL;
@@ -139,7 +143,7 @@ GRANT EXECUTE ON FUNCTION landlord_context.tenant_id() TO PUBLIC;
 -- sign and enter make a valid context for any tenant: for Landlord's own
 -- administrative work and for tests, never for tenant roles.
 CREATE OR REPLACE FUNCTION landlord_context.sign(tenant uuid, role text) RETURNS text
-	LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+	LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 	RETURN (pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600)::text
 		OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) landlord_context.mac(tenant::text OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) role
 		OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) (pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600)::text);

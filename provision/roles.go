@@ -7,6 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"time"
+
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/tenant"
 )
 
 // Roles names the roles an installation uses and derives their passwords.
@@ -47,6 +51,15 @@ func (r Roles) ContextKey() []byte {
 	m := hmac.New(sha256.New, r.secret)
 	m.Write([]byte("landlord tenant context key"))
 	return m.Sum(nil)
+}
+
+// SignContext returns the signature (the value of
+// migration.SignatureSetting) of tenant id's context under role ("none":
+// the connection's own login role), valid for migration.ContextLifetime.
+// With it, code that holds the installation's secret enters a tenant on a
+// connection of its own, as the tenant handle does.
+func (r Roles) SignContext(id tenant.ID, role string) string {
+	return migration.SignContext(r.ContextKey(), id.String(), role, time.Now().Add(migration.ContextLifetime))
 }
 
 // fingerprint identifies the secret without revealing it.

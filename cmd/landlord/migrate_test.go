@@ -182,7 +182,7 @@ func (e *migEnv) setQty(t *testing.T, tn tenant.Tenant, qty int) {
 		if _, err := tx.Exec(t.Context(), `SET LOCAL ROLE landlord_owner`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(t.Context(), `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String()); err != nil {
+		if _, err := tx.Exec(t.Context(), `SELECT landlord_context.enter($1)`, tn.ID); err != nil {
 			return err
 		}
 		_, err := tx.Exec(t.Context(), fmt.Sprintf(`INSERT INTO %s.items (id, qty) VALUES (1, $1) ON CONFLICT (tenant_id, id) DO UPDATE SET qty = $1`,

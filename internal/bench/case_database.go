@@ -140,12 +140,13 @@ func (e *env) tenantConnConfigs(ctx context.Context, ts []tenant.Tenant) (tenant
 }
 
 // lookupOn runs the tenant lookup on conn in one round trip, with the tenant
-// context set for it.
-func lookupOn(ctx context.Context, q interface {
+// context set and signed for it, as the handle does.
+func (e *env) lookupOn(ctx context.Context, q interface {
 	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
 }, t tenant.Tenant, id int) error {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('landlord.tenant_id', $1, true)`, t.ID.String())
+	b.Queue(`SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+		t.ID.String(), e.w.prov.Roles().SignContext(t.ID, "none"))
 	b.Queue(lookupSQL, id)
 	return q.SendBatch(ctx, b).Close()
 }
@@ -231,7 +232,7 @@ func runDatabaseZipf(ctx context.Context, e *env) ([]Result, error) {
 			if err != nil {
 				return err
 			}
-			err = lookupOn(ctx, conn, ts[i], 1+r.IntN(e.sz.rows))
+			err = e.lookupOn(ctx, conn, ts[i], 1+r.IntN(e.sz.rows))
 			return errors.Join(err, conn.Close(ctx))
 		}
 	}}
@@ -441,7 +442,7 @@ func (e *env) poolPerTenant(ctx context.Context, ts []tenant.Tenant, ccs tenantC
 				if err != nil {
 					return err
 				}
-				return lookupOn(ctx, p, ts[i], 1+r.IntN(e.sz.rows))
+				return e.lookupOn(ctx, p, ts[i], 1+r.IntN(e.sz.rows))
 			}
 		}}
 	s := e.sampleConns(ctx, dbs, "landlord-bench-pool-per-tenant")

@@ -41,14 +41,15 @@ const schemaLookupGoal = 0.85
 // naiveLookup sets the search path and the tenant in a pgx batch in front of
 // the unqualified lookup: one round trip, and a replan whenever the path
 // changes.
-func naiveLookup(name string, pool *pgxpool.Pool, ts []tenant.Tenant, pick picker, rows, workers int) load {
+func naiveLookup(name string, pool *pgxpool.Pool, ts []tenant.Tenant, sigs []string, pick picker, rows, workers int) load {
 	return load{name: name, workers: workers, worker: func(r *rand.Rand) func(context.Context) error {
 		next := pick(r, len(ts))
 		return func(ctx context.Context) error {
-			t := ts[next()]
+			i := next()
+			t := ts[i]
 			b := &pgx.Batch{}
-			b.Queue(`SELECT set_config('search_path', $1, true), set_config('landlord.tenant_id', $2, true)`,
-				ident(t.Schema)+", pg_temp", t.ID.String())
+			b.Queue(`SELECT set_config('search_path', $1, true), set_config('landlord.tenant_id', $2, true), set_config('landlord.tenant_sig', $3, true)`,
+				ident(t.Schema)+", pg_temp", t.ID.String(), sigs[i])
 			var id int64
 			var sku, secret string
 			b.Queue(lookupSQL, 1+r.IntN(rows)).QueryRow(func(row pgx.Row) error { return row.Scan(&id, &sku, &secret) })
@@ -88,6 +89,11 @@ func runSchemaLookup(ctx context.Context, e *env) ([]Result, error) {
 		return nil, err
 	}
 	defer naive.Close()
+	// Signed once, as the handle signs once per route.
+	sigs := make([]string, len(ts))
+	for i, t := range ts {
+		sigs[i] = e.w.prov.Roles().SignContext(t.ID, "none")
+	}
 
 	var out []Result
 	for _, dist := range []struct {
@@ -114,7 +120,7 @@ func runSchemaLookup(ctx context.Context, e *env) ([]Result, error) {
 		rs, err := e.alternate(ctx, label, []load{
 			rawLookup("raw", raw, tids, dist.pick, e.sz.rows, e.sz.goroutines),
 			ourLookup("ours", l.Handle(), tids, dist.pick, e.sz.rows, e.sz.goroutines),
-			naiveLookup("set-search-path", naive, ts, dist.pick, e.sz.rows, e.sz.goroutines),
+			naiveLookup("set-search-path", naive, ts, sigs, dist.pick, e.sz.rows, e.sz.goroutines),
 		}, e.sz.rounds, e.sz.roundTime, func() error { return snap(&before) })
 		if err != nil {
 			return nil, err

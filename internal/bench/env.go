@@ -400,7 +400,7 @@ func fillItems(ctx context.Context, conn interface {
 	b.Queue("SET LOCAL ROLE " + ident(owner))
 	table := ident(schema) + ".items"
 	for _, id := range ids {
-		b.Queue(`SELECT set_config('landlord.tenant_id', $1, true)`, id.String())
+		b.Queue(`SELECT landlord_context.enter($1)`, id)
 		b.Queue(`INSERT INTO `+table+` (tenant_id, id, sku, secret)
 			SELECT $1, g, 'sku-' || g, md5($2::text || g::text) FROM generate_series(1, $3::int) g`, id, id.String(), rows)
 	}

@@ -105,7 +105,7 @@ func start(ctx context.Context, r *route, c *pool.Conn, sql string, args []any) 
 		return sent{}, err
 	}
 	var b pgconn.Batch
-	b.ExecStatement(enter, r.enterArgs, nil, nil)
+	b.ExecStatement(enter, r.enterParams().raw, nil, nil)
 	b.ExecStatement(sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
 	mrr := conn.PgConn().ExecBatch(ctx, &b)
 	if !mrr.NextResult() {
@@ -129,7 +129,7 @@ func closeErr(mrr *pgconn.MultiResultReader) error {
 }
 
 // queueEnter queues r's enter statement on b.
-func (r *route) queueEnter(b *pgx.Batch) { b.Queue(r.enter.name, r.enterAny...) }
+func (r *route) queueEnter(b *pgx.Batch) { b.Queue(r.enter.name, r.enterParams().any...) }
 
 // plainArgs reports whether args holds only values, none of the option types
 // pgx interprets when they come first.

@@ -2,10 +2,12 @@ package traffic
 
 import (
 	"fmt"
-	"github.com/landlordhq/landlord/internal/ident"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/landlordhq/landlord/internal/ident"
+	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -64,8 +66,9 @@ const (
 )
 
 // enterFor composes the enter statement of kind. Parameters: $1 the tenant
-// id; for kindSchema and kindPooled $2 the role and $3 the search path; when
-// tagged, the application name last.
+// id, $2 its signature (migration.SignContext); for kindSchema and
+// kindPooled $3 the role and $4 the search path; when tagged, the
+// application name last.
 func enterFor(kind enterKind, readOnly, tagged bool) enter {
 	var b strings.Builder
 	name := "landlord_enter"
@@ -73,11 +76,11 @@ func enterFor(kind enterKind, readOnly, tagged bool) enter {
 	if kind != kindPooled {
 		b.WriteString(dirtyCheck + ", ")
 	}
-	b.WriteString("set_config('landlord.tenant_id', $1, true)")
-	next := 2
+	b.WriteString("set_config('" + migration.TenantSetting + "', $1, true), set_config('" + migration.SignatureSetting + "', $2, true)")
+	next := 3
 	if kind != kindShared {
-		b.WriteString(", set_config('role', $2, true), set_config('search_path', $3, true)")
-		next = 4
+		b.WriteString(", set_config('role', $3, true), set_config('search_path', $4, true)")
+		next = 5
 		name += "_schema"
 	}
 	if readOnly {
@@ -112,15 +115,36 @@ func searchPath(schema string) string { return ident.Quote(schema) + ", pg_temp"
 
 // route is the cached routing entry of one tenant at one routing epoch.
 type route struct {
-	t         tenant.Tenant
-	pooled    bool // behind a transaction pooler: see Pooler
-	enter     enter
-	enterArgs [][]byte // the enter statement's parameters, encoded once
-	enterAny  []any    // the same as strings, for pgx batches
-	target    pool.Target
-	err       error                            // set for tenants that must not get traffic
-	adminOK   bool                             // an admin scope may still reach the tenant
-	calls     func(start time.Time, err error) // the tracer's, or nil
+	t      tenant.Tenant
+	pooled bool // behind a transaction pooler: see Pooler
+	enter  enter
+	// params are the enter statement's parameters, signed; renewed by
+	// enterParams before the signature's lifetime is half gone.
+	params  atomic.Pointer[enterParams]
+	sign    func(now time.Time) *enterParams
+	target  pool.Target
+	err     error                            // set for tenants that must not get traffic
+	adminOK bool                             // an admin scope may still reach the tenant
+	calls   func(start time.Time, err error) // the tracer's, or nil
+}
+
+// enterParams are the parameters of a route's enter statement, with the
+// tenant's signed context.
+type enterParams struct {
+	raw     [][]byte // encoded once, for the prepared enter statement
+	any     []any    // the same as strings, for pgx batches
+	renewAt time.Time
+}
+
+// enterParams returns r's enter parameters, signed anew when half of the
+// signature's lifetime is gone. Racing renewals sign alike and either wins.
+func (r *route) enterParams() *enterParams {
+	p := r.params.Load()
+	if now := time.Now(); !now.Before(p.renewAt) {
+		p = r.sign(now)
+		r.params.Store(p)
+	}
+	return p
 }
 
 // buildRoute turns a directory row into a route.
@@ -147,33 +171,37 @@ func (tr *Traffic) buildRoute(t tenant.Tenant) (*route, error) {
 	if err := tenant.CheckIdent(t.Schema); err != nil {
 		return nil, fmt.Errorf("route tenant %s: %w", t.ID, err)
 	}
-	id := []byte(t.ID.String())
-	kind := kindShared
+	id := t.ID.String()
+	kind, role := kindShared, "none" // the connection's own login role
+	var rest []string                // the parameters after the signature
 	switch t.Model {
 	case tenant.ModelRow, tenant.ModelDatabase:
-		r.enterArgs = [][]byte{id}
 	case tenant.ModelSchema:
-		kind = kindSchema
-		r.enterArgs = [][]byte{id, []byte(t.ID.RoleName()), []byte(searchPath(t.Schema))}
+		kind, role = kindSchema, t.ID.RoleName()
+		rest = []string{role, searchPath(t.Schema)}
 	default:
 		return nil, fmt.Errorf("route tenant %s: model %q: %w", t.ID, t.Model, tenant.ErrBadModel)
 	}
 	if tr.cfg.Pooler != nil {
 		r.pooled = true
 		kind = kindPooled
-		role := "none"
-		if t.Model == tenant.ModelSchema {
-			role = t.ID.RoleName()
-		}
-		r.enterArgs = [][]byte{id, []byte(role), []byte(searchPath(t.Schema))}
+		rest = []string{role, searchPath(t.Schema)}
 	}
 	if tr.cfg.TagSessions {
-		r.enterArgs = append(r.enterArgs, []byte("landlord tenant "+t.ID.String()))
+		rest = append(rest, "landlord tenant "+id)
 	}
 	r.enter = enterFor(kind, readOnly, tr.cfg.TagSessions)
-	for _, a := range r.enterArgs {
-		r.enterAny = append(r.enterAny, string(a))
+	key := tr.cfg.ContextKey
+	r.sign = func(now time.Time) *enterParams {
+		expires := now.Add(migration.ContextLifetime)
+		p := &enterParams{renewAt: now.Add(migration.ContextLifetime / 2)}
+		for _, a := range append([]string{id, migration.SignContext(key, id, role, expires)}, rest...) {
+			p.raw = append(p.raw, []byte(a))
+			p.any = append(p.any, a)
+		}
+		return p
 	}
+	r.params.Store(r.sign(time.Now()))
 	// The target follows the placement: a moved tenant's routes, rebuilt at
 	// its new routing epoch, never reach its old database (SECURITY.md, I22).
 	r.target = tr.targetOf(t)

@@ -104,7 +104,7 @@ func prepareInSchema(ctx context.Context, pc *pgconn.PgConn, r *route, enterSD *
 	name := stmtName(k)
 	p := pc.StartPipeline(ctx)
 	if !inTx {
-		p.SendQueryStatement(enterSD, r.enterArgs, nil, nil)
+		p.SendQueryStatement(enterSD, r.enterParams().raw, nil, nil)
 	}
 	p.SendPrepare(name, sql, nil)
 	if err := p.Sync(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
@@ -78,6 +79,9 @@ type Config struct {
 	Tracer                             Tracer                // optional
 	BeforeConnect                      func(*pgx.ConnConfig) // optional
 	DirectoryMaxAge                    time.Duration
+	// ContextKey signs every transaction's tenant context (provision.Roles
+	// ContextKey; SECURITY.md, I31).
+	ContextKey []byte
 }
 
 // Traffic routes and runs tenant traffic. It is safe for concurrent use.
@@ -92,6 +96,9 @@ type Traffic struct {
 // New returns the traffic of the tenants in dir. Call Run before the first
 // call and Close at the end.
 func New(dir *directory.Directory, cfg Config) (*Traffic, error) {
+	if len(cfg.ContextKey) != migration.ContextKeySize {
+		return nil, fmt.Errorf("traffic: a context key of %d bytes, want %d", len(cfg.ContextKey), migration.ContextKeySize)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
