@@ -38,7 +38,7 @@ func Attacks(t *testing.T, k Kit) {
 		models []tenant.Model
 		run    func(*fx, *testing.T)
 	}{
-		{"I07-raw-set-config", all, (*fx).attackI07RawSetConfig},
+		{"I31-forged-context", all, (*fx).attackI31ForgedContext},
 		{"I16-materialized-views", rs, (*fx).attackI16MaterializedViews},
 		{"I17-sequences", all, (*fx).attackI17Sequences},
 		{"I19-alternating-tenants", all, (*fx).attackI19AlternatingTenants},

@@ -163,26 +163,6 @@ func attackI03NewTable(t *testing.T, k Kit) {
 	}
 }
 
-// attackI07RawSetConfig records a documented limit: SQL the application
-// runs can set another tenant's context in its own transaction, in the row
-// and schema models. The database model's per-tenant logins hold.
-func (f *fx) attackI07RawSetConfig(t *testing.T) {
-	pre := []string{`SELECT set_config('landlord.tenant_id', '{B}', true)`}
-	if f.m == tenant.ModelSchema {
-		pre = append(pre, fmt.Sprintf(`SELECT set_config('role', %s, true), set_config('search_path', %s, true)`,
-			literal(f.b.ID.RoleName()), literal(searchPath(f.b.Schema))))
-	}
-	o := f.viaHandle(t, f.ctxA, pre, false, `SELECT x::text FROM `+f.main.q()+` x`)
-	if f.m == tenant.ModelDatabase {
-		must(t, o.err)
-		f.noLeak(t, o)
-		return
-	}
-	// The limit README.md documents: if this stops leaking, the
-	// documentation must change with it.
-	f.mustLeak(t, o)
-}
-
 // definerAudit lists SECURITY DEFINER functions in the schemas $1 and
 // whether their search_path is pinned.
 const definerAudit = `
@@ -265,7 +245,7 @@ func (f *fx) attackI16MaterializedViews(t *testing.T) {
 	t.Run("refreshed-in-b-context", func(t *testing.T) {
 		o := f.at(t, f.b, stage{ddl: append(ownerDo(`CREATE MATERIALIZED VIEW {s}.landlordtest_mv AS SELECT * FROM {s}.`+T+` WITH NO DATA`),
 			`GRANT SELECT ON {s}.landlordtest_mv TO {roleA}`,
-			`SET LOCAL ROLE {owner}`, `SELECT set_config('landlord.tenant_id', '{B}', true)`,
+			`SET LOCAL ROLE {owner}`, `SELECT landlord_context.enter('{B}')`,
 			`REFRESH MATERIALIZED VIEW {s}.landlordtest_mv`, `RESET ROLE`)}, "", `SELECT x::text FROM landlordtest_mv x`)
 		f.mustLeak(t, o)
 	})
@@ -398,7 +378,8 @@ func (f *fx) attackI18SearchPath(t *testing.T) {
 		must(t, err)
 		tx, err := c.Begin(ctx)
 		must(t, err)
-		_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, f.b.ID.String())
+		_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+			f.b.ID.String(), f.signature(f.b.ID.String(), handleRole(f.b)))
 		must(t, err)
 		if f.m == tenant.ModelSchema {
 			_, err = tx.Exec(ctx, `SELECT set_config('role', $1, true)`, f.b.ID.RoleName())

@@ -10,12 +10,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -175,6 +177,24 @@ func createTenant(t testing.TB, l *landlord.Landlord, slug string, m tenant.Mode
 
 // roleOf is the role tn's traffic runs as at its placement: the app role in
 // the row model, tn's own role in the others.
+// signature returns the signed context of tenant id (any text, to sign
+// what is not an id too) under role, as migration.SignContext makes it with
+// the installation's key: what the handle sends, for probes that enter a
+// tenant by hand.
+func (f *fx) signature(id, role string) string {
+	return migration.SignContext(f.roles.ContextKey(), id, role, time.Now().Add(migration.ContextLifetime))
+}
+
+// handleRole is the role setting under which the handle runs tn's
+// transactions: tn's role in the schema model, the login role ("none")
+// otherwise.
+func handleRole(tn tenant.Tenant) string {
+	if tn.Model == tenant.ModelSchema {
+		return tn.ID.RoleName()
+	}
+	return "none"
+}
+
 func (f *fx) roleOf(tn tenant.Tenant) string {
 	if f.m == tenant.ModelRow {
 		return f.roles.App
@@ -432,7 +452,13 @@ func (f *fx) at(t *testing.T, place tenant.Tenant, st stage, role, sql string, a
 		}
 	}
 	if setContext {
-		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, setting); err != nil {
+		// Signed as the handle signs, for the role in force.
+		role := as
+		if role == "" {
+			role = "none"
+		}
+		if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+			setting, f.signature(setting, role)); err != nil {
 			t.Fatalf("set context: %v", err)
 		}
 	}

@@ -28,13 +28,14 @@ import (
 type naivePool struct {
 	pool    *pgxpool.Pool
 	notices *noticeLog
+	sign    func(id, role string) string // signs a context as the handle does
 }
 
 func (f *fx) naivePool(t *testing.T, tn tenant.Tenant) *naivePool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig("")
 	must(t, err)
-	n := &naivePool{notices: &noticeLog{}}
+	n := &naivePool{notices: &noticeLog{}, sign: f.signature}
 	cc := f.trafficConfig(t, tn)
 	cc.RuntimeParams["search_path"] = searchPath(tn.Schema)
 	cc.OnNotice = n.notices.add
@@ -57,7 +58,8 @@ func (n *naivePool) call(t *testing.T, tn tenant.Tenant, sql string) outcome {
 	tx, err := c.Begin(ctx)
 	must(t, err)
 	defer tx.Rollback(ctx)
-	_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true)`, tn.ID.String())
+	_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
+		tn.ID.String(), n.sign(tn.ID.String(), handleRole(tn)))
 	must(t, err)
 	if tn.Model == tenant.ModelSchema {
 		_, err = tx.Exec(ctx, `SELECT set_config('role', $1, true), set_config('search_path', $2, true)`, tn.ID.RoleName(), searchPath(tn.Schema))
@@ -253,8 +255,9 @@ func attackI19SchemaVersions(t *testing.T, k Kit) {
 		enter := func(tn tenant.Tenant) pgx.Tx {
 			tx, err := c.Begin(ctx)
 			must(t, err)
-			_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`,
-				tn.ID.String(), tn.ID.RoleName(), searchPath(tn.Schema))
+			_, err = tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true),
+				set_config('landlord.tenant_sig', $4, true)`,
+				tn.ID.String(), tn.ID.RoleName(), searchPath(tn.Schema), f.signature(tn.ID.String(), tn.ID.RoleName()))
 			must(t, err)
 			return tx
 		}
@@ -490,7 +493,8 @@ func (f *fx) attackI28JobWithoutTenant(t *testing.T) {
 		c, err := naive.pool.Acquire(ctx)
 		must(t, err)
 		defer func() { c.Conn().Close(ctx); c.Release() }()
-		_, err = c.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, false)`, f.b.ID.String())
+		_, err = c.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, false), set_config('landlord.tenant_sig', $2, false)`,
+			f.b.ID.String(), f.signature(f.b.ID.String(), handleRole(f.b)))
 		must(t, err)
 		if f.m == tenant.ModelSchema {
 			_, err = c.Exec(ctx, `SELECT set_config('role', $1, false), set_config('search_path', $2, false)`, f.b.ID.RoleName(), searchPath(f.b.Schema))

@@ -390,7 +390,10 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 				return err
 			}
 			// An app role new to this installation gets its grants now.
-			return p.grantShared(ctx, conn)
+			if err := p.grantShared(ctx, conn); err != nil {
+				return err
+			}
+			return p.resecureShared(ctx, conn, target)
 		}
 	} else if err := p.createSchema(ctx, conn, SharedSchema, ""); err != nil {
 		return err
@@ -399,6 +402,33 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 		return fmt.Errorf("migrate shared schema: %w", err)
 	}
 	return nil
+}
+
+// resecureShared brings the shared tables' policies to the signed context
+// when they were made before it (SECURITY.md, I31): every row tenant lives
+// in them, and they would otherwise wait for the next migration step.
+// Tables already current cost one catalog read, and nothing is granted
+// again (a grant invalidates every session's plans on the table).
+func (p *Provisioner) resecureShared(ctx context.Context, conn *pgxpool.Conn, target migration.Target) error {
+	var unsigned bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_policy po JOIN pg_class c ON c.oid = po.polrelid
+		WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND po.polname IN ($2, $3)
+		  AND pg_get_expr(po.polqual, po.polrelid) NOT LIKE '%' || $4 || '%')`,
+		SharedSchema, migration.PolicyRestrictive, migration.PolicyPermissive, migration.ContextFunc).Scan(&unsigned); err != nil {
+		return fmt.Errorf("read the shared tables' policies: %w", err)
+	}
+	if !unsigned {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(p.cfg.OwnerRole)); err != nil {
+			return err
+		}
+		if err := migration.Secure(ctx, tx, target); err != nil {
+			return fmt.Errorf("secure the shared tables: %w", err)
+		}
+		return nil
+	})
 }
 
 // grantShared gives the app role the four data privileges on the shared

@@ -59,7 +59,7 @@ func (ls *lease) release(err error) {
 func (ls *lease) replace() {
 	ls.released = true
 	ls.t.connReplaced()
-	ls.t.cfg.Logger.Warn("replaced a connection that carried a session-level role set by SQL out of sight (a function calling set_config('role', ..., false))")
+	ls.t.cfg.Logger.Warn("replaced a connection that SQL left with session state out of sight (a session-level role or search path set by a function or DO block, or its enter statement deallocated)")
 	ls.c.Discard()
 }
 
@@ -111,10 +111,16 @@ func (h *Handle) open(ctx context.Context, left bool, send func(r *route, c *poo
 }
 
 // refused reports whether err is an enter statement refusing a connection
-// that carries session state. Nothing of the round trip ran after it.
+// that carries session state, or missing from a connection whose prepared
+// statements tenant SQL deallocated (SECURITY.md, I34). Nothing of the round
+// trip ran after it.
 func refused(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedObject && strings.Contains(pgErr.Message, refusedSetting)
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == pgerrcode.UndefinedObject && strings.Contains(pgErr.Message, refusedSetting) ||
+		pgErr.Code == pgerrcode.InvalidSQLStatementName && strings.Contains(pgErr.Message, `"landlord_enter`)
 }
 
 // stale reports whether err says a prepared statement no longer fits

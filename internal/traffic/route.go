@@ -9,6 +9,7 @@ import (
 	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pool"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -45,7 +46,15 @@ import (
 // log_line_prefix) show whose work a backend is doing.
 type enter struct{ name, sql string }
 
-const dirtyCheck = `CASE WHEN current_setting('role') <> 'none' THEN current_setting('` + refusedSetting + `') END`
+// dirtyCheck refuses a connection left with a session-level role;
+// dirtyCheckShared also one whose session search path is not the one it
+// was opened with ($3), which a DO block or a function could have changed
+// where no statement text shows it (SECURITY.md, I34). In the schema model
+// every transaction sets its own path.
+const (
+	dirtyCheck       = `CASE WHEN current_setting('role') <> 'none' THEN current_setting('` + refusedSetting + `') END`
+	dirtyCheckShared = `CASE WHEN current_setting('role') <> 'none' OR current_setting('search_path') <> $3 THEN current_setting('` + refusedSetting + `') END`
+)
 
 // refusedSetting names no setting: reading it is how the enter statement
 // raises its error, with a message that says why.
@@ -66,18 +75,22 @@ const (
 )
 
 // enterFor composes the enter statement of kind. Parameters: $1 the tenant
-// id, $2 its signature (migration.SignContext); for kindSchema and
-// kindPooled $3 the role and $4 the search path; when tagged, the
-// application name last.
+// id, $2 its signature (migration.SignContext); for kindShared $3 the
+// connection's own search path, to check; for kindSchema and kindPooled $3
+// the role and $4 the search path, to set; when tagged, the application
+// name last.
 func enterFor(kind enterKind, readOnly, tagged bool) enter {
 	var b strings.Builder
 	name := "landlord_enter"
 	b.WriteString("SELECT ")
-	if kind != kindPooled {
+	switch kind {
+	case kindShared:
+		b.WriteString(dirtyCheckShared + ", ")
+	case kindSchema:
 		b.WriteString(dirtyCheck + ", ")
 	}
 	b.WriteString("set_config('" + migration.TenantSetting + "', $1, true), set_config('" + migration.SignatureSetting + "', $2, true)")
-	next := 3
+	next := 4
 	if kind != kindShared {
 		b.WriteString(", set_config('role', $3, true), set_config('search_path', $4, true)")
 		next = 5
@@ -175,7 +188,10 @@ func (tr *Traffic) buildRoute(t tenant.Tenant) (*route, error) {
 	kind, role := kindShared, "none" // the connection's own login role
 	var rest []string                // the parameters after the signature
 	switch t.Model {
-	case tenant.ModelRow, tenant.ModelDatabase:
+	case tenant.ModelRow:
+		rest = []string{searchPath(provision.SharedSchema)} // as the connection was opened (conns.go)
+	case tenant.ModelDatabase:
+		rest = []string{searchPath(t.Database)}
 	case tenant.ModelSchema:
 		kind, role = kindSchema, t.ID.RoleName()
 		rest = []string{role, searchPath(t.Schema)}

@@ -5,7 +5,7 @@ import "strings"
 // leavesSessionState reports whether sql may leave session state on its
 // connection that outlives its transaction: a session-level SET or RESET, a
 // set_config call, DISCARD, a cursor declared WITH HOLD, LISTEN, PREPARE,
-// LOAD, a temporary table, or a session-level advisory lock. Such a statement costs its
+// DEALLOCATE, LOAD, a temporary table, or a session-level advisory lock. Such a statement costs its
 // connection, which is closed after the call instead of going back to the
 // pool (SECURITY.md, I06, I26). The check is lexical and errs on the side of
 // closing; the enter statement's role check backs it up for state that a
@@ -24,7 +24,7 @@ func leavesSessionState(sql string) bool {
 			return false
 		}
 		return true
-	case "reset", "discard", "declare", "listen", "prepare", "load":
+	case "reset", "discard", "declare", "listen", "prepare", "deallocate", "load":
 		return true
 	case "create":
 		// A temporary table lives as long as the session.
