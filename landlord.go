@@ -14,6 +14,7 @@
 package landlord
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,6 +123,13 @@ type Config struct {
 	// same SQL (SELECT ... FROM global.currencies); only GlobalAdmin (or
 	// the administrator) writes them. nil: no global tables.
 	Global fs.FS
+	// RoleRepairInterval is how often Landlord undoes what tenant SQL can
+	// do to the roles it relies on: a role may change its own password and
+	// settings (SECURITY.md, I33). Open repairs them at bootstrap; this
+	// repeats it while the installation is open (see
+	// provision.Provisioner.RepairRoles) and logs each repair as a warning.
+	// Default 1 minute; negative: only at Open. Never with InstallNever.
+	RoleRepairInterval time.Duration
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -307,11 +315,38 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 			return pgx.ConnectConfig(ctx, l.admin.Config().ConnConfig)
 		}, ready)
 	})
+	l.done.Go(func() { l.repairRoles(runCtx) })
 	select {
 	case <-ready:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("listen for directory changes: %w", ctx.Err())
+	}
+}
+
+// repairRoles runs the role repair every Config.RoleRepairInterval until
+// ctx ends (Close), so that a role sabotaged by tenant SQL serves again
+// without a restart (SECURITY.md, I33).
+func (l *Landlord) repairRoles(ctx context.Context) {
+	every := cmp.Or(l.cfg.RoleRepairInterval, time.Minute)
+	if every < 0 || l.cfg.Install == provision.InstallNever {
+		return
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		repaired, err := l.prov.RepairRoles(ctx)
+		for _, r := range repaired {
+			l.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "role repaired", slog.String("threat", "I33"), slog.String("repair", r))
+		}
+		if err != nil && ctx.Err() == nil {
+			l.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "role repair failed", slog.String("threat", "I33"), slog.Any("error", err))
+		}
 	}
 }
 
@@ -323,7 +358,7 @@ func (l *Landlord) startupAudit(ctx context.Context) error {
 	}
 	// The control database only: tenant databases are audited by Audit and
 	// by landlord audit, not at every start.
-	findings, err := audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole})
+	findings, err := audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole, Passwords: l.prov.Roles().Password})
 	if err != nil {
 		return fmt.Errorf("startup audit: %w", err)
 	}

@@ -92,6 +92,13 @@ type Config struct {
 	// owner role keeps its implicit rights), and the tenant's role is
 	// checked instead of the app role.
 	TenantDatabase bool
+	// Passwords, when set, returns the password Landlord derives for a
+	// login role (provision.Roles.Password): the app role's, or in a
+	// tenant database the tenant role's, stored verifier is checked
+	// against it (SECURITY.md, I33). Reading verifiers takes a superuser;
+	// without one the audit says it could not check. Fleet sets it from
+	// the installation's secret.
+	Passwords func(role string) string
 
 	// noVersion skips the server version check, which Fleet runs once per
 	// server rather than once per database.
@@ -130,7 +137,8 @@ var tenantDatabaseName = regexp.MustCompile(`^t_[0-9a-f]{32}$`)
 
 // metaSQL reads what Run needs besides the checks.
 const metaSQL = `SELECT current_database(), current_setting('server_version_num')::int,
-	current_setting('server_version'), EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`
+	current_setting('server_version'), EXISTS (SELECT FROM pg_roles WHERE rolname = $1),
+	has_table_privilege('pg_catalog.pg_authid', 'SELECT')`
 
 // Run audits the database conn is connected to and returns its findings,
 // errors first. It sends two read-only catalog queries in one round trip.
@@ -162,9 +170,9 @@ func Run(ctx context.Context, conn Conn, cfg Config) ([]Finding, error) {
 	var (
 		database, version string
 		versionNum        int
-		appExists         bool
+		appExists, authid bool
 	)
-	if err := br.QueryRow().Scan(&database, &versionNum, &version, &appExists); err != nil {
+	if err := br.QueryRow().Scan(&database, &versionNum, &version, &appExists, &authid); err != nil {
 		return nil, fmt.Errorf("audit: read server settings: %w", err)
 	}
 	rows, err := br.Query()
@@ -195,6 +203,13 @@ func Run(ctx context.Context, conn Conn, cfg Config) ([]Finding, error) {
 	for i := range found {
 		c := byID[found[i].Check]
 		found[i].Severity, found[i].Threat, found[i].Database = c.severity, c.threat, database
+	}
+	if cfg.Passwords != nil {
+		pw, err := passwordFindings(ctx, conn, cfg, app, database, authid)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, pw...)
 	}
 	if !cfg.noVersion {
 		for _, f := range versionFindings(versionNum, version) {

@@ -80,6 +80,16 @@ roles AS (
 	   OR r.rolname IN (SELECT 'r_' || substr(nspname, 3) FROM schemas WHERE nspname ~ '^t_')
 	   OR (p.tenant_db AND r.rolname = 'r_' || substr(current_database(), 3))
 ),
+-- the roles whose settings, attributes and memberships tenant SQL or a hand
+-- may have changed (SECURITY.md, I33): the roles above, and the owner where
+-- the app role is checked (once per server, not in every tenant database)
+watched AS (
+	SELECT r.oid, r.rolname, r.rolcanlogin, r.rolinherit, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolsuper, r.rolbypassrls,
+	       CASE WHEN r.rolname = p.owner THEN 'owner' WHEN r.rolname = p.app THEN 'app'
+	            WHEN p.tenant_db THEN 'tenant_login' ELSE 'tenant' END AS kind
+	FROM pg_roles r, params p
+	WHERE r.oid IN (SELECT oid FROM roles) OR (r.rolname = p.owner AND p.app <> '')
+),
 -- the restrictive tenant policy of each tenant table: is there one whose
 -- USING, and one whose WITH CHECK, is the tenant predicate
 tpol AS (
@@ -284,6 +294,54 @@ FROM (SELECT owner, count(*) AS n,
             SELECT nspowner, quote_ident(nspname) FROM schemas) x
       GROUP BY owner) o
 JOIN roles r ON NOT r.rolsuper AND pg_has_role(r.oid, o.owner, 'MEMBER'), params p`},
+		// What tenant SQL can do to the roles themselves (SECURITY.md, I33).
+		{"role_setting", "I33", SeverityError, `
+SELECT w.rolname,
+       format('has settings of its own %s (%s): they apply to every session the role starts, so SQL that ran ALTER ROLE … SET as it (a tenant transaction can) makes Landlord''s connections fail (statement_timeout), every write fail (default_transaction_read_only) or changes what later sessions see',
+              CASE WHEN s.setdatabase = 0 THEN 'in every database' ELSE format('in database %I', d.datname) END, array_to_string(s.setconfig, ', ')),
+       format('ALTER ROLE %I%s RESET ALL (Landlord does it at Open and every Config.RoleRepairInterval)',
+              w.rolname, CASE WHEN s.setdatabase = 0 THEN '' ELSE format(' IN DATABASE %I', d.datname) END)
+FROM watched w JOIN pg_db_role_setting s ON s.setrole = w.oid
+LEFT JOIN pg_database d ON d.oid = s.setdatabase
+WHERE s.setdatabase = 0 OR d.oid IS NOT NULL`},
+		{"role_attributes", "I33", SeverityError, `
+SELECT w.rolname,
+       format('has %s, not the attributes Landlord created it with (%s): %s', x.have, x.want,
+              CASE w.kind WHEN 'owner' THEN 'the owner of every tenant table must not log in, and nothing more may act as it'
+                          ELSE 'a role that runs tenant traffic must gain nothing but what its grants give it' END),
+       format('ALTER ROLE %I %s (Landlord restores LOGIN, INHERIT, CREATEDB and CREATEROLE at Open and every Config.RoleRepairInterval)', w.rolname, x.want)
+FROM watched w
+CROSS JOIN LATERAL (
+	SELECT string_agg(CASE WHEN a.have THEN a.attr ELSE 'NO' || a.attr END, ' ') FILTER (WHERE a.have IS DISTINCT FROM a.want) AS have,
+	       string_agg(CASE WHEN a.want THEN a.attr ELSE 'NO' || a.attr END, ' ') FILTER (WHERE a.have IS DISTINCT FROM a.want) AS want
+	FROM (VALUES ('LOGIN', w.rolcanlogin, CASE w.kind WHEN 'owner' THEN false WHEN 'tenant' THEN false ELSE true END),
+	             ('INHERIT', w.rolinherit, w.kind = 'owner'),
+	             ('CREATEDB', w.rolcreatedb, false),
+	             ('CREATEROLE', w.rolcreaterole, false),
+	             ('REPLICATION', w.rolreplication, false),
+	             -- the app and tenant roles' are role_superuser's and role_bypassrls'
+	             ('SUPERUSER', CASE WHEN w.kind = 'owner' THEN w.rolsuper ELSE false END, false),
+	             ('BYPASSRLS', CASE WHEN w.kind = 'owner' THEN w.rolbypassrls ELSE false END, false)) AS a(attr, have, want)
+) x
+WHERE x.have IS NOT NULL`},
+		{"role_membership", "I33", SeverityError, `
+SELECT w.rolname,
+       format('is a member of %I, which Landlord never grants it: it can use, or switch to, that role''s rights in every tenant transaction', g.rolname),
+       format('REVOKE %I FROM %I', g.rolname, w.rolname)
+FROM watched w JOIN pg_auth_members m ON m.member = w.oid JOIN pg_roles g ON g.oid = m.roleid, params p
+WHERE w.kind <> 'owner'
+  -- the app role switches to schema tenants' roles; a role in the owner is role_is_owner's
+  AND NOT (w.kind = 'app' AND g.rolname ~ '^r_[0-9a-f]{32}$') AND g.rolname <> p.owner
+UNION ALL
+SELECT m.rolname,
+       format('is a member of the owner role %I: it can act as the owner of every tenant table, switch row-level security off and rewrite the policies; only the administrator that installs Landlord is made one', w.rolname),
+       format('REVOKE %I FROM %I', w.rolname, m.rolname)
+FROM watched w JOIN pg_auth_members am ON am.roleid = w.oid JOIN pg_roles m ON m.oid = am.member
+-- an administrator (a superuser, or CREATEROLE, which could grant itself
+-- the owner anyway) gains nothing from the membership; the app and tenant
+-- roles are role_is_owner's
+WHERE w.kind = 'owner' AND NOT m.rolsuper AND NOT m.rolcreaterole
+  AND m.oid NOT IN (SELECT oid FROM roles)`},
 		{"rls_bypass_privilege", "I13", SeverityError, `
 SELECT qname,
        format('%s granted to %s: these ignore row-level security (TRUNCATE empties every tenant''s rows, REFERENCES lets a foreign key probe other tenants'' keys, TRIGGER runs code on every tenant''s writes)',

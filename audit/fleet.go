@@ -62,11 +62,15 @@ func Fleet(ctx context.Context, admin *pgxpool.Pool, cfg FleetConfig) ([]Finding
 		return nil, err
 	}
 	var installed bool
-	if err := admin.QueryRow(ctx, `SELECT to_regclass('landlord.tenants') IS NOT NULL`).Scan(&installed); err != nil {
+	err := admin.QueryRow(ctx, `SELECT to_regclass('landlord.tenants') IS NOT NULL`).Scan(&installed)
+	if err != nil {
 		return nil, fmt.Errorf("audit: read control database: %w", err)
 	}
 	if !installed {
 		return nil, fmt.Errorf("audit: control database: %w (no landlord.tenants table)", ErrNoInstallation)
+	}
+	if base.Passwords, err = installationPasswords(ctx, admin); err != nil {
+		return nil, err
 	}
 	dir := directory.New(admin)
 	servers, err := dir.Servers(ctx)
@@ -168,4 +172,24 @@ func adminConnConfig(admin *pgxpool.Pool, servers []directory.Server) func(conte
 		}
 		return nil, fmt.Errorf("server %q: %w", server, provision.ErrUnknownServer)
 	}
+}
+
+// installationPasswords returns the passwords the installation derives for
+// its login roles, from the secret the control database holds, so that
+// the audit can check the stored ones (Config.Passwords); nil when the
+// administrator cannot read them (not a superuser). Fleet then checks no
+// password and says nothing of it: the startup audit of every Open does
+// say so, and a warning no one can act on at each audit would teach
+// operators to skip warnings.
+func installationPasswords(ctx context.Context, admin *pgxpool.Pool) (func(string) string, error) {
+	var secret []byte
+	var authid bool
+	err := admin.QueryRow(ctx, `SELECT secret, has_table_privilege('pg_catalog.pg_authid', 'SELECT') FROM landlord.installation`).Scan(&secret, &authid)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read the installation: %w", err)
+	}
+	if !authid {
+		return nil, nil
+	}
+	return provision.NewRoles("", "", secret).Password, nil
 }

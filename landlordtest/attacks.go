@@ -51,6 +51,7 @@ func Attacks(t *testing.T, k Kit) {
 		{"I28-job-without-tenant", rs, (*fx).attackI28JobWithoutTenant},
 		{"I30-late-cancel", rs, (*fx).attackI30LateCancel},
 		{"I30-cancel-storm", all, (*fx).attackI30CancelStorm},
+		{"I33-role-sabotage", all, (*fx).attackI33RoleSabotage},
 		// Last: it grants TEMP and leaves a temporary table on the pool.
 		{"I18-search-path", all, (*fx).attackI18SearchPath},
 	}

@@ -286,6 +286,9 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 	if err := p.ensureRole(ctx, app, "LOGIN NOINHERIT", p.roles.Password(app)); err != nil {
 		return err
 	}
+	if err := p.repairAtBootstrap(ctx); err != nil {
+		return err
+	}
 	// Only Landlord's roles reach the control database, and no one gets
 	// temporary objects that could shadow tables (SECURITY.md, I18).
 	if err := p.exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC;

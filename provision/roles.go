@@ -2,11 +2,16 @@ package provision
 
 import (
 	"crypto/hmac"
+	"crypto/md5"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/landlordhq/landlord/migration"
@@ -90,4 +95,58 @@ func scramVerifier(password string) (string, error) {
 	serverKey := hm(salted, "Server Key")
 	b64 := base64.StdEncoding.EncodeToString
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(storedKey[:]), b64(serverKey)), nil
+}
+
+// PasswordMatches reports whether stored, a role's password as pg_authid
+// holds it (a SCRAM-SHA-256 verifier, or an MD5 hash for the older
+// setting), verifies password. SQL that runs as a role may change that
+// role's password (SECURITY.md, I33); comparing what is stored with the
+// password Landlord derives is how that change is seen. A NULL password
+// ("") or a format it does not know verifies nothing.
+func PasswordMatches(stored, role, password string) bool {
+	switch {
+	case strings.HasPrefix(stored, "SCRAM-SHA-256$"):
+		return scramMatches(stored, password)
+	case strings.HasPrefix(stored, "md5") && len(stored) == 35:
+		sum := md5.Sum([]byte(password + role))
+		return subtle.ConstantTimeCompare([]byte(stored[3:]), []byte(hex.EncodeToString(sum[:]))) == 1
+	}
+	return false
+}
+
+// scramMatches recomputes the stored and server keys of password from the
+// verifier's salt and iteration count (RFC 5802) and compares them.
+func scramMatches(verifier, password string) bool {
+	// SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
+	parts := strings.Split(strings.TrimPrefix(verifier, "SCRAM-SHA-256$"), "$")
+	if len(parts) != 2 {
+		return false
+	}
+	iterSalt, keys := strings.SplitN(parts[0], ":", 2), strings.SplitN(parts[1], ":", 2)
+	if len(iterSalt) != 2 || len(keys) != 2 {
+		return false
+	}
+	iterations, err := strconv.Atoi(iterSalt[0])
+	if err != nil || iterations <= 0 {
+		return false
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(iterSalt[1])
+	storedKey, err2 := base64.StdEncoding.DecodeString(keys[0])
+	serverKey, err3 := base64.StdEncoding.DecodeString(keys[1])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return false
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return false
+	}
+	clientKey := hmacSHA256(salted, "Client Key")
+	wantStored := sha256.Sum256(clientKey)
+	return hmac.Equal(wantStored[:], storedKey) && hmac.Equal(hmacSHA256(salted, "Server Key"), serverKey)
+}
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
 }
