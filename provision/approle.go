@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgerrcode"
@@ -185,7 +186,9 @@ func (p *Provisioner) repairPasswords(ctx context.Context, roles []managedRole, 
 		return nil, err
 	}
 	if !readable {
-		if bootstrap {
+		// Only an app role the repair watches: a superuser is the app-role
+		// check's to refuse, and only a superuser could change it.
+		if bootstrap && slices.Contains(logins, p.cfg.AppRole) {
 			return nil, p.setPassword(ctx, p.cfg.AppRole)
 		}
 		return nil, nil
