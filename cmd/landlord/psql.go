@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/landlordhq/landlord/embedded"
+	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -34,8 +35,9 @@ With --tenant it is the tenant's, the way its traffic runs:
   schema    the app role switched to the tenant's role r_<id>, whose schema
             t_<id> is the only one it may use
   database  the tenant's role r_<id> in its own database t_<id>
-with landlord.tenant_id set to the tenant and the search path on the schema of
-its tables, so that row-level security shows its rows and no others. A
+with landlord.tenant_id set to the tenant, signed for an hour, and the search
+path on the schema of its tables, so that row-level security shows its rows
+and no others; after an hour the session sees no rows, and a new one does. A
 read-only tenant's session runs read-only transactions. These settings are the
 session's own: as in the tenant's traffic, SQL can change them, so the
 session is a way to look at a tenant's data, not a boundary against its user.
@@ -145,18 +147,22 @@ func tenantSession(cmd *cobra.Command, in *installation, ref tenantRef) (*psqlSe
 	}
 	p := in.ll.Provisioner()
 	s := &psqlSession{settings: [][2]string{
-		{"landlord.tenant_id", t.ID.String()},
+		{migration.TenantSetting, t.ID.String()},
 		{"search_path", t.Schema},
 	}}
-	login := p.Roles().App
+	login, role := p.Roles().App, "none"
 	switch t.Model {
 	case tenant.ModelSchema:
 		// The tenant's role cannot log in; the app role, a member, switches
 		// to it, as its traffic does in every transaction.
-		s.settings = append(s.settings, [2]string{"role", t.ID.RoleName()})
+		role = t.ID.RoleName()
+		s.settings = append(s.settings, [2]string{"role", role})
 	case tenant.ModelDatabase:
 		login = t.ID.RoleName()
 	}
+	// Signed for the role the session runs as, like every transaction of
+	// the tenant's traffic (SECURITY.md, I31).
+	s.settings = append(s.settings, [2]string{migration.SignatureSetting, p.Roles().SignContext(t.ID, role)})
 	if t.State == tenant.StateReadOnly {
 		s.settings = append(s.settings, [2]string{"default_transaction_read_only", "on"})
 	}
