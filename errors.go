@@ -39,6 +39,13 @@ var ErrBatchTx = traffic.ErrBatchTx
 // another client's next transaction.
 var ErrSessionState = traffic.ErrSessionState
 
+// ErrStatementRefused is wrapped by the error a Handle, or a transaction
+// begun by one, returns before anything is sent for a statement tenant
+// traffic may not run: EXPLAIN, whose row estimates come from statistics
+// over every tenant's rows (SECURITY.md, I32). Run EXPLAIN on a connection
+// of your own as the administrator.
+var ErrStatementRefused = traffic.ErrStatementRefused
+
 // ErrNoGlobal is returned by GlobalAdmin and SyncGlobal for an installation
 // opened without global tables (Config.Global).
 var ErrNoGlobal = provision.ErrNoGlobal

@@ -138,6 +138,20 @@ func TestChecks(t *testing.T) {
 			CREATE TABLE shared.orders (tenant_id uuid NOT NULL, id bigint GENERATED ALWAYS AS IDENTITY,
 			PRIMARY KEY (tenant_id, id));` + secureSQL("shared", "orders"),
 			[]key{{"sequence_id", "shared.orders.id", "I17", wrn}}},
+		// What bootstrap revokes on a server that is Landlord's alone
+		// (closed), opened again one at a time.
+		{"closed server", closedServer, nil},
+		{"PL/pgSQL for PUBLIC", closedServer + `GRANT USAGE ON LANGUAGE plpgsql TO PUBLIC`,
+			[]key{{"plpgsql_public", "language plpgsql", "I32", wrn}}},
+		{"a large-object function for PUBLIC", closedServer + `GRANT EXECUTE ON FUNCTION lo_get(oid) TO PUBLIC`,
+			[]key{{"large_object_functions_public", "large-object functions", "I35", wrn}}},
+		{"query text for PUBLIC", closedServer + `GRANT EXECUTE ON FUNCTION pg_stat_get_backend_activity(integer) TO PUBLIC`,
+			[]key{{"stat_activity_public", "pg_catalog.pg_stat_activity", "I35", wrn}}},
+		{"maintenance database for PUBLIC", closedServer + `GRANT TEMPORARY ON DATABASE template1 TO PUBLIC`,
+			[]key{{"maintenance_database_access", "template1", "I36", wrn}}},
+		{"all open on a server not Landlord's alone", closedServer + `SET LOCAL landlord.own_server = off;
+			GRANT USAGE ON LANGUAGE plpgsql TO PUBLIC; GRANT EXECUTE ON FUNCTION lo_get(oid) TO PUBLIC;
+			GRANT SELECT ON pg_stat_activity TO PUBLIC; GRANT CONNECT ON DATABASE postgres TO PUBLIC`, nil},
 		// What the audit must not flag.
 		{"invoker view", `SET ROLE landlord_owner;
 			CREATE VIEW shared.product_names WITH (security_invoker = on) AS SELECT tenant_id, name FROM shared.products`, nil},
@@ -174,6 +188,23 @@ func TestChecks(t *testing.T) {
 		})
 	}
 }
+
+// closedServer makes the seed's transaction see a server that is
+// Landlord's alone (provision.OwnServerSetting) with what bootstrap revokes
+// there revoked, as a superuser administrator leaves it; the test
+// installations' administrator is not one.
+const closedServer = `SET LOCAL landlord.own_server = on;
+REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC;
+DO $$ DECLARE f regprocedure; BEGIN
+	FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname LIKE 'lo\_%' OR proname IN ('loread', 'lowrite')) LOOP
+		EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+END $$;
+REVOKE SELECT ON pg_stat_activity FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_stat_get_activity(integer), pg_stat_get_backend_activity(integer) FROM PUBLIC;
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
+`
 
 func slicesHasError(ks []key) bool {
 	for _, k := range ks {

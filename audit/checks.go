@@ -461,6 +461,40 @@ SELECT quote_ident(d.datname), format('role %I may connect to this tenant databa
 FROM params p, pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
 WHERE p.tenant_db AND d.datname = current_database() AND a.privilege_type = 'CONNECT'
   AND a.grantee NOT IN (0, d.datdba) AND pg_get_userbyid(a.grantee) <> 'r_' || substr(d.datname, 3)`},
+
+		// What every role may use outside the tables (SECURITY.md, I32, I35,
+		// I36), checked in the control database, where row and schema
+		// tenants share it, on a server that says it serves Landlord alone
+		// (provision.OwnServerSetting), where bootstrap revokes each of
+		// them. Elsewhere only a superuser can, and SECURITY.md gives the
+		// statements. Warnings: an installation whose administrator is
+		// not a superuser must still open.
+		{"plpgsql_public", "I32", SeverityWarning, `
+SELECT 'language plpgsql', 'PUBLIC may use PL/pgSQL: tenant SQL can run a DO block whose dynamic EXECUTE runs an EXPLAIN the handle does not see, and its row estimates come from statistics over every tenant''s rows',
+       format('REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC; GRANT USAGE ON LANGUAGE plpgsql TO %I', p.owner)
+FROM params p, pg_language l
+WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND l.lanname = 'plpgsql' AND has_language_privilege('public', l.oid, 'USAGE')`},
+		{"large_object_functions_public", "I35", SeverityWarning, `
+SELECT 'large-object functions', format('PUBLIC may execute %s large-object functions: row tenants all run as the app role, which owns every large object they make, so one tenant reads and changes another''s', count(*)),
+       'REVOKE EXECUTE ON FUNCTION ' || string_agg(format('pg_catalog.%I(%s)', f.proname, pg_get_function_identity_arguments(f.oid)), ', ' ORDER BY f.proname, f.oid) || ' FROM PUBLIC'
+FROM params p, pg_proc f
+WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND f.pronamespace = 'pg_catalog'::regnamespace AND (f.proname LIKE 'lo\_%' OR f.proname IN ('loread', 'lowrite'))
+  AND has_function_privilege('public', f.oid, 'EXECUTE')
+GROUP BY p.tenant_db`},
+		{"stat_activity_public", "I35", SeverityWarning, `
+SELECT 'pg_catalog.pg_stat_activity', 'PUBLIC may read the query text of the sessions of its own role: row tenants share the app role and read each other''s statements in flight, literals included',
+       'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC; REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC'
+FROM params p
+WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND (has_table_privilege('public', 'pg_catalog.pg_stat_activity', 'SELECT')
+   OR has_function_privilege('public', 'pg_catalog.pg_stat_get_activity(integer)', 'EXECUTE')
+   OR has_function_privilege('public', 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE'))`},
+		{"maintenance_database_access", "I36", SeverityWarning, `
+SELECT quote_ident(d.datname), 'PUBLIC may connect to this maintenance database, or create temporary tables in it: every tenant login of the database model reaches it',
+       format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d.datname)
+FROM params p, pg_database d
+WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on'
+  AND d.datname IN ('postgres', 'template1')
+  AND (has_database_privilege('public', d.oid, 'CONNECT') OR has_database_privilege('public', d.oid, 'TEMPORARY'))`},
 	}
 }
 

@@ -497,6 +497,10 @@ func (st *starter) launch(ctx context.Context, port int) (*Server, error) {
 	return nil, fmt.Errorf("%w\nserver log %s:\n%s", err, where, tail)
 }
 
+// ownServerSetting is provision.OwnServerSetting, which this package cannot
+// import: the embedded server serves Landlord alone.
+const ownServerSetting = "landlord.own_server"
+
 // settings returns the server settings: defaults suited to landlord (logical
 // decoding, many connections and locks for many tenants), then cfg.Settings,
 // then the ones Start manages.
@@ -511,6 +515,10 @@ func (st *starter) settings(port int) map[string]string {
 		"max_locks_per_transaction": "256",
 		"log_min_messages":          "warning",
 		"logging_collector":         "off",
+		// The server is Landlord's alone: bootstrap closes its maintenance
+		// databases to tenant roles (provision.OwnServerSetting,
+		// SECURITY.md, I36). Settings may turn it off.
+		ownServerSetting: "on",
 	}
 	if hasPgStatStatements(st.binDir) {
 		m["shared_preload_libraries"] = "pg_stat_statements"

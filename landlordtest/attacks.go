@@ -18,7 +18,9 @@ import (
 //     I13, I14, I15, I16, I19, I24), the application's own views and
 //     SECURITY DEFINER functions, then the attacks on pooled connections,
 //     names, catalogs and triggers (I06, I07, I16, I17, I18, I19, I20, I23,
-//     I24, I25, I26, I28, I30);
+//     I24, I25, I26, I28, I30), and on what tenants share outside their
+//     tables: planner estimates, large objects, query text and the
+//     maintenance databases (I32, I35, I36);
 //   - on installations of their own: an app role turned BYPASSRLS after
 //     Open (I02), tables added by hand and by migration (I03), SECURITY
 //     DEFINER functions in Landlord's schemas (I09), the server's version
@@ -52,6 +54,9 @@ func Attacks(t *testing.T, k Kit) {
 		{"I30-late-cancel", rs, (*fx).attackI30LateCancel},
 		{"I30-cancel-storm", all, (*fx).attackI30CancelStorm},
 		{"I33-role-sabotage", all, (*fx).attackI33RoleSabotage},
+		{"I32-explain-estimates", all, (*fx).attackI32ExplainEstimates},
+		{"I35-large-objects", rs, (*fx).attackI35LargeObjects},
+		{"I36-maintenance-databases", []tenant.Model{tenant.ModelDatabase}, (*fx).attackI36MaintenanceDatabases},
 		// Last: it grants TEMP and leaves a temporary table on the pool.
 		{"I18-search-path", all, (*fx).attackI18SearchPath},
 	}

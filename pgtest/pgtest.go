@@ -150,7 +150,12 @@ func startEmbedded(ctx context.Context, root string) (*Server, error) {
 	}
 	var emb *embedded.Server
 	if err == nil {
-		emb, err = embedded.Start(ctx, embedded.Config{DataDir: filepath.Join(dir, dataSubdir), Temporary: true})
+		// Its installations are bootstrapped by a role that is not a
+		// superuser (OwnerRole) and cannot close the maintenance databases
+		// or revoke PUBLIC's privileges: the server is not Landlord's alone
+		// in the sense of provision.OwnServerSetting.
+		emb, err = embedded.Start(ctx, embedded.Config{DataDir: filepath.Join(dir, dataSubdir), Temporary: true,
+			Settings: map[string]string{"landlord.own_server": "off"}})
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)

@@ -295,6 +295,9 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 		GRANT CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Quote(db), ident.Quote(app))); err != nil {
 		return fmt.Errorf("restrict the control database: %w", err)
 	}
+	if err := p.lockDown(ctx, p.admin, db); err != nil {
+		return err
+	}
 	if err := p.dir.EnsureServer(ctx, directory.Server{ID: directory.DefaultServer, Database: db}); err != nil {
 		return err
 	}

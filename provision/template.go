@@ -418,6 +418,9 @@ func (p *Provisioner) migrateTemplateDatabase(ctx context.Context) (bool, error)
 }
 
 func (p *Provisioner) checkAndMigrateTemplate(ctx context.Context, conn *pgx.Conn) (int, error) {
+	if err := p.lockDown(ctx, conn, p.TemplateDatabase()); err != nil {
+		return 0, err
+	}
 	var schemas []string
 	if err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(nspname::text ORDER BY nspname), '{}') FROM pg_namespace
 		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'`).Scan(&schemas); err != nil {

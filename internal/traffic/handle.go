@@ -50,6 +50,9 @@ type sent struct {
 // send leases a connection and sends the enter statement and sql on it in
 // one round trip.
 func (h *Handle) send(ctx context.Context, sql string, args []any) (lease, sent, error) {
+	if err := refuse(sql); err != nil {
+		return lease{}, sent{}, err
+	}
 	var s sent
 	ls, err := h.open(ctx, leavesSessionState(sql), func(r *route, c *pool.Conn) error {
 		var err error
@@ -251,6 +254,9 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	}
 	left := false
 	for _, q := range b.QueuedQueries {
+		if err := refuse(q.SQL); err != nil {
+			return pgx.FailedBatchResults(&pgx.Batch{}, err)
+		}
 		left = left || leavesSessionState(q.SQL)
 	}
 	var br pgx.BatchResults

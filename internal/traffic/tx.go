@@ -57,9 +57,13 @@ func (t *tx) prepare(ctx context.Context, sql string, args []any) (*pgconn.State
 	return sd, eqb, nil
 }
 
-// pooledRefusal is ErrSessionState for a statement that would leave session
+// pooledRefusal is the refusal of a statement tenant traffic may not run
+// (refuse), or ErrSessionState for a statement that would leave session
 // state behind a transaction pooler.
 func (t *tx) pooledRefusal(sql string) error {
+	if err := refuse(sql); err != nil {
+		return err
+	}
 	if t.r.pooled && leavesSessionState(sql) {
 		return ErrSessionState
 	}
