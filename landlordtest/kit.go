@@ -75,6 +75,15 @@ type Kit struct {
 	// conformance runs through a pooler. It may skip t. nil skips those
 	// runs.
 	PgBouncer func(t testing.TB) *landlord.Pooler
+
+	// Exposing names the application's views and SECURITY DEFINER
+	// functions that show every tenant's rows when row-level security is
+	// off. The attack suite skips an object of the application that shows
+	// none of B's rows even with the defense off, as one that exposes
+	// nothing; one named here fails instead, since a broken object (a
+	// function whose pinned search path names a schema that is not there)
+	// would otherwise pass as harmless.
+	Exposing []string
 }
 
 // check fails t unless k has what every suite needs.

@@ -156,8 +156,10 @@ func TestBootstrapRepairsRoles(t *testing.T) {
 	ctx := t.Context()
 	app := e.p.Roles().App
 	e.as(t, app, "", "ALTER ROLE "+ident.Quote(app)+" PASSWORD 'stolen'")
-	e.as(t, app, "", "ALTER ROLE "+ident.Quote(app)+" SET statement_timeout = '1ms'")
-	e.as(t, app, "", "ALTER ROLE "+ident.Quote(app)+" IN DATABASE "+ident.Quote(e.db.Name)+" SET default_transaction_read_only = on")
+	// One session for both: a later session of the role would run with
+	// the 1 ms statement timeout already.
+	e.as(t, app, "", "ALTER ROLE "+ident.Quote(app)+" SET statement_timeout = '1ms'; "+
+		"ALTER ROLE "+ident.Quote(app)+" IN DATABASE "+ident.Quote(e.db.Name)+" SET default_transaction_read_only = on")
 	if pw, n, _ := e.state(t, app); pw || n != 2 {
 		t.Fatalf("sabotage: password verifies %t, %d settings; want false, 2", pw, n)
 	}
