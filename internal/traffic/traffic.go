@@ -205,3 +205,21 @@ func (t *Traffic) connReplaced() {
 		t.cfg.Tracer.ConnReplaced()
 	}
 }
+
+// Inspect runs fn on a connection of tenant id's traffic, outside any
+// transaction and without entering the tenant, and returns the connection
+// to the pool: for tests that look at what a connection carries between
+// calls. With one connection per target it is the one the tenant's last
+// call used.
+func (tr *Traffic) Inspect(ctx context.Context, id tenant.ID, fn func(*pgx.Conn) error) error {
+	r, err := tr.routes.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	c, err := tr.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: id, OwnTables: r.t.Model == tenant.ModelSchema})
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	return fn(c.Conn())
+}
