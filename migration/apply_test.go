@@ -119,7 +119,7 @@ func TestApplyTenantTarget(t *testing.T) {
 				if p.Cmd != "ALL" || strings.Join(p.Roles, ",") != "public" {
 					t.Errorf("%s: policy %s is for %s to %v, want ALL to public", table, p.Name, p.Cmd, p.Roles)
 				}
-				for _, part := range []string{"tenant_id = ", "SELECT " + migration.ContextFunc} {
+				for _, part := range []string{"tenant_id = ", "FROM " + migration.ContextView} {
 					if !strings.Contains(p.Qual, part) {
 						t.Errorf("%s: policy %s USING (%s) lacks %q", table, p.Name, p.Qual, part)
 					}

@@ -26,27 +26,35 @@ import (
 // tenant's role in the schema model.
 //
 // The policies do not read landlord.tenant_id: they compare tenant_id with
-// ContextFunc, which returns the id only when the signature verifies for the
-// role in force and has not expired, and NULL otherwise. Any role may call
-// it and set both settings, but only a holder of the key can sign: the key
-// is in a table that only the owner role may read, and the function runs as
-// the owner (SECURITY DEFINER). So set_config of another tenant's id, SET
-// ROLE to another tenant's role, or RESET ROLE, from a statement, an
-// expression or a DO block, yields a context that matches no row and allows
-// no write. Binding the role closes the schema model: tenant A switching to
-// B's role keeps A's signature, which no longer verifies.
+// the one column of ContextView, which is the id only when the signature
+// verifies for the role in force and has not expired, and NULL otherwise.
+// Any role may read the view and set both settings, but only a holder of
+// the key can sign: the key is in a table that only the owner role may
+// read, and the view reads it with its owner's rights, as every view does.
+// So set_config of another tenant's id, SET ROLE to another tenant's role,
+// or RESET ROLE, from a statement, an expression or a DO block, yields a
+// context that matches no row and allows no write. Binding the role closes
+// the schema model: tenant A switching to B's role keeps A's signature,
+// which no longer verifies.
 //
-// Cost: the key is read by two IMMUTABLE functions that the verifier calls
-// with no arguments, so PL/pgSQL folds them into its cached plan once per
-// session; what remains per statement is one function call and two SHA-256
-// digests of a few dozen bytes (the predicate wraps the call in a scalar
-// subquery, an init plan, so it runs once per statement and not per row).
+// Cost: the predicate's scalar subquery is an init plan, run once per
+// statement, not per row: one read of the one-row key table and two
+// SHA-256 digests of a few dozen bytes. A view is what PostgreSQL plans
+// inline; the first version, a SECURITY DEFINER PL/pgSQL function, cost
+// more than twice as much per statement, and in the schema model it was
+// re-planned whenever the search path changed, which is every transaction
+// (the numbers are in the README's benchmark section).
 
-// ContextSchema holds the verifier of the tenant context and its key.
+// ContextSchema holds the tenant context's key, the view that verifies it
+// and the functions around them.
 const ContextSchema = "landlord_context"
 
-// ContextFunc returns the tenant of the current transaction whose signed
-// context verifies, or NULL.
+// ContextView has one row and one column, tenant_id: the tenant of the
+// current transaction whose signed context verifies, or NULL.
+const ContextView = ContextSchema + ".verified"
+
+// ContextFunc returns ContextView's tenant_id, for column defaults, which
+// take no subquery.
 const ContextFunc = ContextSchema + ".tenant_id()"
 
 // The settings that carry the tenant context.
@@ -75,18 +83,20 @@ func SignContext(key []byte, id, role string, expires time.Time) string {
 	return exp + "." + hex.EncodeToString(m.Sum(nil))
 }
 
-// contextSQL creates the context schema, its key and its functions, as the
-// owner. The key table and the key functions are the owner's alone; the
-// verifier is executable by every role; sign and enter, which make a valid
+// contextSQL creates the context schema, its key, the view that verifies
+// and the functions, as the owner. The key table is the owner's alone; the
+// view reads it with its owner's rights (a view runs as its owner) and
+// shows every role one column, the verified tenant of that role's own
+// settings; it is a security barrier, so no caller's function sees a row
+// of it before its own conditions do. sign and enter, which make a valid
 // context for any tenant, are the owner's (and so the administrator's).
 //
-// Everything in the function bodies is qualified with pg_catalog, operators
-// and types included, so that no search path a caller sets can redirect
-// it. Only sign pins its search path too: the verifier runs once per
-// statement of all tenant traffic, and a function with a pinned path undoes
-// on return what it set, which is all enter does. The audit knows them by
-// their schema and owner.
-const contextSQL = `
+// Every function and operator is named with pg_catalog; a view binds its
+// names when it is made, so no search path a caller sets redirects it. The
+// checks are nested CASEs, whose order PostgreSQL keeps: the expiry is
+// parsed only once it is digits, the id cast only once the signature
+// matched.
+var contextSQL = `
 CREATE SCHEMA IF NOT EXISTS landlord_context;
 REVOKE ALL ON SCHEMA landlord_context FROM PUBLIC;
 GRANT USAGE ON SCHEMA landlord_context TO PUBLIC;
@@ -97,75 +107,71 @@ CREATE TABLE IF NOT EXISTS landlord_context.key (
 );
 REVOKE ALL ON TABLE landlord_context.key FROM PUBLIC;
 
--- The key, as the HMAC's inner and outer padded blocks. IMMUTABLE: the
--- verifier's cached plan holds the value once per session; replacing
--- these functions (a new key) invalidates those plans.
-CREATE OR REPLACE FUNCTION landlord_context.inner_pad() RETURNS bytea
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT inner_pad FROM landlord_context.key';
-CREATE OR REPLACE FUNCTION landlord_context.outer_pad() RETURNS bytea
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT outer_pad FROM landlord_context.key';
-REVOKE ALL ON FUNCTION landlord_context.inner_pad(), landlord_context.outer_pad() FROM PUBLIC;
+-- what an earlier version verified with
+DROP FUNCTION IF EXISTS landlord_context.mac(text), landlord_context.inner_pad(), landlord_context.outer_pad();
 
-CREATE OR REPLACE FUNCTION landlord_context.mac(msg text) RETURNS text
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN pg_catalog.encode(pg_catalog.sha256(landlord_context.outer_pad() OPERATOR(pg_catalog.||)
-		pg_catalog.sha256(landlord_context.inner_pad() OPERATOR(pg_catalog.||) pg_catalog.convert_to(msg, 'UTF8'))), 'hex');
-REVOKE ALL ON FUNCTION landlord_context.mac(text) FROM PUBLIC;
+CREATE OR REPLACE VIEW landlord_context.verified WITH (security_barrier) AS
+SELECT CASE WHEN pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1) OPERATOR(pg_catalog.~) '^[0-9]{1,15}$' THEN
+	CASE WHEN pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1)::pg_catalog.int8
+	          OPERATOR(pg_catalog.>) pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8
+	      AND pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 2) OPERATOR(pg_catalog.=)
+	          pg_catalog.encode(pg_catalog.sha256(k.outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.inner_pad OPERATOR(pg_catalog.||)
+	              pg_catalog.convert_to(pg_catalog.current_setting('landlord.tenant_id', true) OPERATOR(pg_catalog.||) '|'
+	                  OPERATOR(pg_catalog.||) pg_catalog.current_setting('role') OPERATOR(pg_catalog.||) '|'
+	                  OPERATOR(pg_catalog.||) pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1), 'UTF8'))), 'hex')
+	THEN pg_catalog.current_setting('landlord.tenant_id', true)::pg_catalog.uuid END
+END AS tenant_id
+FROM landlord_context.key k;
+REVOKE ALL ON landlord_context.verified FROM PUBLIC;
+GRANT SELECT ON landlord_context.verified TO PUBLIC;
 
+-- The same, as a function: for column defaults, which take no subquery,
+-- and for SQL that wants the verified tenant.
 CREATE OR REPLACE FUNCTION landlord_context.tenant_id() RETURNS uuid
-	LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE AS $fn$
-DECLARE
-	t pg_catalog.text := pg_catalog.current_setting('landlord.tenant_id', true);
-	s pg_catalog.text := pg_catalog.current_setting('landlord.tenant_sig', true);
-	e pg_catalog.text;
-BEGIN
-	IF t IS NULL OR s IS NULL OR t OPERATOR(pg_catalog.!~) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-		RETURN NULL;
-	END IF;
-	e := pg_catalog.split_part(s, '.', 1);
-	IF e OPERATOR(pg_catalog.!~) '^[0-9]{1,15}$'
-	   OR e::pg_catalog.int8 OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 THEN
-		RETURN NULL;
-	END IF;
-	IF pg_catalog.encode(pg_catalog.sha256(landlord_context.outer_pad() OPERATOR(pg_catalog.||)
-	       pg_catalog.sha256(landlord_context.inner_pad() OPERATOR(pg_catalog.||)
-	       pg_catalog.convert_to(t OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) pg_catalog.current_setting('role')
-	                             OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) e, 'UTF8'))), 'hex')
-	   OPERATOR(pg_catalog.=) pg_catalog.split_part(s, '.', 2) THEN
-		RETURN t::pg_catalog.uuid;
-	END IF;
-	RETURN NULL;
-END
-$fn$;
+	LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER AS 'SELECT tenant_id FROM landlord_context.verified';
 REVOKE ALL ON FUNCTION landlord_context.tenant_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION landlord_context.tenant_id() TO PUBLIC;
 
 -- sign and enter make a valid context for any tenant: for Landlord's own
 -- administrative work and for tests, never for tenant roles.
 CREATE OR REPLACE FUNCTION landlord_context.sign(tenant uuid, role text) RETURNS text
-	LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-	RETURN (pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600)::text
-		OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) landlord_context.mac(tenant::text OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) role
-		OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) (pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600)::text);
+	LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT e OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||)
+		pg_catalog.encode(pg_catalog.sha256(k.outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.inner_pad OPERATOR(pg_catalog.||)
+			pg_catalog.convert_to(tenant::pg_catalog.text OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) role
+				OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) e, 'UTF8'))), 'hex')
+	FROM landlord_context.key k,
+		(SELECT (pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) ` + lifetimeSeconds + `)::pg_catalog.text) x(e)
+$fn$;
 REVOKE ALL ON FUNCTION landlord_context.sign(uuid, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION landlord_context.enter(tenant uuid) RETURNS void
 	LANGUAGE sql VOLATILE SECURITY DEFINER AS $fn$
-	SELECT pg_catalog.set_config('landlord.tenant_id', tenant::text, true),
+	SELECT pg_catalog.set_config('landlord.tenant_id', tenant::pg_catalog.text, true),
 	       pg_catalog.set_config('landlord.tenant_sig', landlord_context.sign(tenant, pg_catalog.current_setting('role')), true)
 $fn$;
 REVOKE ALL ON FUNCTION landlord_context.enter(uuid) FROM PUBLIC;
+COMMENT ON SCHEMA landlord_context IS '` + contextVersion + `';
 `
+
+// lifetimeSeconds is ContextLifetime in seconds, as SQL text.
+var lifetimeSeconds = strconv.Itoa(int(ContextLifetime / time.Second))
 
 // contextKeySQL stores the key's padded blocks ($1 inner, $2 outer).
 const contextKeySQL = `INSERT INTO landlord_context.key (inner_pad, outer_pad) VALUES ($1, $2)
 	ON CONFLICT (one) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, outer_pad = EXCLUDED.outer_pad`
 
 // contextStateSQL reports whether the context is installed with key blocks
-// $1 and $2: the verifier and enter functions exist, and the key is there.
+// $1 and $2: the verifier and enter functions exist, made by this version,
+// and the key is there.
 const contextStateSQL = `SELECT to_regprocedure('landlord_context.tenant_id()') IS NOT NULL
 	AND to_regprocedure('landlord_context.enter(uuid)') IS NOT NULL
+	AND obj_description('landlord_context'::regnamespace, 'pg_namespace') = '` + contextVersion + `'
 	AND (SELECT count(*) FROM landlord_context.key WHERE inner_pad = $1 AND outer_pad = $2) = 1`
+
+// contextVersion marks the schema with the version of contextSQL that
+// made it, so that an installation made by an earlier one is replaced.
+const contextVersion = "landlord tenant context 3"
 
 // contextLock is the two-key advisory lock that serializes installations of
 // the context in one database ("LLCX", 1; SECURITY.md, I26: namespaced keys).

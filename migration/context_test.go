@@ -98,9 +98,9 @@ func TestSignedContext(t *testing.T) {
 	t.Run("key out of reach", func(t *testing.T) {
 		for _, sql := range []string{
 			`SELECT inner_pad FROM landlord_context.key`,
-			`SELECT landlord_context.inner_pad()`,
-			`SELECT landlord_context.outer_pad()`,
-			`SELECT landlord_context.mac('x')`,
+			`CREATE OR REPLACE VIEW landlord_context.verified AS SELECT NULL::uuid AS tenant_id`,
+			`ALTER VIEW landlord_context.verified SET (security_barrier = false)`,
+			`CREATE OR REPLACE FUNCTION landlord_context.tenant_id() RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid'`,
 			fmt.Sprintf(`SELECT landlord_context.sign(%s, 'none')`, ident.Literal(b.String())),
 			fmt.Sprintf(`SELECT landlord_context.enter(%s)`, ident.Literal(b.String())),
 			`ALTER FUNCTION landlord_context.tenant_id() SECURITY INVOKER`,
@@ -116,6 +116,22 @@ func TestSignedContext(t *testing.T) {
 			if !isCode(err, pgerrcode.InsufficientPrivilege) {
 				t.Errorf("%s as the grantee: %v, want permission denied", sql, err)
 			}
+		}
+	})
+
+	t.Run("view shows the tenant alone", func(t *testing.T) {
+		// The view runs as its owner over the key: it must show nothing
+		// but the verified tenant.
+		var cols []string
+		rows, err := e.conn.Query(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = 'landlord_context.verified'::regclass AND attnum > 0 ORDER BY attnum`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cols, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			t.Fatal(err)
+		}
+		if len(cols) != 1 || cols[0] != "tenant_id" {
+			t.Errorf("the view's columns: %q, want tenant_id alone", cols)
 		}
 	})
 
@@ -143,8 +159,8 @@ func TestSignedContext(t *testing.T) {
 	})
 
 	t.Run("new key", func(t *testing.T) {
-		// A session that verified with the old key, whose plan holds it,
-		// verifies with the new one after the key changes.
+		// A session that verified with the old key verifies with the new
+		// one after the key changes.
 		c := e.connect(t)
 		check := func(key []byte) int {
 			t.Helper()

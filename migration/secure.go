@@ -12,12 +12,12 @@ import (
 
 // TenantPredicate is the row-level security predicate on every tenant table
 // (ARCHITECTURE.md, idea 2): tenant_id equals the tenant of a signed context
-// that verifies (ContextFunc; SECURITY.md, I31). An unset, empty, forged or
+// that verifies (ContextView; SECURITY.md, I31). An unset, empty, forged or
 // expired context is NULL and matches no row and allows no write
-// (SECURITY.md, I05). The scalar subquery makes the call an init plan, run
-// once per statement; its alias is the one PostgreSQL gives it when it
-// prints the policy back, so that the audit can compare the two.
-const TenantPredicate = `tenant_id = (SELECT ` + ContextFunc + ` AS tenant_id)`
+// (SECURITY.md, I05). The scalar subquery is an init plan, run once per
+// statement; it is written the way PostgreSQL prints the policy back, so
+// that the audit can compare the two.
+const TenantPredicate = `tenant_id = (SELECT verified.tenant_id FROM ` + ContextView + `)`
 
 // TenantDefault fills tenant_id from the context on INSERT (SECURITY.md, I14).
 const TenantDefault = ContextFunc
@@ -38,7 +38,7 @@ type policyState int
 const (
 	policyMissing  policyState = 0 // no policy of that name (NULL)
 	policyUnsigned policyState = 1 // one that does not verify the context's signature
-	policyCurrent  policyState = 2 // one that calls ContextFunc
+	policyCurrent  policyState = 2 // one that reads ContextView
 )
 
 // Scan reads a policy state from tablesSQL's nullable integer column.
@@ -164,7 +164,7 @@ ORDER BY relname, problem`
 // shape of every table. It is idempotent and runs inside the caller's
 // transaction, so a migration that fails the check leaves nothing behind.
 func Secure(ctx context.Context, tx pgx.Tx, t Target) error {
-	rows, err := tx.Query(ctx, tablesSQL, t.Schema, PolicyRestrictive, PolicyPermissive, ContextFunc)
+	rows, err := tx.Query(ctx, tablesSQL, t.Schema, PolicyRestrictive, PolicyPermissive, ContextView)
 	if err != nil {
 		return fmt.Errorf("list tables: %w", err)
 	}

@@ -420,7 +420,7 @@ func (p *Provisioner) resecureShared(ctx context.Context, conn *pgxpool.Conn, ta
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_policy po JOIN pg_class c ON c.oid = po.polrelid
 		WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND po.polname IN ($2, $3)
 		  AND pg_get_expr(po.polqual, po.polrelid) NOT LIKE '%' || $4 || '%')`,
-		SharedSchema, migration.PolicyRestrictive, migration.PolicyPermissive, migration.ContextFunc).Scan(&unsigned); err != nil {
+		SharedSchema, migration.PolicyRestrictive, migration.PolicyPermissive, migration.ContextView).Scan(&unsigned); err != nil {
 		return fmt.Errorf("read the shared tables' policies: %w", err)
 	}
 	if !unsigned {
