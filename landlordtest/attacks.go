@@ -48,6 +48,7 @@ func Attacks(t *testing.T, k Kit) {
 		{"I23-export", all, (*fx).attackI23Export},
 		{"I24-trigger-paths", all, (*fx).attackI24TriggerPaths},
 		{"I06-session-leftovers", all, (*fx).attackI06SessionLeftovers},
+		{"I34-hidden-session-state", rs, (*fx).attackI34HiddenSessionState},
 		{"I25-listen-notify", all, (*fx).attackI25ListenNotify},
 		{"I26-advisory-locks", all, (*fx).attackI26AdvisoryLocks},
 		{"I28-job-without-tenant", rs, (*fx).attackI28JobWithoutTenant},

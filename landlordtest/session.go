@@ -146,6 +146,47 @@ func (f *fx) attackI06SessionLeftovers(t *testing.T) {
 	}
 }
 
+// attackI34HiddenSessionState: session state that tenant SQL changes where
+// no statement keyword of the call shows it (SECURITY.md, I34) does not
+// reach the next tenant on the connection, and does not break its call:
+// DEALLOCATE ALL drops the prepared enter statement (the statement costs
+// its connection; from a DO block, where no keyword shows it, the next
+// call finds its enter statement gone and runs again on a new
+// connection), and a DO block that sets the session's search path by
+// dynamic EXECUTE (the enter statement refuses the connection, the call
+// runs again on another). Where PL/pgSQL is not PUBLIC's the DO block is
+// refused, which is as good.
+func (f *fx) attackI34HiddenSessionState(t *testing.T) {
+	T := f.main.q()
+	read := `SELECT current_setting('search_path'), count(*) FROM ` + T
+	var want string
+	if err := f.h.QueryRow(f.ctxA, `SELECT current_setting('search_path')`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, sql string }{
+		{"deallocate", `DEALLOCATE ALL`},
+		{"do-block-search-path", `DO $$ BEGIN EXECUTE 'SET search_' || 'path = pg_catalog'; END $$`},
+		{"do-block-deallocate", `DO $$ BEGIN EXECUTE 'DEALLOCATE ' || 'ALL'; END $$`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := f.viaHandle(t, f.ctxB, nil, false, c.sql)
+			if o.err != nil && !isPgCode(o.err, "42501") {
+				t.Fatalf("B's %s: %v", c.name, o.err)
+			}
+			for i := 0; i < 3; i++ {
+				var path string
+				var n int
+				if err := f.h.QueryRow(f.ctxA, read).Scan(&path, &n); err != nil {
+					t.Fatalf("A's call after B's %s: %v", c.name, err)
+				}
+				if path != want {
+					t.Fatalf("A's call after B's %s ran with search path %q, want %q", c.name, path, want)
+				}
+			}
+		})
+	}
+}
+
 // disjointBackends: calls of A and B, alternating, never run on one
 // backend, and each runs in its own tenant's database.
 func (f *fx) disjointBackends(t *testing.T) {
