@@ -151,7 +151,7 @@ CREATE OR REPLACE FUNCTION landlord_context.enter(tenant uuid) RETURNS void
 	       pg_catalog.set_config('landlord.tenant_sig', landlord_context.sign(tenant, pg_catalog.current_setting('role')), true)
 $fn$;
 REVOKE ALL ON FUNCTION landlord_context.enter(uuid) FROM PUBLIC;
-COMMENT ON SCHEMA landlord_context IS '` + contextVersion + `';
+COMMENT ON SCHEMA landlord_context IS '` + ContextVersion + `';
 `
 
 // lifetimeSeconds is ContextLifetime in seconds, as SQL text.
@@ -166,12 +166,14 @@ const contextKeySQL = `INSERT INTO landlord_context.key (inner_pad, outer_pad) V
 // and the key is there.
 const contextStateSQL = `SELECT to_regprocedure('landlord_context.tenant_id()') IS NOT NULL
 	AND to_regprocedure('landlord_context.enter(uuid)') IS NOT NULL
-	AND obj_description('landlord_context'::regnamespace, 'pg_namespace') = '` + contextVersion + `'
+	AND obj_description('landlord_context'::regnamespace, 'pg_namespace') = '` + ContextVersion + `'
 	AND (SELECT count(*) FROM landlord_context.key WHERE inner_pad = $1 AND outer_pad = $2) = 1`
 
-// contextVersion marks the schema with the version of contextSQL that
+// ContextVersion marks the schema with the version of contextSQL that
 // made it, so that an installation made by an earlier one is replaced.
-const contextVersion = "landlord tenant context 3"
+// What is built from tenant tables' policies (the clone script of the
+// template schema) is keyed by it too.
+const ContextVersion = "landlord tenant context 3"
 
 // contextLock is the two-key advisory lock that serializes installations of
 // the context in one database ("LLCX", 1; SECURITY.md, I26: namespaced keys).

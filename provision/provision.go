@@ -399,7 +399,7 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 			if err := p.grantShared(ctx, conn); err != nil {
 				return err
 			}
-			return p.resecureShared(ctx, conn, target)
+			return p.resecure(ctx, conn, target)
 		}
 	} else if err := p.createSchema(ctx, conn, SharedSchema, ""); err != nil {
 		return err
@@ -410,18 +410,22 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 	return nil
 }
 
-// resecureShared brings the shared tables' policies to the signed context
-// when they were made before it (SECURITY.md, I31): every row tenant lives
-// in them, and they would otherwise wait for the next migration step.
-// Tables already current cost one catalog read, and nothing is granted
-// again (a grant invalidates every session's plans on the table).
-func (p *Provisioner) resecureShared(ctx context.Context, conn *pgxpool.Conn, target migration.Target) error {
+// resecure brings the policies of target's tables to the signed context
+// when they were made before it (SECURITY.md, I31), rather than leaving
+// them to the next migration step: the shared tables, where every row
+// tenant lives, and the templates, which every new tenant copies. Tables
+// already current cost one catalog read, and nothing is granted again (a
+// grant invalidates every session's plans on the table).
+func (p *Provisioner) resecure(ctx context.Context, conn interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}, target migration.Target) error {
 	var unsigned bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_policy po JOIN pg_class c ON c.oid = po.polrelid
 		WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND po.polname IN ($2, $3)
 		  AND pg_get_expr(po.polqual, po.polrelid) NOT LIKE '%' || $4 || '%')`,
-		SharedSchema, migration.PolicyRestrictive, migration.PolicyPermissive, migration.ContextView).Scan(&unsigned); err != nil {
-		return fmt.Errorf("read the shared tables' policies: %w", err)
+		target.Schema, migration.PolicyRestrictive, migration.PolicyPermissive, migration.ContextView).Scan(&unsigned); err != nil {
+		return fmt.Errorf("read the policies of %s: %w", target.Schema, err)
 	}
 	if !unsigned {
 		return nil
@@ -431,7 +435,7 @@ func (p *Provisioner) resecureShared(ctx context.Context, conn *pgxpool.Conn, ta
 			return err
 		}
 		if err := migration.Secure(ctx, tx, target); err != nil {
-			return fmt.Errorf("secure the shared tables: %w", err)
+			return fmt.Errorf("secure %s: %w", target.Schema, err)
 		}
 		return nil
 	})

@@ -2,6 +2,8 @@ package provision
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,7 +116,7 @@ func (p *Provisioner) withTemplateLock(ctx context.Context, key int32, fn func(c
 // generating it on first need. ok is false when the set cannot be cloned by
 // script: schema tenants are then migrated one by one.
 func (p *Provisioner) schemaScript(ctx context.Context) (s cloneScript, ok bool, err error) {
-	ts, found, err := directory.LoadTemplateScript(ctx, p.admin, p.mig.Set().Hash())
+	ts, found, err := directory.LoadTemplateScript(ctx, p.admin, p.scriptKey())
 	if err != nil {
 		return s, false, err
 	}
@@ -130,15 +132,24 @@ func (p *Provisioner) schemaScript(ctx context.Context) (s cloneScript, ok bool,
 	return s, err == nil, err
 }
 
+// scriptKey is what the template schema's clone script is stored under:
+// the migration set and the version of the tenant context, whose policies
+// the script carries (a script made before the context was signed would
+// make new tenants with unsigned policies).
+func (p *Provisioner) scriptKey() string {
+	h := sha256.Sum256([]byte(p.mig.Set().Hash() + "\x00" + migration.ContextVersion))
+	return hex.EncodeToString(h[:])
+}
+
 // buildSchemaScript brings the template schema to the migration set,
 // generates its clone script, checks it and stores it, all under the
 // template schema's lock. A set that cannot be cloned is stored without a
 // script, so that no later Create tries again.
 func (p *Provisioner) buildSchemaScript(ctx context.Context) (directory.TemplateScript, error) {
 	set := p.mig.Set()
-	out := directory.TemplateScript{SetHash: set.Hash(), Version: set.Head()}
+	out := directory.TemplateScript{SetHash: p.scriptKey(), Version: set.Head()}
 	err := p.withTemplateLock(ctx, templateSchemaLock, func(conn *pgx.Conn) error {
-		if ts, found, err := directory.LoadTemplateScript(ctx, conn, set.Hash()); err != nil || found {
+		if ts, found, err := directory.LoadTemplateScript(ctx, conn, out.SetHash); err != nil || found {
 			out = ts
 			return err // another process built it meanwhile
 		}
@@ -190,7 +201,7 @@ func (p *Provisioner) ensureTemplateSchema(ctx context.Context, conn *pgx.Conn) 
 		}
 		res, err := p.mig.Apply(ctx, conn, target)
 		if err == nil {
-			return res.To, nil
+			return res.To, p.resecure(ctx, conn, target)
 		}
 		if attempt > 0 || !(errors.Is(err, migration.ErrChecksumMismatch) || errors.Is(err, migration.ErrUnknownVersion) ||
 			errors.Is(err, migration.ErrMissingVersion)) {
@@ -449,6 +460,9 @@ func (p *Provisioner) checkAndMigrateTemplate(ctx context.Context, conn *pgx.Con
 		return 0, fmt.Errorf("template database: %w", err)
 	}
 	res, err := p.mig.Apply(ctx, conn, migration.Target{Schema: TemplateSchema})
+	if err == nil {
+		err = p.resecure(ctx, conn, migration.Target{Schema: TemplateSchema})
+	}
 	if errors.Is(err, migration.ErrChecksumMismatch) || errors.Is(err, migration.ErrUnknownVersion) ||
 		errors.Is(err, migration.ErrMissingVersion) || errors.Is(err, migration.ErrShape) {
 		return 0, fmt.Errorf("%w: %v", errBrokenTemplate, err)

@@ -218,7 +218,7 @@ func TestCloneMatchesMigrated(t *testing.T) {
 	if times != 1 {
 		t.Errorf("the schema tenant's ledger has %d distinct times; it was migrated, not cloned", times)
 	}
-	ts, found, err := directory.LoadTemplateScript(ctx, e.pool, e.p.Migrator().Set().Hash())
+	ts, found, err := directory.LoadTemplateScript(ctx, e.pool, e.p.scriptKey())
 	must(t, err)
 	if !found || ts.Script == "" {
 		t.Fatalf("no clone script stored (found %t): %s", found, ts.Note)
@@ -312,7 +312,7 @@ CREATE TABLE items (tenant_id uuid NOT NULL, id bigint NOT NULL, sku sku NOT NUL
 	must(t, err)
 	e := setupSet(t, installedWith(set), set)
 	tn := create(t, e, "domain-store", tenant.ModelSchema)
-	ts, found, err := directory.LoadTemplateScript(t.Context(), e.pool, set.Hash())
+	ts, found, err := directory.LoadTemplateScript(t.Context(), e.pool, e.p.scriptKey())
 	must(t, err)
 	if !found || ts.Script != "" || !strings.Contains(ts.Note, "type sku is of kind d") {
 		t.Errorf("stored script for a template with a domain: found %t, script %d bytes, note %q", found, len(ts.Script), ts.Note)
@@ -475,7 +475,7 @@ func TestTemplatesRebuilt(t *testing.T) {
 	_, err = admin.Exec(ctx, `DELETE FROM landlord.template_scripts`)
 	must(t, err)
 	s := create(t, e, "after-schema-tamper", tenant.ModelSchema)
-	ts, found, err := directory.LoadTemplateScript(ctx, e.pool, e.p.Migrator().Set().Hash())
+	ts, found, err := directory.LoadTemplateScript(ctx, e.pool, e.p.scriptKey())
 	must(t, err)
 	if !found || ts.Script == "" {
 		t.Errorf("no script after rebuilding the template schema: %q", ts.Note)
@@ -549,8 +549,7 @@ func TestCloneFailureLeavesNothing(t *testing.T) {
 	t.Parallel()
 	e := setupShop(t)
 	ctx := t.Context()
-	hash := e.p.Migrator().Set().Hash()
-	good, found, err := directory.LoadTemplateScript(ctx, e.pool, hash)
+	good, found, err := directory.LoadTemplateScript(ctx, e.pool, e.p.scriptKey())
 	must(t, err)
 	if !found || good.Script == "" {
 		t.Fatalf("no clone script: %q", good.Note)
