@@ -140,11 +140,10 @@ funcs AS (
 	SELECT f.oid, f.prosecdef, f.proleakproof, f.proconfig, f.prosrc, f.proowner, f.pronamespace, f.prolang, f.proacl,
 	       format('%I.%I(%s)', n.nspname, f.proname, pg_get_function_identity_arguments(f.oid)) AS fname,
 	       EXISTS (SELECT FROM unnest(f.proconfig) c WHERE c LIKE 'search\_path=%')
-	       -- the tenant context's functions name everything with pg_catalog
-	       -- instead: the verifier runs once per statement of all tenant
-	       -- traffic, and a pinned path would undo what enter sets
+	       -- the tenant context's enter names everything with pg_catalog
+	       -- instead: a pinned path would undo the settings it makes
 	       -- (migration/context.go)
-	       OR (n.nspname = 'landlord_context' AND pg_get_userbyid(f.proowner) = (SELECT owner FROM params)) AS pinned
+	       OR (n.nspname = 'landlord_context' AND f.proname = 'enter' AND pg_get_userbyid(f.proowner) = (SELECT owner FROM params)) AS pinned
 	FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
 	WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
 	  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid AND d.deptype = 'e')

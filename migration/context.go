@@ -92,7 +92,10 @@ func SignContext(key []byte, id, role string, expires time.Time) string {
 // context for any tenant, are the owner's (and so the administrator's).
 //
 // Every function and operator is named with pg_catalog; a view binds its
-// names when it is made, so no search path a caller sets redirects it. The
+// names when it is made, so no search path a caller sets redirects it.
+// sign pins its search path as well; enter cannot, since a function with a
+// pinned path undoes on return the settings it made, which is all enter
+// does (the audit knows it by its name, schema and owner). The
 // checks are nested CASEs, whose order PostgreSQL keeps: the expiry is
 // parsed only once it is digits, the id cast only once the signature
 // matched.

@@ -139,6 +139,17 @@ func (e *env) tenantConnConfigs(ctx context.Context, ts []tenant.Tenant) (tenant
 	return out, nil
 }
 
+// signature returns tenant id's signed context for the "none" role, signed
+// on first use.
+func (e *env) signature(id tenant.ID) string {
+	if s, ok := e.sigs.Load(id); ok {
+		return s.(string)
+	}
+	s := e.w.prov.Roles().SignContext(id, "none")
+	e.sigs.Store(id, s)
+	return s
+}
+
 // lookupOn runs the tenant lookup on conn in one round trip, with the tenant
 // context set and signed for it, as the handle does.
 func (e *env) lookupOn(ctx context.Context, q interface {
@@ -146,7 +157,7 @@ func (e *env) lookupOn(ctx context.Context, q interface {
 }, t tenant.Tenant, id int) error {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`,
-		t.ID.String(), e.w.prov.Roles().SignContext(t.ID, "none"))
+		t.ID.String(), e.signature(t.ID))
 	b.Queue(lookupSQL, id)
 	return q.SendBatch(ctx, b).Close()
 }

@@ -56,6 +56,10 @@ const rawLookupSQL = `SELECT id, sku, secret FROM bench_raw.items WHERE tenant_i
 // env is one run of the suite: the server, the installations built on it
 // and what is needed to put them away again.
 type env struct {
+	// sigs holds each tenant's signed context ("none" role), signed once
+	// as the handle signs once per route: the hand-written baselines must
+	// not pay an HMAC per call that Landlord does not.
+	sigs  sync.Map // tenant.ID → string
 	cfg   Config
 	sz    sizes
 	srv   Server
