@@ -48,70 +48,7 @@ func TestNothingOutlivesTheTransaction(t *testing.T) {
 				if clean.tenantID != "" || clean.signature != "" || clean.role != "none" || clean.readOnly != "off" {
 					t.Fatalf("%s: a fresh connection carries %+v", m, clean)
 				}
-				tctx := WithTenant(ctx, tn.ID)
-				h := l.Handle()
-				calls := []struct {
-					name string
-					call func() error
-				}{
-					{"exec", func() error { _, err := h.Exec(tctx, `INSERT INTO parents (id, name) VALUES (1, 'p')`); return err }},
-					{"query-row", func() error { var n int; return h.QueryRow(tctx, `SELECT count(*) FROM parents`).Scan(&n) }},
-					{"query", func() error {
-						rows, err := h.Query(tctx, `SELECT id FROM parents`)
-						if err != nil {
-							return err
-						}
-						rows.Close()
-						return rows.Err()
-					}},
-					{"named-args", func() error {
-						var n int
-						return h.QueryRow(tctx, `SELECT count(*) FROM parents WHERE id = @id`, pgx.NamedArgs{"id": 1}).Scan(&n)
-					}},
-					{"batch", func() error {
-						b := &pgx.Batch{}
-						b.Queue(`SELECT count(*) FROM parents`)
-						return h.SendBatch(tctx, b).Close()
-					}},
-					{"transaction", func() error {
-						tx, err := h.BeginTx(tctx, pgx.TxOptions{})
-						if err != nil {
-							return err
-						}
-						if _, err := tx.Exec(tctx, `UPDATE parents SET name = 'q' WHERE id = 1`); err != nil {
-							return err
-						}
-						return tx.Commit(tctx)
-					}},
-					{"rolled-back", func() error {
-						tx, err := h.BeginTx(tctx, pgx.TxOptions{})
-						if err != nil {
-							return err
-						}
-						if _, err := tx.Exec(tctx, `UPDATE parents SET name = 'r' WHERE id = 1`); err != nil {
-							return err
-						}
-						return tx.Rollback(tctx)
-					}},
-					{"failed", func() error {
-						if _, err := h.Exec(tctx, `SELECT 1 / 0`); err == nil {
-							return fmt.Errorf("division by zero succeeded")
-						}
-						return nil
-					}},
-					{"read-only", func() error {
-						if _, err := admin.SetState(ctx, tn.ID, tenant.StateReadOnly); err != nil {
-							return err
-						}
-						var n int
-						err := h.QueryRow(tctx, `SELECT count(*) FROM parents`).Scan(&n)
-						if _, serr := admin.SetState(ctx, tn.ID, tenant.StateActive); err == nil {
-							err = serr
-						}
-						return err
-					}},
-				}
-				for _, c := range calls {
+				for _, c := range afterCalls(ctx, l, admin, tn) {
 					must(t, c.call())
 					if got := inspect(); got != clean {
 						t.Errorf("%s, after %s: the connection carries %+v, want %+v", m, c.name, got, clean)
@@ -119,5 +56,77 @@ func TestNothingOutlivesTheTransaction(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// afterCall is a kind of handle call whose connection is looked at after it.
+type afterCall struct {
+	name string
+	call func() error
+}
+
+// afterCalls are the calls the after-call checks make as tenant tn, in
+// order: each kind of statement, transactions that commit, roll back and
+// fail, and a read-only tenant's call. admin sets the tenant's state.
+func afterCalls(ctx context.Context, l *Landlord, admin *Admin, tn tenant.Tenant) []afterCall {
+	tctx := WithTenant(ctx, tn.ID)
+	h := l.Handle()
+	return []afterCall{
+		{"exec", func() error { _, err := h.Exec(tctx, `INSERT INTO parents (id, name) VALUES (1, 'p')`); return err }},
+		{"query-row", func() error { var n int; return h.QueryRow(tctx, `SELECT count(*) FROM parents`).Scan(&n) }},
+		{"query", func() error {
+			rows, err := h.Query(tctx, `SELECT id FROM parents`)
+			if err != nil {
+				return err
+			}
+			rows.Close()
+			return rows.Err()
+		}},
+		{"named-args", func() error {
+			var n int
+			return h.QueryRow(tctx, `SELECT count(*) FROM parents WHERE id = @id`, pgx.NamedArgs{"id": 1}).Scan(&n)
+		}},
+		{"batch", func() error {
+			b := &pgx.Batch{}
+			b.Queue(`SELECT count(*) FROM parents`)
+			return h.SendBatch(tctx, b).Close()
+		}},
+		{"transaction", func() error {
+			tx, err := h.BeginTx(tctx, pgx.TxOptions{})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(tctx, `UPDATE parents SET name = 'q' WHERE id = 1`); err != nil {
+				return err
+			}
+			return tx.Commit(tctx)
+		}},
+		{"rolled-back", func() error {
+			tx, err := h.BeginTx(tctx, pgx.TxOptions{})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(tctx, `UPDATE parents SET name = 'r' WHERE id = 1`); err != nil {
+				return err
+			}
+			return tx.Rollback(tctx)
+		}},
+		{"failed", func() error {
+			if _, err := h.Exec(tctx, `SELECT 1 / 0`); err == nil {
+				return fmt.Errorf("division by zero succeeded")
+			}
+			return nil
+		}},
+		{"read-only", func() error {
+			if _, err := admin.SetState(ctx, tn.ID, tenant.StateReadOnly); err != nil {
+				return err
+			}
+			var n int
+			err := h.QueryRow(tctx, `SELECT count(*) FROM parents`).Scan(&n)
+			if _, serr := admin.SetState(ctx, tn.ID, tenant.StateActive); err == nil {
+				err = serr
+			}
+			return err
+		}},
 	}
 }
