@@ -358,7 +358,12 @@ func (l *Landlord) startupAudit(ctx context.Context) error {
 	}
 	// The control database only: tenant databases are audited by Audit and
 	// by landlord audit, not at every start.
-	findings, err := audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole, Passwords: l.prov.Roles().Password})
+	check, err := l.prov.ContextCheck(ctx)
+	if err != nil {
+		return err
+	}
+	findings, err := audit.Run(ctx, l.admin, audit.Config{AppRole: l.cfg.AppRole, OwnerRole: l.cfg.OwnerRole,
+		Passwords: l.prov.Roles().Password, ContextCheck: string(check)})
 	if err != nil {
 		return fmt.Errorf("startup audit: %w", err)
 	}

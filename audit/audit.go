@@ -99,6 +99,10 @@ type Config struct {
 	// without one the audit says it could not check. Fleet sets it from
 	// the installation's secret.
 	Passwords func(role string) string
+	// ContextCheck is the installation's recorded context check
+	// (migration.ContextCheck): the verifier in each database must make
+	// it. Default "signed". Fleet reads it from the directory.
+	ContextCheck string
 
 	// noVersion skips the server version check, which Fleet runs once per
 	// server rather than once per database.
@@ -115,6 +119,9 @@ func (c *Config) setDefaults() {
 	if c.SharedSchema == "" {
 		c.SharedSchema = provision.SharedSchema
 	}
+	if c.ContextCheck == "" {
+		c.ContextCheck = string(migration.ContextSigned)
+	}
 }
 
 func (c *Config) validate() error {
@@ -122,6 +129,9 @@ func (c *Config) validate() error {
 		if err := tenant.CheckIdent(v); err != nil {
 			return fmt.Errorf("audit config: %s: %w", field, err)
 		}
+	}
+	if _, err := migration.ParseContextCheck(c.ContextCheck); err != nil {
+		return fmt.Errorf("audit config: ContextCheck: %w", err)
 	}
 	for _, s := range c.Schemas {
 		if err := tenant.CheckIdent(s); err != nil {
@@ -163,7 +173,7 @@ func Run(ctx context.Context, conn Conn, cfg Config) ([]Finding, error) {
 	b := &pgx.Batch{}
 	b.Queue(metaSQL, app)
 	b.Queue(checksSQL(), cfg.SharedSchema, schemas, app, cfg.OwnerRole,
-		migration.TenantPredicate, migration.PolicyRestrictive, cfg.TenantDatabase, migration.TenantDefault)
+		migration.TenantPredicate, migration.PolicyRestrictive, cfg.TenantDatabase, migration.TenantDefault, cfg.ContextCheck)
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 

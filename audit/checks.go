@@ -19,7 +19,7 @@ type check struct {
 // schema, $2 schemas to limit the table checks to (empty: all), $3 app role
 // ("" in a tenant database), $4 owner role, $5 tenant predicate, $6 name of
 // the restrictive policy, $7 whether this is a tenant database, $8 the
-// tenant_id default. All of them are referenced here, so that every
+// tenant_id default, $9 the installation's context check. All of them are referenced here, so that every
 // parameter has a type whichever checks run.
 //
 // Expressions are compared after PostgreSQL has deparsed them, with casts to
@@ -29,7 +29,8 @@ const checksPrelude = `WITH RECURSIVE
 params AS (
 	SELECT $1::text AS shared, $2::text[] AS only_schemas, $3::text AS app, $4::text AS owner,
 	       $5::text AS pred_sql, regexp_replace($5::text, '::text|\s|[()]', '', 'g') AS pred,
-	       $6::text AS restrictive, $7::boolean AS tenant_db, $8::text AS tenant_default
+	       $6::text AS restrictive, $7::boolean AS tenant_db, $8::text AS tenant_default,
+	       $9::text AS context_check
 ),
 -- the shared schema and the tenant schemas
 schemas AS (
@@ -460,6 +461,24 @@ SELECT quote_ident(d.datname), format('role %I may connect to this tenant databa
 FROM params p, pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
 WHERE p.tenant_db AND d.datname = current_database() AND a.privilege_type = 'CONNECT'
   AND a.grantee NOT IN (0, d.datdba) AND pg_get_userbyid(a.grantee) <> 'r_' || substr(d.datname, 3)`},
+
+		// The check the verifier makes (migration.ContextCheck), as its
+		// comment records it, against the installation's record: a
+		// database left unsigned by a change cut short, or a verifier
+		// replaced, is an error; an installation that chose unsigned is
+		// told what that leaves open.
+		{"context_unsigned", "I31", SeverityError, `
+SELECT 'view landlord_context.verified', 'the tenant context is not signed in this database, while the installation records a signed one: SQL inside one tenant''s transaction can set another tenant''s id (set_config) or role and act as that tenant. A change of the check was cut short, or the verifier was replaced',
+       'landlord context set signed --reason "..." (Admin.SetContextCheck(ctx, landlord.ContextSigned, nil))'
+FROM params p
+WHERE p.context_check = 'signed' AND to_regclass('landlord_context.verified') IS NOT NULL
+  AND (obj_description(to_regclass('landlord_context.verified'), 'pg_class') IS DISTINCT FROM 'signed'
+       OR pg_get_viewdef(to_regclass('landlord_context.verified')) NOT LIKE '%sha256%landlord_context.key%')`},
+		{"context_check_unsigned", "I31", SeverityWarning, `
+SELECT 'view landlord_context.verified', 'the installation''s context check is unsigned: SQL inside one tenant''s transaction (an injection, a DO block) can set another tenant''s id or role and act as that tenant in the row and schema models; the signed check costs a key read and two digests per statement',
+       'landlord context set signed --reason "..." (Admin.SetContextCheck(ctx, landlord.ContextSigned, nil))'
+FROM params p
+WHERE p.context_check = 'unsigned' AND obj_description(to_regclass('landlord_context.verified'), 'pg_class') = 'unsigned'`},
 
 		// What every role may use outside the tables (SECURITY.md, I32, I35,
 		// I36), checked in the control database, where row and schema

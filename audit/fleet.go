@@ -73,6 +73,9 @@ func Fleet(ctx context.Context, admin *pgxpool.Pool, cfg FleetConfig) ([]Finding
 		return nil, err
 	}
 	dir := directory.New(admin)
+	if base.ContextCheck, err = dir.ContextCheck(ctx); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	servers, err := dir.Servers(ctx)
 	if err != nil {
 		return nil, err

@@ -77,6 +77,9 @@ func (d *Directory) Migrate(ctx context.Context, owner string) error {
 type Installation struct {
 	ID     tenant.ID // marks the objects this installation creates
 	Secret []byte    // derives role passwords
+	// ContextCheck is how the policies check the tenant context in every
+	// database of the installation: "signed" or "unsigned".
+	ContextCheck string
 }
 
 // Installation returns the installation row, creating it on first use. A
@@ -95,10 +98,10 @@ func (d *Directory) Installation(ctx context.Context) (Installation, error) {
 		if err := tx.QueryRow(ctx, `SELECT oid FROM pg_database WHERE datname = current_database()`).Scan(&cur); err != nil {
 			return err
 		}
-		err := tx.QueryRow(ctx, `SELECT id, database_oid, secret FROM landlord.installation`).Scan(&in.ID, &oid, &in.Secret)
+		err := tx.QueryRow(ctx, `SELECT id, database_oid, secret, context_check FROM landlord.installation`).Scan(&in.ID, &oid, &in.Secret, &in.ContextCheck)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			in.ID = tenant.NewID()
+			in.ID, in.ContextCheck = tenant.NewID(), "signed"
 			in.Secret = make([]byte, 32)
 			rand.Read(in.Secret)
 			_, err = tx.Exec(ctx, `INSERT INTO landlord.installation (id, database_oid, secret) VALUES ($1, $2, $3)`, in.ID, cur, in.Secret)
@@ -116,6 +119,29 @@ func (d *Directory) Installation(ctx context.Context) (Installation, error) {
 		return Installation{}, fmt.Errorf("read installation: %w", err)
 	}
 	return in, nil
+}
+
+// ContextCheck returns the installation's context check, as
+// Installation.ContextCheck, read now: another process may have changed it.
+func (d *Directory) ContextCheck(ctx context.Context) (string, error) {
+	var c string
+	if err := d.db.QueryRow(ctx, `SELECT context_check FROM landlord.installation`).Scan(&c); err != nil {
+		return "", fmt.Errorf("read the context check: %w", err)
+	}
+	return c, nil
+}
+
+// SetContextCheck records the installation's context check; the database
+// refuses any value but "signed" and "unsigned".
+func (d *Directory) SetContextCheck(ctx context.Context, check string) error {
+	tag, err := d.db.Exec(ctx, `UPDATE landlord.installation SET context_check = $1`, check)
+	if err != nil {
+		return fmt.Errorf("record the context check: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return errors.New("record the context check: no installation row")
+	}
+	return nil
 }
 
 // Server is one row of landlord.servers.

@@ -113,19 +113,7 @@ REVOKE ALL ON TABLE landlord_context.key FROM PUBLIC;
 -- what an earlier version verified with
 DROP FUNCTION IF EXISTS landlord_context.mac(text), landlord_context.inner_pad(), landlord_context.outer_pad();
 
-CREATE OR REPLACE VIEW landlord_context.verified WITH (security_barrier) AS
-SELECT CASE WHEN pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1) OPERATOR(pg_catalog.~) '^[0-9]{1,15}$' THEN
-	CASE WHEN pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1)::pg_catalog.int8
-	          OPERATOR(pg_catalog.>) pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8
-	      AND pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 2) OPERATOR(pg_catalog.=)
-	          pg_catalog.encode(pg_catalog.sha256(k.outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.inner_pad OPERATOR(pg_catalog.||)
-	              pg_catalog.convert_to(pg_catalog.current_setting('landlord.tenant_id', true) OPERATOR(pg_catalog.||) '|'
-	                  OPERATOR(pg_catalog.||) pg_catalog.current_setting('role') OPERATOR(pg_catalog.||) '|'
-	                  OPERATOR(pg_catalog.||) pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1), 'UTF8'))), 'hex')
-	THEN pg_catalog.current_setting('landlord.tenant_id', true)::pg_catalog.uuid END
-END AS tenant_id
-FROM landlord_context.key k;
-REVOKE ALL ON landlord_context.verified FROM PUBLIC;
+` + signedViewSQL + `REVOKE ALL ON landlord_context.verified FROM PUBLIC;
 GRANT SELECT ON landlord_context.verified TO PUBLIC;
 
 -- The same, as a function: for column defaults, which take no subquery,
@@ -157,6 +145,21 @@ REVOKE ALL ON FUNCTION landlord_context.enter(uuid) FROM PUBLIC;
 COMMENT ON SCHEMA landlord_context IS '` + ContextVersion + `';
 `
 
+// signedViewSQL makes the verifier of ContextSigned.
+const signedViewSQL = `CREATE OR REPLACE VIEW landlord_context.verified WITH (security_barrier) AS
+SELECT CASE WHEN pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1) OPERATOR(pg_catalog.~) '^[0-9]{1,15}$' THEN
+	CASE WHEN pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1)::pg_catalog.int8
+	          OPERATOR(pg_catalog.>) pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8
+	      AND pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 2) OPERATOR(pg_catalog.=)
+	          pg_catalog.encode(pg_catalog.sha256(k.outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.inner_pad OPERATOR(pg_catalog.||)
+	              pg_catalog.convert_to(pg_catalog.current_setting('landlord.tenant_id', true) OPERATOR(pg_catalog.||) '|'
+	                  OPERATOR(pg_catalog.||) pg_catalog.current_setting('role') OPERATOR(pg_catalog.||) '|'
+	                  OPERATOR(pg_catalog.||) pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1), 'UTF8'))), 'hex')
+	THEN pg_catalog.current_setting('landlord.tenant_id', true)::pg_catalog.uuid END
+END AS tenant_id
+FROM landlord_context.key k;
+`
+
 // lifetimeSeconds is ContextLifetime in seconds, as SQL text.
 var lifetimeSeconds = strconv.Itoa(int(ContextLifetime / time.Second))
 
@@ -172,6 +175,47 @@ const contextStateSQL = `SELECT to_regprocedure('landlord_context.tenant_id()') 
 	AND obj_description('landlord_context'::regnamespace, 'pg_namespace') = '` + ContextVersion + `'
 	AND (SELECT count(*) FROM landlord_context.key WHERE inner_pad = $1 AND outer_pad = $2) = 1`
 
+// ContextCheck is how the policies check the tenant context: the
+// installation-wide setting that trades forgery resistance for cost
+// (README, "The signed tenant context").
+type ContextCheck string
+
+const (
+	// ContextSigned, the default: the policies see a tenant only through
+	// a context signed for the role in force. SQL inside one tenant's
+	// transaction cannot take on another's.
+	ContextSigned ContextCheck = "signed"
+	// ContextUnsigned: the policies take landlord.tenant_id as it is set,
+	// as before the context was signed. It saves the key read and the two
+	// digests per statement, and SQL inside one tenant's transaction that
+	// sets another tenant's id, or switches to another tenant's role, acts
+	// as that tenant (SECURITY.md, I31, the known gap it reopens). Signers
+	// still sign, so switching back needs no restart.
+	ContextUnsigned ContextCheck = "unsigned"
+)
+
+// ParseContextCheck returns the ContextCheck named s.
+func ParseContextCheck(s string) (ContextCheck, error) {
+	switch c := ContextCheck(s); c {
+	case ContextSigned, ContextUnsigned:
+		return c, nil
+	}
+	return "", fmt.Errorf("context check %q: want %q or %q", s, ContextSigned, ContextUnsigned)
+}
+
+// unsignedViewSQL replaces the verifier with one that takes the setting as
+// it is. The view keeps its name, column and owner, so the policies that
+// read it stay as they are, and replacing it invalidates every session's
+// cached plans that read it.
+const unsignedViewSQL = `CREATE OR REPLACE VIEW landlord_context.verified WITH (security_barrier) AS
+SELECT NULLIF(pg_catalog.current_setting('landlord.tenant_id', true), '')::pg_catalog.uuid AS tenant_id;
+`
+
+// contextCheckSQL reads the check the verifier makes, from the view's
+// comment; NULL when there is no context.
+const contextCheckSQL = `SELECT CASE WHEN to_regclass('landlord_context.verified') IS NOT NULL
+	THEN coalesce(obj_description(to_regclass('landlord_context.verified'), 'pg_class'), '') END`
+
 // ContextVersion marks the schema with the version of contextSQL that
 // made it, so that an installation made by an earlier one is replaced.
 // What is built from tenant tables' policies (the clone script of the
@@ -185,13 +229,53 @@ const contextLock = `SELECT pg_advisory_xact_lock(1280066392, 1)`
 // InstallContext creates or repairs the tenant context's schema, functions
 // and key in the database conn is connected to, owned by owner, in one
 // transaction. It changes nothing when all is in place. A new key replaces
-// the old and the functions are replaced with it, which invalidates every
-// session's cached plan of the verifier, and so the folded old key.
+// the old and the view is replaced with it, which invalidates every
+// session's cached plan that reads it. The check in force stays: a context
+// installed here for the first time is ContextSigned.
 //
 // The connecting role must be able to SET ROLE to owner.
-func InstallContext(ctx context.Context, conn interface {
+func InstallContext(ctx context.Context, conn Beginner, owner string, key []byte) error {
+	return installContext(ctx, conn, owner, key, "")
+}
+
+// SetContextCheck is InstallContext that also makes the verifier check the
+// way check says, in the database conn is connected to. It changes nothing
+// when all is in place already.
+func SetContextCheck(ctx context.Context, conn Beginner, owner string, key []byte, check ContextCheck) error {
+	if _, err := ParseContextCheck(string(check)); err != nil {
+		return fmt.Errorf("install the tenant context: %w", err)
+	}
+	return installContext(ctx, conn, owner, key, check)
+}
+
+// ReadContextCheck returns the check the verifier makes in the database
+// conn is connected to; ok is false when the database holds no tenant
+// context. A verifier whose comment names no known check is reported as
+// ContextCheck of that comment, for the caller to name.
+func ReadContextCheck(ctx context.Context, conn Querier) (check ContextCheck, ok bool, err error) {
+	var c *string
+	if err := conn.QueryRow(ctx, contextCheckSQL).Scan(&c); err != nil {
+		return "", false, fmt.Errorf("read the tenant context's check: %w", err)
+	}
+	if c == nil {
+		return "", false, nil
+	}
+	return ContextCheck(*c), true, nil
+}
+
+// Beginner begins transactions: a *pgx.Conn, a pool or a transaction.
+type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
-}, owner string, key []byte) error {
+}
+
+// Querier runs a query that returns one row.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// installContext is InstallContext and SetContextCheck: check "" keeps the
+// check in force.
+func installContext(ctx context.Context, conn Beginner, owner string, key []byte, check ContextCheck) error {
 	if len(key) != ContextKeySize {
 		return fmt.Errorf("install the tenant context: a key of %d bytes, want %d", len(key), ContextKeySize)
 	}
@@ -209,14 +293,38 @@ func InstallContext(ctx context.Context, conn interface {
 				return fmt.Errorf("read the tenant context: %w", err)
 			}
 		}
-		if ok {
+		marked, _, err := ReadContextCheck(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if check == "" {
+			// Keep what is in force: unsigned only when it says so, so an
+			// earlier version's verifier, which had no mark, is signed.
+			check = ContextSigned
+			if marked == ContextUnsigned {
+				check = ContextUnsigned
+			}
+		}
+		if ok && check == marked {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(owner)+";"+contextSQL); err != nil {
+		sql := "SET LOCAL ROLE " + ident.Quote(owner) + ";"
+		if !ok {
+			sql += contextSQL
+		}
+		if check == ContextUnsigned {
+			sql += unsignedViewSQL
+		} else if ok {
+			sql += signedViewSQL
+		}
+		sql += "COMMENT ON VIEW landlord_context.verified IS '" + string(check) + "';"
+		if _, err := tx.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("install the tenant context: %w", err)
 		}
-		if _, err := tx.Exec(ctx, contextKeySQL, inner, outer); err != nil {
-			return fmt.Errorf("store the tenant context key: %w", err)
+		if !ok {
+			if _, err := tx.Exec(ctx, contextKeySQL, inner, outer); err != nil {
+				return fmt.Errorf("store the tenant context key: %w", err)
+			}
 		}
 		return nil
 	})

@@ -205,3 +205,113 @@ func TestSignedContext(t *testing.T) {
 		}
 	})
 }
+
+// TestContextCheck: the check is a setting of the database's verifier. Set
+// to unsigned, the policies take landlord.tenant_id as it is set, so that
+// a forged id reads the other tenant (the trade-off it documents); set back
+// to signed, the forgery sees nothing again. Sessions with cached plans
+// follow each change, a new key keeps the check, and a bad value changes
+// nothing.
+func TestContextCheck(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m := e.migrator(t, files("001_products.up.sql", productsSQL), migration.Config{})
+	if _, err := m.Apply(ctx, e.conn, e.target("app")); err != nil {
+		t.Fatal(err)
+	}
+	a, b := tenant.NewID(), tenant.NewID()
+	for _, id := range []tenant.ID{a, b} {
+		err := asTenant(ctx, e.conn, e.grantee, &id, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO app.products (id, sku) VALUES (1, $1)`, id.String())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// c keeps its cached plans across the changes.
+	c := e.connect(t)
+	hour := time.Now().Add(time.Hour)
+	signedA := migration.SignContext(testContextKey, a.String(), e.grantee, hour)
+	sees := func(id, sig string) string {
+		t.Helper()
+		var seen string
+		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(e.grantee)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `SELECT set_config('landlord.tenant_id', $1, true), set_config('landlord.tenant_sig', $2, true)`, id, sig); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `SELECT coalesce(string_agg(tenant_id::text, ','), '') FROM app.products`).Scan(&seen)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	checkIs := func(want migration.ContextCheck) {
+		t.Helper()
+		got, ok, err := migration.ReadContextCheck(ctx, e.conn)
+		if err != nil || !ok || got != want {
+			t.Fatalf("ReadContextCheck = %q, %t, %v; want %q", got, ok, err, want)
+		}
+	}
+	checkIs(migration.ContextSigned)
+	if got := sees(a.String(), signedA); got != a.String() {
+		t.Fatalf("signed a sees %q", got)
+	}
+	if got := sees(b.String(), signedA); got != "" {
+		t.Fatalf("signed: b's id with a's signature sees %q", got)
+	}
+
+	if err := migration.SetContextCheck(ctx, e.conn, e.owner, testContextKey, migration.ContextUnsigned); err != nil {
+		t.Fatal(err)
+	}
+	checkIs(migration.ContextUnsigned)
+	if got := sees(a.String(), signedA); got != a.String() {
+		t.Errorf("unsigned: signed a sees %q", got)
+	}
+	if got := sees(b.String(), ""); got != b.String() {
+		t.Errorf("unsigned: b's id without a signature sees %q, want b's row (what the setting gives up)", got)
+	}
+	if got := sees("", ""); got != "" {
+		t.Errorf("unsigned: no tenant sees %q", got)
+	}
+	// Neither a new key nor a repeated install turns it back.
+	if err := migration.InstallContext(ctx, e.conn, e.owner, []byte("another installation's key......")); err != nil {
+		t.Fatal(err)
+	}
+	if err := migration.InstallContext(ctx, e.conn, e.owner, testContextKey); err != nil {
+		t.Fatal(err)
+	}
+	checkIs(migration.ContextUnsigned)
+
+	if err := migration.SetContextCheck(ctx, e.conn, e.owner, testContextKey, "none"); err == nil {
+		t.Error(`SetContextCheck("none") succeeded`)
+	}
+	checkIs(migration.ContextUnsigned)
+
+	if err := migration.SetContextCheck(ctx, e.conn, e.owner, testContextKey, migration.ContextSigned); err != nil {
+		t.Fatal(err)
+	}
+	checkIs(migration.ContextSigned)
+	if got := sees(b.String(), ""); got != "" {
+		t.Errorf("signed again: b's id without a signature sees %q", got)
+	}
+	if got := sees(a.String(), signedA); got != a.String() {
+		t.Errorf("signed again: signed a sees %q", got)
+	}
+
+	// A tenant role cannot change the check.
+	err := pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(e.grantee)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `COMMENT ON VIEW landlord_context.verified IS 'unsigned'`)
+		return err
+	})
+	if !isCode(err, pgerrcode.InsufficientPrivilege) {
+		t.Errorf("the grantee comments on the verifier: %v, want permission denied", err)
+	}
+}

@@ -552,6 +552,12 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	if err != nil {
 		return 0, err
 	}
+	// After the copy (or the install from template0): a copy of a
+	// template made before the installation's check changed, and read
+	// here after the change's pass listed the databases, still gets it.
+	if err := p.ensureContextCheck(ctx, conn); err != nil {
+		return 0, err
+	}
 	return res.To, nil
 }
 

@@ -305,7 +305,7 @@ func (p *Provisioner) bootstrap(ctx context.Context) error {
 		return err
 	}
 	// Before any tenant table: their policies call its verifier.
-	if err := migration.InstallContext(ctx, p.admin, owner, p.roles.ContextKey()); err != nil {
+	if err := migration.SetContextCheck(ctx, p.admin, owner, p.roles.ContextKey(), migration.ContextCheck(p.inst.ContextCheck)); err != nil {
 		return err
 	}
 	// Before the shared schema: tenant tables may reference global ones.

@@ -459,6 +459,9 @@ func (p *Provisioner) checkAndMigrateTemplate(ctx context.Context, conn *pgx.Con
 	if err := migration.InstallContext(ctx, conn, p.cfg.OwnerRole, p.roles.ContextKey()); err != nil {
 		return 0, fmt.Errorf("template database: %w", err)
 	}
+	if err := p.ensureContextCheck(ctx, conn); err != nil {
+		return 0, fmt.Errorf("template database: %w", err)
+	}
 	res, err := p.mig.Apply(ctx, conn, migration.Target{Schema: TemplateSchema})
 	if err == nil {
 		err = p.resecure(ctx, conn, migration.Target{Schema: TemplateSchema})

@@ -102,6 +102,6 @@ server start" keeps it running for every command until "landlord server stop".`,
 		"control database URL (default: LANDLORD_DATABASE_URL, else a private embedded server)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what the server and Landlord do")
 	root.AddCommand(newDemo(g), newInit(g), newTenants(g), newServers(g), newMigrate(g), newAudit(g), newBench(g),
-		newReserve(g), newServerCmd(g), newPsql(g))
+		newReserve(g), newServerCmd(g), newPsql(g), newContextCmd(g))
 	return root
 }

@@ -133,6 +133,7 @@ func suite() []benchCase {
 	return []benchCase{
 		provisionCase(),
 		rowLookupCase(),
+		rowLookupUnsignedCase(),
 		schemaLookupCase(),
 		mixedCase(),
 		storefrontCase(),

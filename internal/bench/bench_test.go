@@ -133,3 +133,23 @@ func TestSuite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The unsigned variant runs in the same run as row-lookup, under the check
+// it names, with one round trip per call as well.
+func TestQuickRowLookupUnsigned(t *testing.T) {
+	t.Parallel()
+	results := runCases(t, Config{Cases: []string{"row-lookup-unsigned", "row-lookup"}, Rounds: 1, RoundTime: 200 * time.Millisecond})
+	if len(results) != 2 || results[0].Case != "row-lookup" || results[1].Case != "row-lookup-unsigned" {
+		t.Fatalf("results: %+v", results)
+	}
+	for i, want := range []string{"signed", "unsigned"} {
+		r := results[i]
+		if r.Detail["context_check"] != want {
+			t.Errorf("%s: context_check %v, want %s", r.Case, r.Detail["context_check"], want)
+		}
+		tr := r.Detail["per_call"].(map[string]any)["ours"].(trips)
+		if tr.RoundTrips != 1 {
+			t.Errorf("%s: %+v, want 1 round trip per call", r.Case, tr)
+		}
+	}
+}

@@ -17,33 +17,57 @@ func rowLookupCase() benchCase {
 		name:  "row-lookup",
 		what:  "primary key lookups as row tenants vs raw pgx with WHERE tenant_id = $1 (goal: ratio >= 0.9, 1 round trip)",
 		needs: func(sz sizes) needs { return needs{rowTenants: sz.rowTenants} },
-		run:   runRowLookup,
+		run: func(ctx context.Context, e *env) ([]Result, error) {
+			return runRowLookup(ctx, e, "row-lookup", landlord.ContextSigned)
+		},
+	}
+}
+
+// row-lookup-unsigned: row-lookup with the installation's context check
+// set to unsigned for the case (landlord.ContextUnsigned), and back to
+// signed after it: what the signature costs, measured in the same run as
+// row-lookup.
+func rowLookupUnsignedCase() benchCase {
+	return benchCase{
+		name:  "row-lookup-unsigned",
+		what:  "row-lookup with the unsigned context check: what signing costs, next to row-lookup (goal: ratio >= 0.9)",
+		needs: func(sz sizes) needs { return needs{rowTenants: sz.rowTenants} },
+		run: func(ctx context.Context, e *env) ([]Result, error) {
+			return runRowLookup(ctx, e, "row-lookup-unsigned", landlord.ContextUnsigned)
+		},
 	}
 }
 
 const rowLookupGoal = 0.9
 
-func runRowLookup(ctx context.Context, e *env) ([]Result, error) {
+func runRowLookup(ctx context.Context, e *env, name string, check landlord.ContextCheck) ([]Result, error) {
 	cfg := landlord.Config{MaxConns: e.sz.conns}
 	l, err := e.openLandlord(ctx, cfg, "landlord-bench-row", nil)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
+	if check != landlord.ContextSigned {
+		restore, err := e.setContextCheck(ctx, l, check)
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
+	}
 	raw, err := e.rawPool(ctx, int32(e.sz.conns), "landlord-bench-raw", nil, "")
 	if err != nil {
 		return nil, err
 	}
 	defer raw.Close()
 	tids := ids(e.w.row)
-	rs, err := e.alternate(ctx, "row-lookup", []load{
+	rs, err := e.alternate(ctx, name, []load{
 		rawLookup("raw", raw, tids, uniformPicker, e.sz.rows, e.sz.goroutines),
 		ourLookup("ours", l.Handle(), tids, uniformPicker, e.sz.rows, e.sz.goroutines),
 	}, e.sz.rounds, e.sz.roundTime, nil)
 	if err != nil {
 		return nil, err
 	}
-	res := ratioResult("row-lookup", rs[1], rs[0], rowLookupGoal)
+	res := ratioResult(name, rs[1], rs[0], rowLookupGoal)
 	ours, base, err := e.lookupCounts(ctx, cfg, tids, tids)
 	if err != nil {
 		return nil, err
@@ -56,6 +80,7 @@ func runRowLookup(ctx context.Context, e *env) ([]Result, error) {
 	res.Detail["connections"] = e.sz.conns
 	res.Detail["goroutines"] = e.sz.goroutines
 	res.Detail["tenant_choice"] = "uniform"
+	res.Detail["context_check"] = string(check)
 	res.Detail["baseline_is"] = "raw pgx, QueryRow with WHERE tenant_id = $1 AND id = $2 on bench_raw.items (no row-level security), an ordinary role"
 	return []Result{res}, nil
 }

@@ -560,6 +560,23 @@ func (e *env) openLandlord(ctx context.Context, cfg landlord.Config, app string,
 	return l, nil
 }
 
+// setContextCheck sets the installation's context check to check, and
+// returns what sets it back to signed.
+func (e *env) setContextCheck(ctx context.Context, l *landlord.Landlord, check landlord.ContextCheck) (restore func(), err error) {
+	admin, err := l.Admin(ctx, "benchmark of the "+string(check)+" context check")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := admin.SetContextCheck(ctx, check, nil); err != nil {
+		return nil, err
+	}
+	return func() {
+		if _, err := admin.SetContextCheck(context.WithoutCancel(ctx), landlord.ContextSigned, nil); err != nil {
+			e.progressf("set the context check back to signed: %v", err)
+		}
+	}, nil
+}
+
 // rawPool opens a pool of conns connections as the baseline's role.
 // searchPath, when set, is the session's search path.
 func (e *env) rawPool(ctx context.Context, conns int32, app string, params map[string]string, searchPath string) (*pgxpool.Pool, error) {
