@@ -513,6 +513,13 @@ func (st *starter) settings(port int) map[string]string {
 		"max_connections":           "300",
 		"shared_buffers":            "128MB",
 		"max_locks_per_transaction": "256",
+		// Each backend keeps its open relation files in a cache of this
+		// size (1,000 by default). A backend serving a thousand schema
+		// tenants touches a heap and an index per tenant table, and at
+		// the default it closes and reopens files on most calls
+		// (README, Performance). The server uses fewer when the process's
+		// open-file limit is lower.
+		"max_files_per_process": "4000",
 		"log_min_messages":          "warning",
 		"logging_collector":         "off",
 		// The server is Landlord's alone: bootstrap closes its maintenance
