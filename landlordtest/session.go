@@ -96,6 +96,16 @@ func (f *fx) leftovers() []leftover {
 		{name: "listen", leave: `LISTEN "CANARY-B-channel"`, observe: `SELECT coalesce(string_agg(c, ' '), '') FROM pg_listening_channels() c`},
 		{name: "advisory-lock", leave: `SELECT pg_advisory_lock(4242)`,
 			observe: `SELECT 'CANARY-B-lock held' FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = 4242`},
+		{name: "advisory-lock-escaped", leave: `SELECT U&"pg_adviso\0072y_lock"(4245)`,
+			observe: `SELECT 'CANARY-B-lock held' FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = 4245`},
+		{name: "set-config-escaped", leave: `SELECT U&"set\005fconfig"('landlordtest.note', 'CANARY-B-note', false)`,
+			observe: `SELECT current_setting('landlordtest.note', true)`},
+		// B seeds the generator; A's first random() then equals the first
+		// one after the same seed, which the observation computes after it.
+		{name: "setseed", leave: `SELECT setseed(0.4242)`,
+			observe: `WITH a AS MATERIALIZED (SELECT random() AS r), s AS MATERIALIZED (SELECT setseed(0.4242) FROM a),
+				b AS MATERIALIZED (SELECT random() AS r FROM s)
+				SELECT CASE WHEN a.r = b.r THEN 'CANARY-B-seed' ELSE 'unseeded' END FROM a, b`},
 		{name: "statement-timeout", leave: `SET statement_timeout = 4242`,
 			observe: `SELECT CASE WHEN current_setting('statement_timeout') = '4242ms' THEN 'CANARY-B-timeout' ELSE 'default' END`},
 	}

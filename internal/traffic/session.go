@@ -5,13 +5,22 @@ import "strings"
 // leavesSessionState reports whether sql may leave session state on its
 // connection that outlives its transaction: a session-level SET or RESET, a
 // set_config call, DISCARD, a cursor declared WITH HOLD, LISTEN, PREPARE,
-// DEALLOCATE, LOAD, a temporary table, or a session-level advisory lock. Such a statement costs its
+// DEALLOCATE, LOAD, a temporary table, a session-level advisory lock, or
+// setseed (the next tenant's random() would follow it). Any statement with
+// a Unicode-escaped identifier counts too, since it can call set_config or
+// pg_advisory_lock under a name no scan for them finds. Such a statement costs its
 // connection, which is closed after the call instead of going back to the
 // pool (SECURITY.md, I06, I26). The check is lexical and errs on the side of
 // closing; the enter statement's role check backs it up for state that a
 // function sets out of sight.
 func leavesSessionState(sql string) bool {
-	if containsFold(sql, "set_config") || containsFold(sql, "pg_advisory_lock") || containsFold(sql, "pg_try_advisory_lock") {
+	if containsFold(sql, "set_config") || containsFold(sql, "pg_advisory_lock") || containsFold(sql, "pg_try_advisory_lock") ||
+		containsFold(sql, "setseed") {
+		return true
+	}
+	// A Unicode-escaped identifier (U&"set\005fconfig") names any
+	// function without spelling it out.
+	if containsFold(sql, `u&"`) {
 		return true
 	}
 	first, rest := firstWord(sql)
