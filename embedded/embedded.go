@@ -520,8 +520,8 @@ func (st *starter) settings(port int) map[string]string {
 		// (README, Performance). The server uses fewer when the process's
 		// open-file limit is lower.
 		"max_files_per_process": "4000",
-		"log_min_messages":          "warning",
-		"logging_collector":         "off",
+		"log_min_messages":      "warning",
+		"logging_collector":     "off",
 		// The server is Landlord's alone: bootstrap closes its maintenance
 		// databases to tenant roles (provision.OwnServerSetting,
 		// SECURITY.md, I36). Settings may turn it off.
