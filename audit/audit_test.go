@@ -147,11 +147,14 @@ func TestChecks(t *testing.T) {
 			[]key{{"large_object_functions_public", "large-object functions", "I35", wrn}}},
 		{"query text for PUBLIC", closedServer + `GRANT EXECUTE ON FUNCTION pg_stat_get_backend_activity(integer) TO PUBLIC`,
 			[]key{{"stat_activity_public", "pg_catalog.pg_stat_activity", "I35", wrn}}},
+		{"backend signals for PUBLIC", closedServer + `GRANT EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) TO PUBLIC`,
+			[]key{{"signal_functions_public", "pg_catalog.pg_terminate_backend", "I37", wrn}}},
 		{"maintenance database for PUBLIC", closedServer + `GRANT TEMPORARY ON DATABASE template1 TO PUBLIC`,
 			[]key{{"maintenance_database_access", "template1", "I36", wrn}}},
 		{"all open on a server not Landlord's alone", closedServer + `SET LOCAL landlord.own_server = off;
 			GRANT USAGE ON LANGUAGE plpgsql TO PUBLIC; GRANT EXECUTE ON FUNCTION lo_get(oid) TO PUBLIC;
-			GRANT SELECT ON pg_stat_activity TO PUBLIC; GRANT CONNECT ON DATABASE postgres TO PUBLIC`, nil},
+			GRANT SELECT ON pg_stat_activity TO PUBLIC; GRANT CONNECT ON DATABASE postgres TO PUBLIC;
+			GRANT EXECUTE ON FUNCTION pg_cancel_backend(integer) TO PUBLIC`, nil},
 		// What the audit must not flag.
 		{"invoker view", `SET ROLE landlord_owner;
 			CREATE VIEW shared.product_names WITH (security_invoker = on) AS SELECT tenant_id, name FROM shared.products`, nil},
@@ -203,6 +206,7 @@ DO $$ DECLARE f regprocedure; BEGIN
 END $$;
 REVOKE SELECT ON pg_stat_activity FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pg_stat_get_activity(integer), pg_stat_get_backend_activity(integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_cancel_backend(integer), pg_terminate_backend(integer, bigint) FROM PUBLIC;
 REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
 `
 

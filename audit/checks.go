@@ -506,6 +506,12 @@ FROM params p
 WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND (has_table_privilege('public', 'pg_catalog.pg_stat_activity', 'SELECT')
    OR has_function_privilege('public', 'pg_catalog.pg_stat_get_activity(integer)', 'EXECUTE')
    OR has_function_privilege('public', 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE'))`},
+		{"signal_functions_public", "I37", SeverityWarning, `
+SELECT 'pg_catalog.pg_terminate_backend', 'PUBLIC may cancel and terminate the backends of its own role: row and schema tenants all log in as the app role, so one row tenant''s SQL can end every other tenant''s connection',
+       'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer), pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC'
+FROM params p
+WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND (has_function_privilege('public', 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE')
+   OR has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE'))`},
 		{"maintenance_database_access", "I36", SeverityWarning, `
 SELECT quote_ident(d.datname), 'PUBLIC may connect to this maintenance database, or create temporary tables in it: every tenant login of the database model reaches it',
        format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d.datname)

@@ -253,3 +253,38 @@ func (f *fx) attackI36MaintenanceDatabases(t *testing.T) {
 		}
 	}
 }
+
+// attackI37SignalBackends: a role may cancel and terminate every backend
+// logged in as itself, and every row and schema tenant logs in as the app
+// role, so a row tenant's SQL could end any other tenant's connection; the
+// pids are small numbers to try, with or without pg_stat_activity. Where a
+// superuser bootstraps, PUBLIC loses both functions (the administrator
+// signals what it must). The target is an idle connection of B's traffic;
+// cancelling an idle backend changes nothing, and answers whether the
+// signal was allowed.
+func (f *fx) attackI37SignalBackends(t *testing.T) {
+	naive := f.naivePool(t, f.b)
+	o := naive.call(t, f.b, `SELECT pg_backend_pid()`)
+	must(t, o.err)
+	if len(o.rows) != 1 || len(o.rows[0]) != 1 {
+		t.Fatalf("B's backend pid: %v", o)
+	}
+	pid := o.rows[0][0]
+	cancel := fmt.Sprintf(`SELECT CASE WHEN pg_cancel_backend(%d) THEN 'CANARY-B-signalled' END`, pid)
+	if f.m == tenant.ModelRow {
+		t.Run("defense-off", func(t *testing.T) {
+			f.mustLeak(t, f.at(t, f.b, stage{ddl: []string{`GRANT EXECUTE ON FUNCTION pg_cancel_backend(integer) TO PUBLIC`}}, "", cancel))
+		})
+	}
+	t.Run("handle", func(t *testing.T) {
+		f.bootstrapAsSuperuser(t)
+		for _, sql := range []string{cancel, fmt.Sprintf(`SELECT pg_terminate_backend(%d)`, pid)} {
+			o := f.viaHandle(t, f.ctxA, nil, false, sql)
+			if !isPgCode(o.err, pgerrcode.InsufficientPrivilege) {
+				t.Fatalf("%s as A: %v, want permission denied", sql, o)
+			}
+		}
+		// B's connection is still there.
+		must(t, naive.call(t, f.b, `SELECT 1`).err)
+	})
+}

@@ -43,6 +43,12 @@ var maintenanceDatabases = []string{"postgres", "template1"}
 //     text (I35): the row model's tenants share the app role and would read
 //     each other's statements in flight, literals included. Superusers keep
 //     them; grant them to a monitoring role explicitly.
+//   - pg_cancel_backend and pg_terminate_backend (I37): a role may signal
+//     every backend logged in as itself, and every row and schema tenant
+//     logs in as the app role, so one row tenant's SQL could cancel or end
+//     every other tenant's connection (pids are small numbers to try, with
+//     or without pg_stat_activity). Landlord signals backends as the
+//     administrator only.
 //
 // Only the objects' owner (the bootstrap superuser) can revoke these: run
 // by another administrator the statements warn and change nothing, or fail
@@ -60,7 +66,8 @@ REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(intege
 	pg_catalog.lo_get(oid), pg_catalog.lo_get(oid, bigint, integer), pg_catalog.lo_put(oid, bigint, bytea)
 	FROM PUBLIC;
 REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC`
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer), pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC`
 
 // lockedDownSQL reads whether PUBLIC still holds what lockDownSQL revokes.
 const lockedDownSQL = `SELECT has_language_privilege('public', 'plpgsql', 'USAGE')
@@ -68,7 +75,9 @@ const lockedDownSQL = `SELECT has_language_privilege('public', 'plpgsql', 'USAGE
 		AND (f.proname LIKE 'lo\_%' OR f.proname IN ('loread', 'lowrite')) AND has_function_privilege('public', f.oid, 'EXECUTE'))
 	OR has_table_privilege('public', 'pg_catalog.pg_stat_activity', 'SELECT')
 	OR has_function_privilege('public', 'pg_catalog.pg_stat_get_activity(integer)', 'EXECUTE')
-	OR has_function_privilege('public', 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE')`
+	OR has_function_privilege('public', 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE')
+	OR has_function_privilege('public', 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE')
+	OR has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE')`
 
 // lockConn is what lockDown needs of a connection: *pgx.Conn and
 // *pgxpool.Pool have it.
@@ -94,13 +103,13 @@ func (p *Provisioner) lockDown(ctx context.Context, conn lockConn, db string) er
 		return err
 	})
 	if err != nil && !isCode(err, pgerrcode.InsufficientPrivilege) {
-		return fmt.Errorf("revoke PL/pgSQL, large objects and pg_stat_activity from PUBLIC in %s: %w", ident.Quote(db), err)
+		return fmt.Errorf("revoke PL/pgSQL, large objects, pg_stat_activity and the signal functions from PUBLIC in %s: %w", ident.Quote(db), err)
 	}
 	if open, err = publicHolds(ctx, conn, db); err != nil {
 		return err
 	}
 	if open {
-		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "PUBLIC keeps PL/pgSQL, the large-object functions or pg_stat_activity: only a superuser can revoke them (SECURITY.md, I32, I35)",
+		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "PUBLIC keeps PL/pgSQL, the large-object functions, pg_stat_activity or the signal functions: only a superuser can revoke them (SECURITY.md, I32, I35, I37)",
 			slog.String("database", db))
 	}
 	return p.closeMaintenance(ctx, conn)

@@ -17,6 +17,8 @@ var publicPrivileges = map[string]string{
 	"lo_from_bytea":    `SELECT has_function_privilege('public', 'pg_catalog.lo_from_bytea(oid, bytea)', 'EXECUTE')`,
 	"pg_stat_activity": `SELECT has_table_privilege('public', 'pg_catalog.pg_stat_activity', 'SELECT')`,
 	"query text":       `SELECT has_function_privilege('public', 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE')`,
+	"cancel":           `SELECT has_function_privilege('public', 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE')`,
+	"terminate":        `SELECT has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE')`,
 }
 
 // TestLockDown bootstraps with a superuser as the administrator: PUBLIC
