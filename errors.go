@@ -42,8 +42,10 @@ var ErrSessionState = traffic.ErrSessionState
 // ErrStatementRefused is wrapped by the error a Handle, or a transaction
 // begun by one, returns before anything is sent for a statement tenant
 // traffic may not run: EXPLAIN, whose row estimates come from statistics
-// over every tenant's rows (SECURITY.md, I32). Run EXPLAIN on a connection
-// of your own as the administrator.
+// over every tenant's rows (SECURITY.md, I32), and LOCK, which locks a
+// whole table, every tenant's rows of it in the row model (I38). Run
+// EXPLAIN on a connection of your own as the administrator; lock rows with
+// SELECT ... FOR UPDATE.
 var ErrStatementRefused = traffic.ErrStatementRefused
 
 // ErrNoGlobal is returned by GlobalAdmin and SyncGlobal for an installation

@@ -20,8 +20,8 @@ import (
 //     names, catalogs and triggers (I06, I07, I16, I17, I18, I19, I20, I23,
 //     I24, I25, I26, I28, I30), and on what tenants share outside their
 //     tables: planner estimates, large objects, query text, the
-//     maintenance databases and other tenants' backends (I32, I35, I36,
-//     I37);
+//     maintenance databases, other tenants' backends and whole-table
+//     locks (I32, I35, I36, I37, I38);
 //   - on installations of their own: an app role turned BYPASSRLS after
 //     Open (I02), tables added by hand and by migration (I03), SECURITY
 //     DEFINER functions in Landlord's schemas (I09), the server's version
@@ -60,6 +60,7 @@ func Attacks(t *testing.T, k Kit) {
 		{"I35-large-objects", rs, (*fx).attackI35LargeObjects},
 		{"I36-maintenance-databases", []tenant.Model{tenant.ModelDatabase}, (*fx).attackI36MaintenanceDatabases},
 		{"I37-signal-backends", all, (*fx).attackI37SignalBackends},
+		{"I38-table-locks", all, (*fx).attackI38TableLocks},
 		// Last: it grants TEMP and leaves a temporary table on the pool.
 		{"I18-search-path", all, (*fx).attackI18SearchPath},
 	}

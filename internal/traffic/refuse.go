@@ -19,27 +19,46 @@ import (
 // simple protocol would run) is looked at too. EXPLAIN run by dynamic SQL
 // inside a DO block needs PL/pgSQL, whose use Landlord revokes from tenant
 // roles in the databases it administers.
+//
+// LOCK is refused: it takes a lock on a whole table, and in the row model
+// a table holds every tenant's rows, so one tenant's ACCESS EXCLUSIVE lock
+// held in an open transaction stalls every other tenant's statements on
+// that table (SECURITY.md, I38). The app role may take it, since it holds
+// UPDATE and DELETE. It is refused in every model, so that the same SQL
+// runs, or fails, the same way in all three; row locks (SELECT ... FOR
+// UPDATE) reach only the tenant's own rows and stay allowed.
 func refuse(sql string) error {
-	if refusedIn(sql, false) || strings.IndexByte(sql, '\\') >= 0 && refusedIn(sql, true) {
+	word := refusedIn(sql, false)
+	if word == "" && strings.IndexByte(sql, '\\') >= 0 {
+		word = refusedIn(sql, true)
+	}
+	switch word {
+	case "explain":
 		return fmt.Errorf("%w: EXPLAIN shows planner estimates drawn from every tenant's rows (SECURITY.md, I32)", ErrStatementRefused)
+	case "lock":
+		return fmt.Errorf("%w: LOCK locks a whole table, every tenant's rows in the row model (SECURITY.md, I38); lock rows with SELECT ... FOR UPDATE", ErrStatementRefused)
 	}
 	return nil
 }
 
-// refusedIn reports whether a statement of sql starts with EXPLAIN. With
-// backslashes set, a backslash escapes the next character in every string
-// literal, as with standard_conforming_strings off, which a transaction may
-// set: sql holding a backslash is read both ways, so that neither reading
-// hides a statement from the check.
-func refusedIn(sql string, backslashes bool) bool {
+// refusedIn returns the refused first word ("explain" or "lock") of a
+// statement of sql, or "". With backslashes set, a backslash escapes the
+// next character in every string literal, as with
+// standard_conforming_strings off, which a transaction may set: sql holding
+// a backslash is read both ways, so that neither reading hides a statement
+// from the check.
+func refusedIn(sql string, backslashes bool) string {
 	for rest := sql; ; {
 		var stmt string
 		stmt, rest = nextStatement(rest, backslashes)
-		if strings.EqualFold(leadingWord(stmt), "explain") {
-			return true
+		switch w := leadingWord(stmt); {
+		case strings.EqualFold(w, "explain"):
+			return "explain"
+		case strings.EqualFold(w, "lock"):
+			return "lock"
 		}
 		if rest == "" {
-			return false
+			return ""
 		}
 	}
 }
