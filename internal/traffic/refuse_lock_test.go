@@ -11,16 +11,16 @@ import (
 func TestRefuseLock(t *testing.T) {
 	for sql, want := range map[string]string{
 		`LOCK TABLE shared.items IN ACCESS EXCLUSIVE MODE`: "I38",
-		`lock shared.items`:                                "I38",
-		`/* x */ (LOCK items)`:                             "I38",
-		`SELECT 1; LOCK items`:                             "I38",
-		`SELECT 'a\'; LOCK items; --'`:                     "I38",
-		`EXPLAIN SELECT 1; LOCK items`:                     "I32",
-		`SELECT * FROM items FOR UPDATE`:                   "",
-		`SELECT 'LOCK TABLE items'`:                        "",
-		`SELECT "lock" FROM locks`:                         "",
-		`SELECT lockstep FROM t`:                           "",
-		`UPDATE t SET lock = true`:                         "",
+		`lock shared.items`:              "I38",
+		`/* x */ (LOCK items)`:           "I38",
+		`SELECT 1; LOCK items`:           "I38",
+		`SELECT 'a\'; LOCK items; --'`:   "I38",
+		`EXPLAIN SELECT 1; LOCK items`:   "I32",
+		`SELECT * FROM items FOR UPDATE`: "",
+		`SELECT 'LOCK TABLE items'`:      "",
+		`SELECT "lock" FROM locks`:       "",
+		`SELECT lockstep FROM t`:         "",
+		`UPDATE t SET lock = true`:       "",
 	} {
 		err := refuse(sql)
 		switch {
