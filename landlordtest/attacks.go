@@ -61,6 +61,7 @@ func Attacks(t *testing.T, k Kit) {
 		{"I36-maintenance-databases", []tenant.Model{tenant.ModelDatabase}, (*fx).attackI36MaintenanceDatabases},
 		{"I37-signal-backends", all, (*fx).attackI37SignalBackends},
 		{"I38-table-locks", all, (*fx).attackI38TableLocks},
+		{"I39-lock-squatting", rs, (*fx).attackI39LockSquatting},
 		// Last: it grants TEMP and leaves a temporary table on the pool.
 		{"I18-search-path", all, (*fx).attackI18SearchPath},
 	}
