@@ -149,12 +149,14 @@ func TestChecks(t *testing.T) {
 			[]key{{"stat_activity_public", "pg_catalog.pg_stat_activity", "I35", wrn}}},
 		{"backend signals for PUBLIC", closedServer + `GRANT EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) TO PUBLIC`,
 			[]key{{"signal_functions_public", "pg_catalog.pg_terminate_backend", "I37", wrn}}},
+		{"temporary files without a limit", closedServer + `SET LOCAL temp_file_limit = -1`,
+			[]key{{"temp_file_unlimited", "setting temp_file_limit", "I40", wrn}}},
 		{"maintenance database for PUBLIC", closedServer + `GRANT TEMPORARY ON DATABASE template1 TO PUBLIC`,
 			[]key{{"maintenance_database_access", "template1", "I36", wrn}}},
 		{"all open on a server not Landlord's alone", closedServer + `SET LOCAL landlord.own_server = off;
 			GRANT USAGE ON LANGUAGE plpgsql TO PUBLIC; GRANT EXECUTE ON FUNCTION lo_get(oid) TO PUBLIC;
 			GRANT SELECT ON pg_stat_activity TO PUBLIC; GRANT CONNECT ON DATABASE postgres TO PUBLIC;
-			GRANT EXECUTE ON FUNCTION pg_cancel_backend(integer) TO PUBLIC`, nil},
+			GRANT EXECUTE ON FUNCTION pg_cancel_backend(integer) TO PUBLIC; SET LOCAL temp_file_limit = -1`, nil},
 		// What the audit must not flag.
 		{"invoker view", `SET ROLE landlord_owner;
 			CREATE VIEW shared.product_names WITH (security_invoker = on) AS SELECT tenant_id, name FROM shared.products`, nil},
@@ -197,6 +199,7 @@ func TestChecks(t *testing.T) {
 // there revoked, as a superuser administrator leaves it; the test
 // installations' administrator is not one.
 const closedServer = `SET LOCAL landlord.own_server = on;
+SET LOCAL temp_file_limit = '4GB';
 REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC;
 DO $$ DECLARE f regprocedure; BEGIN
 	FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace

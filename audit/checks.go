@@ -512,6 +512,12 @@ SELECT 'pg_catalog.pg_terminate_backend', 'PUBLIC may cancel and terminate the b
 FROM params p
 WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND (has_function_privilege('public', 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE')
    OR has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE'))`},
+		{"temp_file_unlimited", "I40", SeverityWarning, `
+SELECT 'setting temp_file_limit', 'statements may write temporary files without a limit: one tenant''s sort or hash over generate_series fills the server''s disk, which stops every tenant',
+       'ALTER SYSTEM SET temp_file_limit = ''4GB''; SELECT pg_reload_conf()'
+FROM params p
+WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on'
+  AND current_setting('temp_file_limit') = '-1'`},
 		{"maintenance_database_access", "I36", SeverityWarning, `
 SELECT quote_ident(d.datname), 'PUBLIC may connect to this maintenance database, or create temporary tables in it: every tenant login of the database model reaches it',
        format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d.datname)

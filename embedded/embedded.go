@@ -520,6 +520,11 @@ func (st *starter) settings(port int) map[string]string {
 		// (README, Performance). The server uses fewer when the process's
 		// open-file limit is lower.
 		"max_files_per_process": "4000",
+		// One statement may write at most this much to temporary files:
+		// without a limit, a tenant's sort or hash over generate_series
+		// fills the disk and stops every tenant (SECURITY.md, I40). Only
+		// a superuser may raise it for a session.
+		"temp_file_limit": "4GB",
 		"log_min_messages":      "warning",
 		"logging_collector":     "off",
 		// The server is Landlord's alone: bootstrap closes its maintenance

@@ -80,6 +80,9 @@ func TestTemporaryServer(t *testing.T) {
 	if got := queryString(t, s.URL("postgres"), "select current_setting('fsync')"); got != "off" {
 		t.Errorf("fsync = %q, want off on a temporary server", got)
 	}
+	if got := queryString(t, s.URL("postgres"), "show temp_file_limit"); got != "4GB" {
+		t.Errorf("temp_file_limit = %q, want 4GB", got)
+	}
 	if got := queryString(t, s.URL("postgres"), "select current_user"); got != "postgres" {
 		t.Errorf("current_user = %q, want postgres", got)
 	}

@@ -62,6 +62,7 @@ func Attacks(t *testing.T, k Kit) {
 		{"I37-signal-backends", all, (*fx).attackI37SignalBackends},
 		{"I38-table-locks", all, (*fx).attackI38TableLocks},
 		{"I39-lock-squatting", rs, (*fx).attackI39LockSquatting},
+		{"I40-temp-files", all, (*fx).attackI40TempFiles},
 		// Last: it grants TEMP and leaves a temporary table on the pool.
 		{"I18-search-path", all, (*fx).attackI18SearchPath},
 	}

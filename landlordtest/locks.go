@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord"
@@ -94,4 +95,31 @@ func (f *fx) attackI39LockSquatting(t *testing.T) {
 			t.Logf("known gap, as documented: A's transaction holds Landlord's %s lock", l.name)
 		})
 	}
+}
+
+// attackI40TempFiles: a sort or hash over generate_series writes temporary
+// files without end unless temp_file_limit bounds them, and a full disk
+// stops every tenant. The embedded server sets the limit, the audit warns
+// on a server that is Landlord's alone without one (SECURITY.md, I40), and
+// only a superuser may raise it: tenant SQL, by SET or set_config, cannot.
+// defense-off runs the same statements as the superuser, which may.
+func (f *fx) attackI40TempFiles(t *testing.T) {
+	ctx := context.Background()
+	raise := []string{`SET LOCAL temp_file_limit = -1`, `SELECT set_config('temp_file_limit', '-1', true)`}
+	t.Run("defense-off", func(t *testing.T) {
+		for _, sql := range raise {
+			tx, err := f.super(t, f.a).conn.Begin(ctx)
+			must(t, err)
+			_, err = tx.Exec(ctx, sql)
+			must(t, errors.Join(err, tx.Rollback(ctx)))
+		}
+	})
+	t.Run("handle", func(t *testing.T) {
+		for _, sql := range raise {
+			o := f.viaHandle(t, f.ctxA, []string{`SELECT 1`}, false, sql)
+			if !isPgCode(o.err, pgerrcode.InsufficientPrivilege) {
+				t.Fatalf("%s as A: %v, want permission denied", sql, o)
+			}
+		}
+	})
 }
