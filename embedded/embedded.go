@@ -524,9 +524,9 @@ func (st *starter) settings(port int) map[string]string {
 		// without a limit, a tenant's sort or hash over generate_series
 		// fills the disk and stops every tenant (SECURITY.md, I40). Only
 		// a superuser may raise it for a session.
-		"temp_file_limit": "4GB",
-		"log_min_messages":      "warning",
-		"logging_collector":     "off",
+		"temp_file_limit":   "4GB",
+		"log_min_messages":  "warning",
+		"logging_collector": "off",
 		// The server is Landlord's alone: bootstrap closes its maintenance
 		// databases to tenant roles (provision.OwnServerSetting,
 		// SECURITY.md, I36). Settings may turn it off.
