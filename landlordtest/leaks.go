@@ -278,7 +278,8 @@ func (f *fx) attackI37SignalBackends(t *testing.T) {
 	}
 	t.Run("handle", func(t *testing.T) {
 		f.bootstrapAsSuperuser(t)
-		for _, sql := range []string{cancel, fmt.Sprintf(`SELECT pg_terminate_backend(%d)`, pid)} {
+		injected := injectedWhere(f.main.q(), fmt.Sprintf(`' UNION ALL SELECT pg_terminate_backend(%d)::text WHERE '' = '`, pid))
+		for _, sql := range []string{cancel, fmt.Sprintf(`SELECT pg_terminate_backend(%d)`, pid), injected} {
 			o := f.viaHandle(t, f.ctxA, nil, false, sql)
 			if !isPgCode(o.err, pgerrcode.InsufficientPrivilege) {
 				t.Fatalf("%s as A: %v, want permission denied", sql, o)

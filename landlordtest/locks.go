@@ -115,7 +115,9 @@ func (f *fx) attackI40TempFiles(t *testing.T) {
 		}
 	})
 	t.Run("handle", func(t *testing.T) {
-		for _, sql := range raise {
+		// Also from inside an expression of an injectable statement.
+		injected := injectedWhere(f.main.q(), `' UNION ALL SELECT set_config('temp_file_limit', '-1', true) WHERE '' = '`)
+		for _, sql := range append(raise, injected) {
 			o := f.viaHandle(t, f.ctxA, []string{`SELECT 1`}, false, sql)
 			if !isPgCode(o.err, pgerrcode.InsufficientPrivilege) {
 				t.Fatalf("%s as A: %v, want permission denied", sql, o)
