@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -94,6 +95,21 @@ func runSchemaLookup(ctx context.Context, e *env) ([]Result, error) {
 		sigs[i] = e.signature(t.ID)
 	}
 
+	// Cold start, first, while the handle is new: its connections have
+	// prepared nothing yet, as after a process starts or a deploy. The
+	// window's ratio to raw pgx (measured just before it, for the
+	// machine's drift) is compared with the steady ratio of the uniform
+	// rounds below.
+	coldRaw, err := e.runLoad(ctx, rawLookup("raw", raw, tids, uniformPicker, e.sz.rows, e.sz.goroutines), coldWindow)
+	if err != nil {
+		return nil, fmt.Errorf("cold start: %w", err)
+	}
+	cold, err := e.runLoad(ctx, ourLookup("ours", l.Handle(), tids, uniformPicker, e.sz.rows, e.sz.goroutines), coldWindow)
+	if err != nil {
+		return nil, fmt.Errorf("cold start: %w", err)
+	}
+	e.progressf("schema-lookup/cold-start: raw %.0f/s, ours %.0f/s in the first %s", coldRaw.rate(), cold.rate(), coldWindow)
+
 	var out []Result
 	for _, dist := range []struct {
 		name string
@@ -172,6 +188,48 @@ func runSchemaLookup(ctx context.Context, e *env) ([]Result, error) {
 		}
 		res.Detail["baseline_is"] = "raw pgx, WHERE tenant_id = $1 AND id = $2 on the shared bench_raw.items, the same tenants"
 		out = append(out, res)
+		if dist.name == "uniform" {
+			out = append(out, coldStartResult(coldRaw, cold, *res.Ratio, len(tids)))
+		}
 	}
 	return out, nil
+}
+
+// coldWindow is how long after the handle opens the cold start is
+// measured, and coldStartGoal the share of the steady ratio it must reach
+// in that window.
+const (
+	coldWindow    = 2 * time.Second
+	coldStartGoal = 0.8
+)
+
+// coldStartResult is schema-lookup/cold-start: the ratio to raw pgx in the
+// first coldWindow of a new handle (Ours) against the steady ratio of the
+// uniform rounds (Baseline).
+func coldStartResult(raw, ours round, steady float64, tenants int) Result {
+	coldRatio := 0.0
+	if raw.rate() > 0 {
+		coldRatio = ours.rate() / raw.rate()
+	}
+	ratio := 0.0
+	if steady > 0 {
+		ratio = coldRatio / steady
+	}
+	return Result{
+		Case:     "schema-lookup/cold-start",
+		Ours:     round3(coldRatio),
+		Baseline: ptr(round3(steady)),
+		Ratio:    ptr(round3(ratio)),
+		Unit:     "ratio to raw",
+		Goal:     "first " + coldWindow.String() + " >= " + trimFloat(coldStartGoal) + " of steady state",
+		Met:      ratio >= coldStartGoal,
+		Detail: map[string]any{
+			"ours_calls_per_s": round3(ours.rate()),
+			"raw_calls_per_s":  round3(raw.rate()),
+			"window":           coldWindow.String(),
+			"tenants":          tenants,
+			"tenant_choice":    "uniform",
+			"is":               "a new handle's first window (nothing prepared on its connections), as after a start or deploy; raw pgx measured in the window just before it; steady is schema-lookup/uniform's median ratio",
+		},
+	}
 }
