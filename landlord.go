@@ -36,6 +36,7 @@ import (
 	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
+	"github.com/landlordhq/landlord/tenantstats"
 )
 
 // Config holds the optional settings of Open. The zero value is usable.
@@ -130,6 +131,14 @@ type Config struct {
 	// provision.Provisioner.RepairRoles) and logs each repair as a warning.
 	// Default 1 minute; negative: only at Open. Never with InstallNever.
 	RoleRepairInterval time.Duration
+	// TenantStatsInterval is how often this process writes what its
+	// handles measured of each tenant's calls (calls, errors, durations;
+	// package tenantstats) to the control database, where `landlord
+	// tenants top` and TenantStats read every process's. Each write is
+	// one statement of at most a few hundred rows, and rows older than an
+	// hour are deleted. Default 5 seconds; negative: nothing is recorded.
+	// Never with provision.InstallNever, which writes nothing.
+	TenantStatsInterval time.Duration
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -199,7 +208,8 @@ type Landlord struct {
 	prov      *provision.Provisioner
 	dir       *directory.Directory
 	traffic   *traffic.Traffic
-	controlDB string // the control database's name
+	controlDB string                // the control database's name
+	stats     *tenantstats.Recorder // nil when Config.TenantStatsInterval is negative
 
 	stop      context.CancelFunc
 	done      sync.WaitGroup
@@ -295,6 +305,10 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 	if l.cfg.Tracer != nil {
 		tcfg.Tracer = l.cfg.Tracer
 	}
+	if l.cfg.TenantStatsInterval >= 0 && l.cfg.Install != provision.InstallNever {
+		l.stats = tenantstats.NewRecorder(processName(), 0, 0)
+		tcfg.Tracer = teeTracer(l.cfg.Tracer, l.stats)
+	}
 	if p := l.cfg.Pooler; p != nil {
 		tcfg.Pooler = &traffic.Pooler{Host: p.Host, Port: p.Port}
 	}
@@ -316,6 +330,13 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 		}, ready)
 	})
 	l.done.Go(func() { l.repairRoles(runCtx) })
+	if l.stats != nil {
+		l.done.Go(func() {
+			l.stats.Run(runCtx, l.admin, cmp.Or(l.cfg.TenantStatsInterval, 5*time.Second), func(err error) {
+				l.cfg.Logger.LogAttrs(runCtx, slog.LevelWarn, "tenant statistics not recorded", slog.Any("error", err))
+			})
+		})
+	}
 	select {
 	case <-ready:
 		return nil

@@ -34,6 +34,7 @@ database (database). Commands that take one tenant accept its id or its slug.
   landlord tenants list --model database --json
   landlord tenants show acme
   landlord tenants suspend acme --reason "unpaid invoice #1234"
+  landlord tenants top --window 1m
   landlord tenants delete acme --yes`,
 		Args: args(noSubcommand),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -56,6 +57,7 @@ database (database). Commands that take one tenant accept its id or its slug.
 			"Serve a tenant's reads and refuse its writes",
 			"read-only lets a tenant read but not write: its transactions run read-only,\nwhich PostgreSQL enforces."),
 		newTenantsReconcile(g, &migrationsDir),
+		newTenantsTop(g, &migrationsDir),
 	)
 	return cmd
 }
