@@ -34,7 +34,14 @@ type StoreInfo struct {
 	// Err says why the counts are missing ("" when they are there): the
 	// tenant is not serving, not in the directory, or could not be read.
 	Err string
+	// Traffic is the store's calls over the last TrafficWindow, from
+	// every process of the platform (landlord.TenantStats); nil when it
+	// made none.
+	Traffic *landlord.TenantStat
 }
+
+// TrafficWindow is how far back StoreInfo.Traffic sums a store's calls.
+const TrafficWindow = 5 * time.Minute
 
 // Stores lists every store, by slug, with its tenant and what it holds,
 // read from all stores at once with Admin.Fanout. SizeBytes depends on the
@@ -103,6 +110,16 @@ func (p *Platform) Stores(ctx context.Context, op Operator) ([]StoreInfo, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list stores: %w", err)
+	}
+	// Every store can be listed, plus the others' line.
+	stats, err := p.ll.TenantStats(ctx, TrafficWindow, len(infos)+1)
+	if err != nil {
+		return nil, fmt.Errorf("list stores: %w", err)
+	}
+	for _, st := range stats {
+		if i, ok := index[st.Tenant]; ok {
+			infos[i].Traffic = &st
+		}
 	}
 	return infos, nil
 }

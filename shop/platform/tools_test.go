@@ -121,8 +121,15 @@ func TestOperatorTools(t *testing.T) {
 	}
 
 	t.Run("stores", func(t *testing.T) {
+		// The stores' traffic so far, as every process writes it.
+		must(t, e.ll.FlushTenantStats(ctx))
 		infos, err := p.Stores(ctx, op)
 		must(t, err)
+		for _, in := range infos {
+			if in.Traffic == nil || in.Traffic.Calls == 0 || in.Traffic.Tenant != in.TenantID {
+				t.Errorf("%s: traffic %+v, want the calls its fixture made", in.Slug, in.Traffic)
+			}
+		}
 		want := []struct {
 			slug                    string
 			model                   tenant.Model

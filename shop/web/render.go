@@ -40,8 +40,11 @@ var funcs = template.FuncMap{
 	"field":   newField,
 	"add":     func(a, b int) int { return a + b },
 	"bytes":   humanBytes,
-	"query":   pageQuery,
-	"button":  func(v *view, label string) submitButton { return submitButton{Label: label, ReadOnly: v.ReadOnly()} },
+	"ms": func(d time.Duration) string {
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
+	},
+	"query":  pageQuery,
+	"button": func(v *view, label string) submitButton { return submitButton{Label: label, ReadOnly: v.ReadOnly()} },
 }
 
 // submitButton is a form's submit button, disabled with a note while the
