@@ -41,3 +41,11 @@ type Tracer interface {
 	// SQL may have left session state on it.
 	ConnReplaced()
 }
+
+// ConnWaitTracer is a Tracer that also wants to know how long each call of
+// a tenant waited for its connection, which is part of the call's
+// duration. The handle asks for it once per routing entry, as for
+// TenantCalls; package tenantstats implements it.
+type ConnWaitTracer interface {
+	TenantConnWaits(t tenant.Tenant) func(wait time.Duration)
+}

@@ -68,6 +68,25 @@ func (t tee) TenantCalls(tn tenant.Tenant) func(start time.Time, err error) {
 	return func(start time.Time, err error) { f(start, err); g(start, err) }
 }
 
+// TenantConnWaits passes the waits on to each side that wants them.
+func (t tee) TenantConnWaits(tn tenant.Tenant) func(wait time.Duration) {
+	var fs []func(time.Duration)
+	for _, x := range t {
+		if w, ok := x.(ConnWaitTracer); ok {
+			if f := w.TenantConnWaits(tn); f != nil {
+				fs = append(fs, f)
+			}
+		}
+	}
+	switch len(fs) {
+	case 0:
+		return nil
+	case 1:
+		return fs[0]
+	}
+	return func(wait time.Duration) { fs[0](wait); fs[1](wait) }
+}
+
 func (t tee) ConnReplaced() {
 	t[0].ConnReplaced()
 	t[1].ConnReplaced()

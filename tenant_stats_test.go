@@ -43,7 +43,27 @@ func TestTeeTracer(t *testing.T) {
 	if b.calls != 3 {
 		t.Errorf("b without a: %+v", b)
 	}
+	// Waits reach the side that wants them (the recorder's type), not the
+	// other.
+	w := &waitTracer{}
+	tw := teeTracer(a, w).(ConnWaitTracer).TenantConnWaits(tenant.Tenant{ID: tenant.NewID()})
+	tw(3 * time.Millisecond)
+	if w.waited != 3*time.Millisecond {
+		t.Errorf("waits: %s", w.waited)
+	}
+	if teeTracer(a, b).(ConnWaitTracer).TenantConnWaits(tenant.Tenant{}) != nil {
+		t.Error("a tee of tracers that want no waits asks for them")
+	}
 	if p, q := processName(), processName(); p == q || p == "" {
 		t.Errorf("process names %q and %q", p, q)
 	}
+}
+
+type waitTracer struct {
+	countingTracer
+	waited time.Duration
+}
+
+func (w *waitTracer) TenantConnWaits(tenant.Tenant) func(time.Duration) {
+	return func(d time.Duration) { w.waited += d }
 }

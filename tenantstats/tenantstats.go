@@ -59,8 +59,8 @@ type Recorder struct {
 }
 
 type counters struct {
-	calls, errors, micros atomic.Int64
-	buckets               [Buckets]atomic.Int64
+	calls, errors, micros, wait atomic.Int64
+	buckets                     [Buckets]atomic.Int64
 }
 
 // NewRecorder returns a Recorder that writes its rows as process (a name
@@ -80,6 +80,13 @@ func NewRecorder(process string, maxTenants int, retention time.Duration) *Recor
 func (r *Recorder) TenantCalls(t tenant.Tenant) func(start time.Time, err error) {
 	c := r.counters(t.ID)
 	return func(start time.Time, err error) { c.add(time.Since(start), err != nil) }
+}
+
+// TenantConnWaits returns the function that adds up how long t's calls
+// waited for a connection (the handle's optional ConnWaitTracer).
+func (r *Recorder) TenantConnWaits(t tenant.Tenant) func(wait time.Duration) {
+	c := r.counters(t.ID)
+	return func(wait time.Duration) { c.wait.Add(max(wait.Microseconds(), 0)) }
 }
 
 // ConnReplaced does nothing: it is not per tenant.
@@ -116,14 +123,14 @@ func bucketOf(us int64) int {
 
 // row is one tenant's counts over a window.
 type row struct {
-	id                    tenant.ID
-	calls, errors, micros int64
-	buckets               []int64
+	id                          tenant.ID
+	calls, errors, micros, wait int64
+	buckets                     []int64
 }
 
 // take swaps out what was counted since the last take.
 func (c *counters) take() row {
-	r := row{calls: c.calls.Swap(0), errors: c.errors.Swap(0), micros: c.micros.Swap(0), buckets: make([]int64, Buckets)}
+	r := row{calls: c.calls.Swap(0), errors: c.errors.Swap(0), micros: c.micros.Swap(0), wait: c.wait.Swap(0), buckets: make([]int64, Buckets)}
 	for i := range c.buckets {
 		r.buckets[i] = c.buckets[i].Swap(0)
 	}
@@ -139,9 +146,9 @@ type Execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-const insertSQL = `INSERT INTO landlord.tenant_stats (window_end, process, tenant_id, window_ms, calls, errors, total_us, buckets)
-SELECT $1, $2, u.id, $3, u.calls, u.errors, u.micros, u.buckets::int8[]
-FROM unnest($4::uuid[], $5::int8[], $6::int8[], $7::int8[], $8::text[]) AS u(id, calls, errors, micros, buckets)
+const insertSQL = `INSERT INTO landlord.tenant_stats (window_end, process, tenant_id, window_ms, calls, errors, total_us, wait_us, buckets)
+SELECT $1, $2, u.id, $3, u.calls, u.errors, u.micros, u.wait, u.buckets::int8[]
+FROM unnest($4::uuid[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::text[]) AS u(id, calls, errors, micros, wait, buckets)
 ON CONFLICT (window_end, process, tenant_id) DO NOTHING`
 
 const pruneSQL = `DELETE FROM landlord.tenant_stats WHERE window_end < $1`
@@ -180,6 +187,7 @@ func (r *Recorder) Flush(ctx context.Context, db Execer) error {
 			rest.calls += t.calls
 			rest.errors += t.errors
 			rest.micros += t.micros
+			rest.wait += t.wait
 			for i, b := range t.buckets {
 				rest.buckets[i] += b
 			}
@@ -187,13 +195,13 @@ func (r *Recorder) Flush(ctx context.Context, db Execer) error {
 		rows = append(rows[:r.maxTenants-1], rest)
 	}
 	n := len(rows)
-	ids, calls, errs, micros, buckets := make([]tenant.ID, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]string, n)
+	ids, calls, errs, micros, waits, buckets := make([]tenant.ID, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]string, n)
 	for i, t := range rows {
-		ids[i], calls[i], errs[i], micros[i] = t.id, t.calls, t.errors, t.micros
+		ids[i], calls[i], errs[i], micros[i], waits[i] = t.id, t.calls, t.errors, t.micros, min(t.wait, t.micros)
 		buckets[i] = arrayText(t.buckets)
 	}
 	windowMS := max(now.Sub(start).Milliseconds(), 1)
-	if _, err := db.Exec(ctx, insertSQL, now, r.process, windowMS, ids, calls, errs, micros, buckets); err != nil {
+	if _, err := db.Exec(ctx, insertSQL, now, r.process, windowMS, ids, calls, errs, micros, waits, buckets); err != nil {
 		return fmt.Errorf("write tenant statistics: %w", err)
 	}
 	if _, err := db.Exec(ctx, pruneSQL, now.Add(-r.retention)); err != nil {
@@ -247,6 +255,9 @@ type Stat struct {
 	// Mean, P50 and P99 are call durations; the percentiles are upper
 	// bounds of power-of-two buckets.
 	Mean, P50, P99 time.Duration
+	// ConnWait is the mean time a call waited for its connection, part of
+	// its duration.
+	ConnWait time.Duration
 }
 
 // Querier runs a query: a *pgxpool.Pool, *pgx.Conn or pgx.Tx.
@@ -255,16 +266,16 @@ type Querier interface {
 }
 
 const topSQL = `WITH w AS MATERIALIZED (
-	SELECT tenant_id, calls, errors, total_us, buckets FROM landlord.tenant_stats WHERE window_end > $1
+	SELECT tenant_id, calls, errors, total_us, wait_us, buckets FROM landlord.tenant_stats WHERE window_end > $1
 ), t AS (
-	SELECT tenant_id, sum(calls)::int8 AS calls, sum(errors)::int8 AS errors, sum(total_us)::int8 AS us
+	SELECT tenant_id, sum(calls)::int8 AS calls, sum(errors)::int8 AS errors, sum(total_us)::int8 AS us, sum(wait_us)::int8 AS wait
 	FROM w GROUP BY tenant_id ORDER BY sum(calls) DESC, tenant_id LIMIT $2
 ), b AS (
 	SELECT w.tenant_id, u.o, sum(u.b)::int8 AS v
 	FROM w JOIN t USING (tenant_id) CROSS JOIN LATERAL unnest(w.buckets) WITH ORDINALITY AS u(b, o)
 	GROUP BY w.tenant_id, u.o
 )
-SELECT t.tenant_id, t.calls, t.errors, t.us,
+SELECT t.tenant_id, t.calls, t.errors, t.us, t.wait,
 	coalesce((SELECT array_agg(b.v ORDER BY b.o) FROM b WHERE b.tenant_id = t.tenant_id), '{}')
 FROM t ORDER BY t.calls DESC, t.tenant_id`
 
@@ -280,14 +291,15 @@ func Top(ctx context.Context, db Querier, window time.Duration, limit int) ([]St
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Stat, error) {
 		var s Stat
-		var micros int64
+		var micros, wait int64
 		var buckets []int64
-		if err := r.Scan(&s.Tenant, &s.Calls, &s.Errors, &micros, &buckets); err != nil {
+		if err := r.Scan(&s.Tenant, &s.Calls, &s.Errors, &micros, &wait, &buckets); err != nil {
 			return s, err
 		}
 		s.PerSecond = float64(s.Calls) / window.Seconds()
 		if s.Calls > 0 {
 			s.Mean = time.Duration(micros/s.Calls) * time.Microsecond
+			s.ConnWait = time.Duration(wait/s.Calls) * time.Microsecond
 		}
 		s.P50, s.P99 = percentile(buckets, 0.50), percentile(buckets, 0.99)
 		return s, nil

@@ -45,11 +45,12 @@ func TestRecorderCounts(t *testing.T) {
 		fa(start, nil)
 	}
 	fb(start, errors.New("x"))
+	r.TenantConnWaits(a)(1500 * time.Microsecond)
 	if r.TenantCalls(a) == nil || len(r.tenants) != 2 {
 		t.Fatalf("tenants %d", len(r.tenants))
 	}
 	got := r.tenants[a.ID].take()
-	if got.calls != 5 || got.errors != 0 || got.micros < 5*3000 || got.buckets[bucketOf(3000)] != 5 {
+	if got.calls != 5 || got.errors != 0 || got.micros < 5*3000 || got.buckets[bucketOf(3000)] != 5 || got.wait != 1500 {
 		t.Errorf("a: %+v", got)
 	}
 	if again := r.tenants[a.ID].take(); again.calls != 0 || again.buckets[bucketOf(3000)] != 0 {

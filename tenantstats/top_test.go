@@ -81,7 +81,7 @@ func TestFlushAndTop(t *testing.T) {
 		t.Errorf("counts: %+v", got)
 	}
 	for _, s := range got {
-		if s.P50 <= 0 || s.P99 < s.P50 || s.Mean <= 0 || s.PerSecond != float64(s.Calls)/60 {
+		if s.P50 <= 0 || s.P99 < s.P50 || s.Mean <= 0 || s.PerSecond != float64(s.Calls)/60 || s.ConnWait < 0 || s.ConnWait > s.Mean {
 			t.Errorf("durations and rate of %s: %+v", s.Tenant, s)
 		}
 	}

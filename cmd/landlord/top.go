@@ -23,6 +23,7 @@ type topView struct {
 	MeanMS    float64   `json:"mean_ms"`
 	P50MS     float64   `json:"p50_ms"`
 	P99MS     float64   `json:"p99_ms"`
+	WaitMS    float64   `json:"conn_wait_ms"` // mean wait for a connection, within the mean
 }
 
 func newTenantsTop(g *globals, migrationsDir *string) *cobra.Command {
@@ -34,7 +35,8 @@ func newTenantsTop(g *globals, migrationsDir *string) *cobra.Command {
 		Long: `top lists the tenants with the most calls over the last --window, as the handles
 of every process of the installation measured them and wrote them to the
 control database every few seconds (Config.TenantStatsInterval): calls, calls
-per second, failed calls, and mean, p50 and p99 call durations. The
+per second, failed calls, mean, p50 and p99 call durations, and the mean time
+a call waited for its connection (part of its duration). The
 percentiles are upper bounds of power-of-two buckets, so at most twice the
 true value. Tenants past the few hundred busiest of a process's write are
 summed in one line, "(others)". Rows are kept for an hour. With --json, one
@@ -78,7 +80,7 @@ JSON object per line, busiest first.
 			vs := make([]any, len(stats))
 			for i, s := range stats {
 				v := topView{ID: s.Tenant, Calls: s.Calls, PerSecond: round2(s.PerSecond), Errors: s.Errors,
-					MeanMS: ms(s.Mean), P50MS: ms(s.P50), P99MS: ms(s.P99)}
+					MeanMS: ms(s.Mean), P50MS: ms(s.P50), P99MS: ms(s.P99), WaitMS: ms(s.ConnWait)}
 				name := s.Tenant.String()
 				switch t, ok := byID[s.Tenant]; {
 				case s.Tenant == tenantstats.Others:
@@ -89,10 +91,10 @@ JSON object per line, busiest first.
 					name += " (deleted)"
 				}
 				rows[i] = []string{name, v.Model, fmt.Sprint(v.Calls), fmt.Sprintf("%.2f", v.PerSecond), fmt.Sprint(v.Errors),
-					durText(s.Mean), durText(s.P50), durText(s.P99)}
+					durText(s.Mean), durText(s.P50), durText(s.P99), durText(s.ConnWait)}
 				vs[i] = v
 			}
-			return o.lines([]string{"TENANT", "MODEL", "CALLS", "CALLS/S", "ERRORS", "MEAN", "P50", "P99"}, rows, vs)
+			return o.lines([]string{"TENANT", "MODEL", "CALLS", "CALLS/S", "ERRORS", "MEAN", "P50", "P99", "CONN WAIT"}, rows, vs)
 		})
 	}
 	return cmd

@@ -11,6 +11,8 @@ CREATE TABLE tenant_stats (
 	calls      bigint      NOT NULL CHECK (calls >= 0),
 	errors     bigint      NOT NULL CHECK (errors >= 0 AND errors <= calls),
 	total_us   bigint      NOT NULL CHECK (total_us >= 0),
+	-- time the calls waited for a connection, within total_us
+	wait_us    bigint      NOT NULL CHECK (wait_us >= 0),
 	-- calls by duration: element i counts calls of [2^i, 2^(i+1)) µs, the
 	-- first also shorter ones, the last also longer ones
 	buckets    bigint[]    NOT NULL,

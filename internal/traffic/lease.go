@@ -79,10 +79,13 @@ func (h *Handle) open(ctx context.Context, left bool, send func(r *route, c *poo
 			return lease{}, err
 		}
 		start := time.Time{}
-		if r.calls != nil {
+		if r.calls != nil || r.waits != nil {
 			start = time.Now()
 		}
 		c, err := h.t.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: r.t.ID, OwnTables: r.t.Model == tenant.ModelSchema})
+		if r.waits != nil {
+			r.waits(time.Since(start))
+		}
 		if err != nil {
 			if r.calls != nil {
 				r.calls(start, err)

@@ -139,6 +139,7 @@ type route struct {
 	err     error                            // set for tenants that must not get traffic
 	adminOK bool                             // an admin scope may still reach the tenant
 	calls   func(start time.Time, err error) // the tracer's, or nil
+	waits   func(wait time.Duration)         // the tracer's, or nil
 }
 
 // enterParams are the parameters of a route's enter statement, with the
@@ -165,6 +166,9 @@ func (tr *Traffic) buildRoute(t tenant.Tenant) (*route, error) {
 	r := &route{t: t}
 	if tr.cfg.Tracer != nil {
 		r.calls = tr.cfg.Tracer.TenantCalls(t)
+		if w, ok := tr.cfg.Tracer.(ConnWaitTracer); ok {
+			r.waits = w.TenantConnWaits(t)
+		}
 	}
 	readOnly := false
 	switch t.State {

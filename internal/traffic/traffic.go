@@ -56,6 +56,13 @@ type Tracer interface {
 	ConnReplaced()
 }
 
+// ConnWaitTracer is a Tracer that also wants, per tenant, how long each
+// call waited for its connection. Optional: the handle asks the Tracer for
+// it once per route.
+type ConnWaitTracer interface {
+	TenantConnWaits(t tenant.Tenant) func(wait time.Duration)
+}
+
 // Pooler is the address of a transaction-pooling connection pooler.
 type Pooler struct {
 	Host string
