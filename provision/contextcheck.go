@@ -143,10 +143,10 @@ func (p *Provisioner) SetContextCheck(ctx context.Context, check migration.Conte
 			wg.Go(func() {
 				defer func() { <-sem }()
 				t.Status, t.Err = p.bringDatabaseContextCheck(ctx, t.Server, t.Database, check)
-				n := int(done.Add(1))
 				if progress != nil {
+					// Under the lock, so that the counts arrive in order.
 					mu.Lock()
-					progress(n, total)
+					progress(int(done.Add(1)), total)
 					mu.Unlock()
 				}
 			})
