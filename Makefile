@@ -29,7 +29,7 @@ demo: deps ## the toolkit demo: one tenant per model on a private PostgreSQL, is
 
 .PHONY: test
 test: deps-test check ## gofmt, vet, every test with the race detector (browser tests in headless Chromium), then the quick benchmark suite once
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) run ./cmd/landlord bench --quick
 
 .PHONY: bench
