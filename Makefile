@@ -48,6 +48,15 @@ fuzz: ## fuzz slugs, identifiers, hosts and JWTs for a while each (FUZZTIME=1m)
 	$(GO) test -run '^$$' -fuzz FuzzResolveHost -fuzztime $${FUZZTIME:-1m} ./httptenant/
 	$(GO) test -run '^$$' -fuzz FuzzJWT -fuzztime $${FUZZTIME:-1m} ./httptenant/
 
+GREMLINS_VERSION ?= v0.6.0
+GREMLINS ?= $(shell $(GO) env GOPATH)/bin/gremlins
+
+.PHONY: mutate
+mutate: ## mutation pass over the isolation code, as in SECURITY.md "Mutation pass" (not in CI; about 15 minutes)
+	@test -x $(GREMLINS) || $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
+	$(GREMLINS) unleash --workers 2 --timeout-coefficient 10 ./internal/traffic
+	$(GREMLINS) unleash --workers 2 --timeout-coefficient 10 -E '^(cache|host|jwt|limits|resolver|slug)\.go$$' ./httptenant
+
 .PHONY: build
 build: ## build the shop and landlord commands into bin/
 	$(GO) build -o bin/shop ./cmd/shop

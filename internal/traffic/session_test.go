@@ -29,6 +29,9 @@ func TestLeavesSessionState(t *testing.T) {
 		`SELECT SET_CONFIG('search_path', 'x', false)`:         true,
 		`SELECT pg_advisory_lock(1)`:                           true,
 		`SELECT pg_try_advisory_lock(1)`:                       true,
+		`SELECT PG_ADVISORY_LOCK(1)`:                           true,
+		`SET localz.x = 'a'`:                                   true,
+		`SET LOCALZ.x = 'a'`:                                   true,
 		`SELECT pg_advisory_xact_lock(1)`:                      false,
 		`(SELECT 1)`:                                           false,
 		``:                                                     false,
@@ -36,6 +39,40 @@ func TestLeavesSessionState(t *testing.T) {
 	} {
 		if got := leavesSessionState(sql); got != want {
 			t.Errorf("leavesSessionState(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}
+
+func TestFirstWord(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ sql, word, rest string }{
+		{"SET x", "SET", " x"},
+		{" /* c */ (set_config(", "set_config", "("},
+		{"-- c\nreset", "reset", ""},
+		{`"set" x`, "", `"set" x`},
+		{"-- c", "", ""},
+		{"/* c", "", ""},
+	} {
+		if word, rest := firstWord(c.sql); word != c.word || rest != c.rest {
+			t.Errorf("firstWord(%q) = %q, %q, want %q, %q", c.sql, word, rest, c.word, c.rest)
+		}
+	}
+}
+
+func TestContainsFold(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		s, sub string
+		want   bool
+	}{
+		{"set_config", "set_config", true},
+		{"SELECT SET_CONFIG", "set_config", true},
+		{"SELECT set_confi", "set_config", false},
+		{"ZA", "za", true},
+		{"", "a", false},
+	} {
+		if got := containsFold(c.s, c.sub); got != c.want {
+			t.Errorf("containsFold(%q, %q) = %v, want %v", c.s, c.sub, got, c.want)
 		}
 	}
 }
