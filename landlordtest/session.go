@@ -86,6 +86,7 @@ func (f *fx) leftovers() []leftover {
 	return []leftover{
 		{name: "cursor-with-hold", leave: `DECLARE landlordtest_c CURSOR WITH HOLD FOR SELECT x::text FROM ` + T + ` x`, observe: `FETCH ALL FROM landlordtest_c`},
 		{name: "set", leave: `SET landlordtest.note = 'CANARY-B-note'`, observe: `SELECT current_setting('landlordtest.note', true)`},
+		{name: "set-dotted-local", leave: `SET local.note = 'CANARY-B-note'`, observe: `SELECT current_setting('local.note', true)`},
 		{name: "set-config", leave: `SELECT set_config('landlordtest.note', 'CANARY-B-note', false)`, observe: `SELECT current_setting('landlordtest.note', true)`},
 		{name: "set-config-out-of-sight", leave: `SELECT landlordtest_set_note('CANARY-B-note')`, observe: `SELECT current_setting('landlordtest.note', true)`,
 			known: "a session setting set inside a function survives on the pooled connection: the enter statement checks only the role"},

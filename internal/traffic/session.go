@@ -27,10 +27,11 @@ func leavesSessionState(sql string) bool {
 	switch strings.ToLower(first) {
 	case "set":
 		// SET LOCAL, SET TRANSACTION and SET CONSTRAINTS end with the
-		// transaction.
-		switch next, _ := firstWord(rest); strings.ToLower(next) {
+		// transaction; SET local.x = 'v' is a session-level SET of the
+		// custom setting local.x.
+		switch next, after := firstWord(rest); strings.ToLower(next) {
 		case "local", "transaction", "constraints":
-			return false
+			return dotted(after)
 		}
 		return true
 	case "reset", "discard", "declare", "listen", "prepare", "deallocate", "load":
@@ -48,6 +49,30 @@ func leavesSessionState(sql string) bool {
 		}
 	}
 	return false
+}
+
+// dotted reports whether s starts with a dot past blanks and comments: the
+// word before it began a qualified name, not a keyword.
+func dotted(s string) bool {
+	for {
+		s = strings.TrimLeft(s, " \t\r\n\f")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			_, after, found := strings.Cut(s, "\n")
+			if !found {
+				return false
+			}
+			s = after
+		case strings.HasPrefix(s, "/*"):
+			_, after, found := strings.Cut(s, "*/")
+			if !found {
+				return false
+			}
+			s = after
+		default:
+			return strings.HasPrefix(s, ".")
+		}
+	}
 }
 
 // firstWord returns the first word of sql after blanks and comments, and

@@ -21,3 +21,28 @@ func TestLeavesSessionStateEscaped(t *testing.T) {
 		}
 	}
 }
+
+// SET of a custom setting whose prefix reads like LOCAL, TRANSACTION or
+// CONSTRAINTS is session-level; the keywords themselves are not.
+func TestLeavesSessionStateDottedSetting(t *testing.T) {
+	for sql, want := range map[string]bool{
+		`SET local.x = 'v'`:               true,
+		`SET LOCAL . x = 'v'`:             true,
+		`SET transaction.x TO 1`:          true,
+		`SET constraints /* c */ .x = 1`:  true,
+		"SET local -- c\n.x = 1":          true,
+		`SET LOCAL local.x = 'v'`:         false,
+		`SET LOCAL search_path = a`:       false,
+		`SET TRANSACTION READ ONLY`:       false,
+		`SET CONSTRAINTS ALL DEFERRED`:    false,
+		`SET local`:                       false,
+		`SET LOCAL /* unterminated`:       false,
+		`SET transaction_isolation = 'x'`: true,
+		`SET SESSION local.x = 'v'`:       true,
+		`SET "local".x = 'v'`:             true,
+	} {
+		if got := leavesSessionState(sql); got != want {
+			t.Errorf("leavesSessionState(%q) = %t, want %t", sql, got, want)
+		}
+	}
+}
