@@ -111,7 +111,7 @@ the databases still unsigned, and running set again finishes it.
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallNever, func(in *installation) error {
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
 			admin, err := in.ll.Admin(ctx, reason)
 			if err != nil {
 				return usageError{err}
