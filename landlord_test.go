@@ -654,3 +654,50 @@ func TestInstallationOperations(t *testing.T) {
 		t.Errorf("the new schema tenant %s was not claimed from the reserve %+v", claimed.ID, reserved)
 	}
 }
+
+// TestStaleStatementInTransaction: a schema tenant's statement that went
+// stale (its table changed shape after the connection prepared it) fails
+// once inside a transaction and is forgotten, so that the next transaction
+// on the same connection prepares it afresh, for Exec and for Query.
+func TestStaleStatementInTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := setup(t, Config{MaxConns: 1})
+	tn := createTenant(t, l, "stale", tenant.ModelSchema)
+	tctx := WithTenant(ctx, tn.ID)
+	h := l.Handle()
+	_, err := h.Exec(tctx, `INSERT INTO parents (id, name) VALUES (1, 'p')`)
+	must(t, err)
+	admin, err := pgx.Connect(ctx, l.admin.Config().ConnConfig.ConnString())
+	must(t, err)
+	defer admin.Close(ctx)
+	const sel = `SELECT * FROM parents WHERE id = 1`
+	for _, c := range []struct {
+		name string
+		run  func(tx pgx.Tx) error
+	}{
+		{"exec", func(tx pgx.Tx) error { _, err := tx.Exec(tctx, sel); return err }},
+		{"query", func(tx pgx.Tx) error {
+			rows, err := tx.Query(tctx, sel)
+			if err != nil {
+				return err
+			}
+			rows.Close()
+			return rows.Err()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// Prepared on the one connection, then made stale.
+			must(t, pgx.BeginFunc(tctx, h, c.run))
+			_, err := admin.Exec(ctx, `SET ROLE landlord_owner; ALTER TABLE `+pgx.Identifier{tn.Schema, "parents"}.Sanitize()+
+				` ADD COLUMN `+pgx.Identifier{"note_" + c.name}.Sanitize()+` text; RESET ROLE`)
+			must(t, err)
+			if err := pgx.BeginFunc(tctx, h, c.run); err == nil {
+				t.Fatal("the stale statement ran: the test proves nothing")
+			}
+			if err := pgx.BeginFunc(tctx, h, c.run); err != nil {
+				t.Fatalf("the next transaction on the connection: %v, want the statement prepared afresh", err)
+			}
+		})
+	}
+}
