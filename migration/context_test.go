@@ -14,18 +14,17 @@ import (
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// TestSignedContext: the policies see a tenant only through a context signed
-// with the installation's key for the role in force (SECURITY.md, I31).
-// Every forged context matches no row and allows no write; the way a tenant
-// handle signs matches the way the database verifies.
-func TestSignedContext(t *testing.T) {
+// twoTenants returns a database with the products table migrated into
+// schema app and one row for each of two tenants, a and b.
+func twoTenants(t *testing.T) (e *env, a, b tenant.ID) {
+	t.Helper()
 	ctx := context.Background()
-	e := setup(t)
+	e = setup(t)
 	m := e.migrator(t, files("001_products.up.sql", productsSQL), migration.Config{})
 	if _, err := m.Apply(ctx, e.conn, e.target("app")); err != nil {
 		t.Fatal(err)
 	}
-	a, b := tenant.NewID(), tenant.NewID()
+	a, b = tenant.NewID(), tenant.NewID()
 	for _, id := range []tenant.ID{a, b} {
 		err := asTenant(ctx, e.conn, e.grantee, &id, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `INSERT INTO app.products (id, sku) VALUES (1, $1)`, id.String())
@@ -35,6 +34,16 @@ func TestSignedContext(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return e, a, b
+}
+
+// TestSignedContext: the policies see a tenant only through a context signed
+// with the installation's key for the role in force (SECURITY.md, I31).
+// Every forged context matches no row and allows no write; the way a tenant
+// handle signs matches the way the database verifies.
+func TestSignedContext(t *testing.T) {
+	ctx := context.Background()
+	e, a, b := twoTenants(t)
 	hour := time.Now().Add(time.Hour)
 	otherKey := []byte("another installation's key......")
 	cases := []struct {
@@ -214,21 +223,7 @@ func TestSignedContext(t *testing.T) {
 // nothing.
 func TestContextCheck(t *testing.T) {
 	ctx := context.Background()
-	e := setup(t)
-	m := e.migrator(t, files("001_products.up.sql", productsSQL), migration.Config{})
-	if _, err := m.Apply(ctx, e.conn, e.target("app")); err != nil {
-		t.Fatal(err)
-	}
-	a, b := tenant.NewID(), tenant.NewID()
-	for _, id := range []tenant.ID{a, b} {
-		err := asTenant(ctx, e.conn, e.grantee, &id, func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `INSERT INTO app.products (id, sku) VALUES (1, $1)`, id.String())
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	e, a, b := twoTenants(t)
 	// c keeps its cached plans across the changes.
 	c := e.connect(t)
 	hour := time.Now().Add(time.Hour)
