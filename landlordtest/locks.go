@@ -34,25 +34,33 @@ func (f *fx) attackI38TableLocks(t *testing.T) {
 		})
 	}
 	t.Run("handle", func(t *testing.T) {
-		for _, sql := range []string{lock, `lock ` + T, `SELECT 1; LOCK TABLE ` + T + ` IN SHARE MODE`} {
-			o := f.viaHandle(t, f.ctxA, nil, false, sql)
-			if !errors.Is(o.err, landlord.ErrStatementRefused) {
-				t.Fatalf("%s through the handle: %v, want ErrStatementRefused", sql, o)
-			}
-			o = f.viaHandle(t, f.ctxA, []string{`SELECT 1`}, false, sql)
-			if !errors.Is(o.err, landlord.ErrStatementRefused) {
-				t.Fatalf("%s in a transaction: %v, want ErrStatementRefused", sql, o)
-			}
-		}
-		b := &pgx.Batch{}
-		b.Queue(`SELECT 1`)
-		b.Queue(lock)
-		if err := f.h.SendBatch(f.ctxA, b).Close(); !errors.Is(err, landlord.ErrStatementRefused) {
-			t.Fatalf("a batch with LOCK: %v, want ErrStatementRefused", err)
-		}
+		f.mustRefuse(t, lock, `lock `+T, `SELECT 1; LOCK TABLE `+T+` IN SHARE MODE`)
 		// Row locks reach A's own rows only, and stay allowed.
 		must(t, f.viaHandle(t, f.ctxA, nil, false, `SELECT count(*) FROM (SELECT 1 FROM `+T+` FOR UPDATE) x`).err)
 	})
+}
+
+// mustRefuse fails unless the handle refuses each of sqls with
+// ErrStatementRefused before sending it: alone, inside a transaction, and
+// queued in a batch after another statement.
+func (f *fx) mustRefuse(t *testing.T, sqls ...string) {
+	t.Helper()
+	for _, sql := range sqls {
+		o := f.viaHandle(t, f.ctxA, nil, false, sql)
+		if !errors.Is(o.err, landlord.ErrStatementRefused) {
+			t.Fatalf("%s through the handle: %v, want ErrStatementRefused", sql, o)
+		}
+		o = f.viaHandle(t, f.ctxA, []string{`SELECT 1`}, false, sql)
+		if !errors.Is(o.err, landlord.ErrStatementRefused) {
+			t.Fatalf("%s in a transaction: %v, want ErrStatementRefused", sql, o)
+		}
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1`)
+		b.Queue(sql)
+		if err := f.h.SendBatch(f.ctxA, b).Close(); !errors.Is(err, landlord.ErrStatementRefused) {
+			t.Fatalf("a batch with %s: %v, want ErrStatementRefused", sql, err)
+		}
+	}
 }
 
 // landlordLocks are advisory locks Landlord itself waits for, in the control
