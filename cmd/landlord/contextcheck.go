@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -106,8 +105,8 @@ the databases still unsigned, and running set again finishes it.
 		if err != nil {
 			return usageError{err}
 		}
-		if strings.TrimSpace(reason) == "" {
-			return usageError{errors.New("--reason must not be empty: it is logged")}
+		if err := requireReason(reason); err != nil {
+			return err
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()

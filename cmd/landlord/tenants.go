@@ -681,8 +681,8 @@ and dropped, and goes on past failures, which make it exit with 1.
 	asJSON := addJSONFlag(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "reconcile from the landlord command", "why, for the log")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if strings.TrimSpace(reason) == "" {
-			return usageError{errors.New("--reason must not be empty: it is logged")}
+		if err := requireReason(reason); err != nil {
+			return err
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
@@ -720,6 +720,15 @@ and dropped, and goes on past failures, which make it exit with 1.
 		})
 	}
 	return cmd
+}
+
+// requireReason refuses an empty --reason as bad input, before anything is
+// opened: an admin scope logs it with every use.
+func requireReason(reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return usageError{errors.New("--reason must not be empty: it is logged")}
+	}
+	return nil
 }
 
 func orEmpty(ids []tenant.ID) []tenant.ID {
