@@ -13,14 +13,8 @@ import (
 // security, with the same connections and goroutines.
 
 func rowLookupCase() benchCase {
-	return benchCase{
-		name:  "row-lookup",
-		what:  "primary key lookups as row tenants vs raw pgx with WHERE tenant_id = $1 (goal: ratio >= 0.9, 1 round trip)",
-		needs: func(sz sizes) needs { return needs{rowTenants: sz.rowTenants} },
-		run: func(ctx context.Context, e *env) ([]Result, error) {
-			return runRowLookup(ctx, e, "row-lookup", landlord.ContextSigned)
-		},
-	}
+	return rowLookupCaseFor("row-lookup", landlord.ContextSigned,
+		"primary key lookups as row tenants vs raw pgx with WHERE tenant_id = $1 (goal: ratio >= 0.9, 1 round trip)")
 }
 
 // row-lookup-unsigned: row-lookup with the installation's context check
@@ -28,12 +22,17 @@ func rowLookupCase() benchCase {
 // signed after it: what the signature costs, measured in the same run as
 // row-lookup.
 func rowLookupUnsignedCase() benchCase {
+	return rowLookupCaseFor("row-lookup-unsigned", landlord.ContextUnsigned,
+		"row-lookup with the unsigned context check: what signing costs, next to row-lookup (goal: ratio >= 0.9)")
+}
+
+func rowLookupCaseFor(name string, check landlord.ContextCheck, what string) benchCase {
 	return benchCase{
-		name:  "row-lookup-unsigned",
-		what:  "row-lookup with the unsigned context check: what signing costs, next to row-lookup (goal: ratio >= 0.9)",
+		name:  name,
+		what:  what,
 		needs: func(sz sizes) needs { return needs{rowTenants: sz.rowTenants} },
 		run: func(ctx context.Context, e *env) ([]Result, error) {
-			return runRowLookup(ctx, e, "row-lookup-unsigned", landlord.ContextUnsigned)
+			return runRowLookup(ctx, e, name, check)
 		},
 	}
 }
