@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -124,8 +123,7 @@ func (p *Provisioner) SetContextCheck(ctx context.Context, check migration.Conte
 			return err
 		}
 		total := len(rep.Targets) + len(targets)
-		var done atomic.Int64
-		done.Store(int64(len(rep.Targets)))
+		done := len(rep.Targets)
 		if progress != nil {
 			progress(len(rep.Targets), total)
 		}
@@ -146,7 +144,8 @@ func (p *Provisioner) SetContextCheck(ctx context.Context, check migration.Conte
 				if progress != nil {
 					// Under the lock, so that the counts arrive in order.
 					mu.Lock()
-					progress(int(done.Add(1)), total)
+					done++
+					progress(done, total)
 					mu.Unlock()
 				}
 			})
