@@ -14,13 +14,7 @@ import "strings"
 // closing; the enter statement's role check backs it up for state that a
 // function sets out of sight.
 func leavesSessionState(sql string) bool {
-	if containsFold(sql, "set_config") || containsFold(sql, "pg_advisory_lock") || containsFold(sql, "pg_try_advisory_lock") ||
-		containsFold(sql, "setseed") {
-		return true
-	}
-	// A Unicode-escaped identifier (U&"set\005fconfig") names any
-	// function without spelling it out.
-	if containsFold(sql, `u&"`) {
+	if containsAnyFold(sql, sessionStateWords) {
 		return true
 	}
 	first, rest := firstWord(sql)
@@ -105,24 +99,40 @@ func firstWord(sql string) (word, rest string) {
 	}
 }
 
-// containsFold reports whether s contains the lower-case ASCII word sub, in
-// any case, without allocating.
-func containsFold(s, sub string) bool {
-	n := len(sub)
-	for i := 0; i+n <= len(s); i++ {
-		j := 0
-		for ; j < n; j++ {
-			c := s[i+j]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
+// sessionStateWords are what, anywhere in a statement's text, makes it
+// leave session state: functions that set it (set_config with is_local
+// false, session advisory locks, setseed for the next tenant's random()),
+// and a Unicode-escaped identifier (U&"set\005fconfig"), which names any
+// function without spelling it out.
+var sessionStateWords = []string{"set_config", "pg_advisory_lock", "pg_try_advisory_lock", "setseed", `u&"`}
+
+// containsAnyFold reports whether s contains one of the lower-case ASCII
+// words subs, in any case, in one pass and without allocating.
+func containsAnyFold(s string, subs []string) bool {
+	for i := range len(s) {
+		for _, sub := range subs {
+			if hasPrefixFold(s[i:], sub) {
+				return true
 			}
-			if c != sub[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
 		}
 	}
 	return false
+}
+
+// hasPrefixFold reports whether s starts with the lower-case ASCII word
+// prefix, in any case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for j := range len(prefix) {
+		c := s[j]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[j] {
+			return false
+		}
+	}
+	return true
 }

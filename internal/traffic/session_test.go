@@ -59,7 +59,7 @@ func TestFirstWord(t *testing.T) {
 	}
 }
 
-func TestContainsFold(t *testing.T) {
+func TestContainsAnyFold(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		s, sub string
@@ -71,8 +71,8 @@ func TestContainsFold(t *testing.T) {
 		{"ZA", "za", true},
 		{"", "a", false},
 	} {
-		if got := containsFold(c.s, c.sub); got != c.want {
-			t.Errorf("containsFold(%q, %q) = %v, want %v", c.s, c.sub, got, c.want)
+		if got := containsAnyFold(c.s, []string{c.sub}); got != c.want {
+			t.Errorf("containsAnyFold(%q, %q) = %v, want %v", c.s, c.sub, got, c.want)
 		}
 	}
 }
