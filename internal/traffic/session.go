@@ -48,55 +48,44 @@ func leavesSessionState(sql string) bool {
 // dotted reports whether s starts with a dot past blanks and comments: the
 // word before it began a qualified name, not a keyword.
 func dotted(s string) bool {
+	s, ok := skipBlanks(s, " \t\r\n\f")
+	return ok && strings.HasPrefix(s, ".")
+}
+
+// skipBlanks returns s past the characters of cutset and past comments; ok
+// is false when a comment runs to the end.
+func skipBlanks(s, cutset string) (rest string, ok bool) {
 	for {
-		s = strings.TrimLeft(s, " \t\r\n\f")
+		s = strings.TrimLeft(s, cutset)
+		var found bool
 		switch {
 		case strings.HasPrefix(s, "--"):
-			_, after, found := strings.Cut(s, "\n")
-			if !found {
-				return false
-			}
-			s = after
+			_, s, found = strings.Cut(s, "\n")
 		case strings.HasPrefix(s, "/*"):
-			_, after, found := strings.Cut(s, "*/")
-			if !found {
-				return false
-			}
-			s = after
+			_, s, found = strings.Cut(s, "*/")
 		default:
-			return strings.HasPrefix(s, ".")
+			return s, true
+		}
+		if !found {
+			return "", false
 		}
 	}
 }
 
-// firstWord returns the first word of sql after blanks and comments, and
-// what follows it.
+// firstWord returns the first word of sql after blanks, opening
+// parentheses and comments, and what follows it.
 func firstWord(sql string) (word, rest string) {
-	for {
-		sql = strings.TrimLeft(sql, " \t\r\n\f(")
-		switch {
-		case strings.HasPrefix(sql, "--"):
-			_, after, found := strings.Cut(sql, "\n")
-			if !found {
-				return "", ""
-			}
-			sql = after
-		case strings.HasPrefix(sql, "/*"):
-			_, after, found := strings.Cut(sql, "*/")
-			if !found {
-				return "", ""
-			}
-			sql = after
-		default:
-			end := strings.IndexFunc(sql, func(r rune) bool {
-				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_')
-			})
-			if end < 0 {
-				return sql, ""
-			}
-			return sql[:end], sql[end:]
-		}
+	sql, ok := skipBlanks(sql, " \t\r\n\f(")
+	if !ok {
+		return "", ""
 	}
+	end := strings.IndexFunc(sql, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_')
+	})
+	if end < 0 {
+		return sql, ""
+	}
+	return sql[:end], sql[end:]
 }
 
 // sessionStateWords are what, anywhere in a statement's text, makes it
