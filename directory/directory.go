@@ -273,6 +273,22 @@ func (d *Directory) List(ctx context.Context, f Filter) ([]tenant.Tenant, error)
 // ledger entry: the intent is written before anything is created. A taken slug
 // returns an error wrapping tenant.ErrSlugTaken.
 func (d *Directory) Insert(ctx context.Context, t tenant.Tenant) error {
+	return d.insert(ctx, t, false)
+}
+
+// StepToFill is the ledger step, written with the intent, of a tenant that
+// is created to be filled (provision.Request.Fill): provisioning it to the
+// end without its filler would leave it empty, so Reconcile deletes it
+// instead.
+const StepToFill = "to-fill"
+
+// InsertToFill is Insert for a tenant created to be filled: the intent and
+// the StepToFill entry commit with the row.
+func (d *Directory) InsertToFill(ctx context.Context, t tenant.Tenant) error {
+	return d.insert(ctx, t, true)
+}
+
+func (d *Directory) insert(ctx context.Context, t tenant.Tenant, toFill bool) error {
 	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO landlord.tenants (id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -280,7 +296,10 @@ func (d *Directory) Insert(ctx context.Context, t tenant.Tenant) error {
 		if err != nil {
 			return err
 		}
-		return logStep(ctx, tx, t.ID, "create", "intent", string(t.Model)+" "+t.Slug)
+		if err := logStep(ctx, tx, t.ID, "create", "intent", string(t.Model)+" "+t.Slug); err != nil || !toFill {
+			return err
+		}
+		return logStep(ctx, tx, t.ID, "create", StepToFill, "")
 	})
 	if slugTaken(err) {
 		return fmt.Errorf("slug %q: %w", t.Slug, tenant.ErrSlugTaken)
@@ -417,6 +436,17 @@ func LogStep(ctx context.Context, q DBTX, id tenant.ID, operation, step, detail 
 type Step struct {
 	Operation, Step, Detail string
 	At                      time.Time
+}
+
+// ToFill reports whether tenant id was recorded by InsertToFill.
+func (d *Directory) ToFill(ctx context.Context, id tenant.ID) (bool, error) {
+	var ok bool
+	err := d.db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM landlord.provisioning_ledger
+		WHERE tenant_id = $1 AND operation = 'create' AND step = $2)`, id, StepToFill).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("read ledger of %s: %w", id, err)
+	}
+	return ok, nil
 }
 
 // Steps returns the ledger entries of id in order.

@@ -29,6 +29,14 @@ type Request struct {
 	ID tenant.ID
 	// Server places the tenant; "" = the directory's own server.
 	Server string
+	// Fill, when set, fills the new tenant before it serves: it runs once
+	// the tenant's tables exist, while the tenant is still provisioning
+	// (no traffic reaches it), under the tenant's provisioning lock. If it
+	// fails, the tenant is deleted again before Create returns; if the
+	// process dies during it, Reconcile deletes the tenant, since what it
+	// was to hold is gone with the process. A filled tenant never comes
+	// from the reserve. Importing an archive is a Fill.
+	Fill func(ctx context.Context, t tenant.Tenant) error
 }
 
 func (r *Request) normalize() error {
@@ -124,14 +132,14 @@ func (p *Provisioner) create(ctx context.Context, req Request, how method) (tena
 	} else {
 		// A sign-up with no id of its own may get a pre-provisioned
 		// tenant: renaming one is faster than creating one.
-		if how == methodAuto {
+		if how == methodAuto && req.Fill == nil {
 			if t, ok, err := p.claim(ctx, req); err != nil || ok {
 				return t, err
 			}
 		}
 		req.ID = tenant.NewID()
 	}
-	if req.Model == tenant.ModelRow {
+	if req.Model == tenant.ModelRow && req.Fill == nil {
 		return p.createRow(ctx, req)
 	}
 	schema, database, err := p.placement(ctx, req.ID, req.Model, req.Server)
@@ -143,7 +151,11 @@ func (p *Provisioner) create(ctx context.Context, req Request, how method) (tena
 		Server: req.Server, Schema: schema, Database: database, State: tenant.StateProvisioning,
 	}
 	start := time.Now()
-	if err := p.dir.Insert(ctx, t); err != nil {
+	insert := p.dir.Insert
+	if req.Fill != nil {
+		insert = p.dir.InsertToFill
+	}
+	if err := insert(ctx, t); err != nil {
 		if errors.Is(err, tenant.ErrSlugTaken) || isCode(err, pgerrcode.UniqueViolation) {
 			// Two requests with the same id raced; the other one inserted.
 			// Its row may conflict on the id before the slug is checked.
@@ -155,6 +167,9 @@ func (p *Provisioner) create(ctx context.Context, req Request, how method) (tena
 			}
 		}
 		return tenant.Tenant{}, err
+	}
+	if req.Fill != nil {
+		return p.createFilled(ctx, t, req.Fill, start)
 	}
 	if t.Model == tenant.ModelSchema && how != methodMigrate {
 		if out, done, err := p.createSchemaFast(ctx, t); done {
@@ -239,6 +254,17 @@ func (p *Provisioner) resumeFor(ctx context.Context, conn *pgx.Conn, id tenant.I
 	default:
 		return t, nil // finished by an earlier attempt
 	}
+	if pu.fill == nil {
+		// A tenant created to be filled cannot be finished without its
+		// filler: it would serve empty under its slug.
+		toFill, err := p.dir.ToFill(ctx, id)
+		if err != nil {
+			return t, err
+		}
+		if toFill {
+			return t, fmt.Errorf("tenant %s: %w", id, ErrUnfilled)
+		}
+	}
 	var version int
 	switch t.Model {
 	case tenant.ModelRow:
@@ -255,11 +281,52 @@ func (p *Provisioner) resumeFor(ctx context.Context, conn *pgx.Conn, id tenant.I
 	if err := p.dir.SetSchemaVersion(ctx, id, version); err != nil {
 		return t, err
 	}
+	if pu.fill != nil {
+		if err := p.dir.Log(ctx, id, "create", "fill", ""); err != nil {
+			return t, err
+		}
+		t.SchemaVersion = version
+		if err := pu.fill(ctx, t); err != nil {
+			_ = p.dir.Log(ctx, id, "create", "failed", err.Error())
+			return t, err
+		}
+	}
 	if t, err = p.dir.SetState(ctx, id, tenant.StateActive, tenant.StateProvisioning); err != nil {
 		return t, err
 	}
 	return t, p.dir.Log(ctx, id, "create", "active", "")
 }
+
+// createFilled finishes a tenant whose intent to be filled Create has just
+// written: its objects, the fill, then activation, under the tenant's lock.
+// A failed fill deletes the tenant again, so that nothing is left of it.
+func (p *Provisioner) createFilled(ctx context.Context, t tenant.Tenant, fill func(context.Context, tenant.Tenant) error, start time.Time) (tenant.Tenant, error) {
+	var out tenant.Tenant
+	err := p.withTenantLock(ctx, t.ID, func(conn *pgx.Conn) (err error) {
+		pu := p.forTenant(t.ID)
+		pu.fill = fill
+		out, err = p.resumeFor(ctx, conn, t.ID, pu)
+		if err == nil {
+			return nil
+		}
+		// Also when ctx ended: the undo must not stop half way.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
+		if derr := p.delete(uctx, conn, t.ID); derr != nil {
+			return errors.Join(err, fmt.Errorf("remove the unfilled tenant (Reconcile finishes it): %w", derr))
+		}
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("provision tenant %s: %w", t.ID, err)
+	}
+	p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant created", slog.String("tenant", t.ID.String()),
+		slog.String("slug", t.Slug), slog.String("model", string(t.Model)), slog.Bool("filled", true), slog.Duration("took", time.Since(start)))
+	return out, nil
+}
+
+// undoTimeout bounds the removal of a tenant whose creation failed.
+const undoTimeout = 2 * time.Minute
 
 // withTenantLock runs fn holding the tenant's provisioning lock: a session
 // advisory lock on a connection held for the whole operation. That connection
@@ -613,6 +680,8 @@ type purpose struct {
 	// migrate makes the objects without templates, as every tenant was
 	// made before there were any: MeasureCreate's baseline.
 	migrate bool
+	// fill, when set, runs before activation (Request.Fill).
+	fill func(context.Context, tenant.Tenant) error
 }
 
 // forTenant is the purpose of a tenant's own objects.

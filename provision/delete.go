@@ -261,8 +261,17 @@ func (p *Provisioner) Reconcile(ctx context.Context) (Report, error) {
 		var done *[]tenant.ID
 		switch t.State {
 		case tenant.StateProvisioning:
-			work = func(conn *pgx.Conn) error { _, err := p.resume(ctx, conn, t.ID); return err }
 			done = &rep.Resumed
+			work = func(conn *pgx.Conn) error {
+				_, err := p.resume(ctx, conn, t.ID)
+				if errors.Is(err, ErrUnfilled) {
+					// An import whose process died: its rows are gone
+					// with it.
+					done = &rep.Deleted
+					return p.delete(ctx, conn, t.ID)
+				}
+				return err
+			}
 		case tenant.StateDeleting:
 			work = func(conn *pgx.Conn) error { return p.delete(ctx, conn, t.ID) }
 			done = &rep.Deleted

@@ -19,3 +19,9 @@ var ErrOlderMigrations = errors.New("the installation's tenant tables are newer 
 // holds no Landlord installation, or one whose control schema is older than
 // this code: installing or upgrading is an explicit step.
 var ErrNotInstalled = errors.New("no Landlord installation")
+
+// ErrUnfilled is returned when a tenant created to be filled
+// (Request.Fill), an import, would be provisioned to the end without its
+// filler: it would serve with none of its rows. Reconcile deletes such a
+// tenant.
+var ErrUnfilled = errors.New("tenant was created to be filled and its fill did not finish")
