@@ -411,9 +411,16 @@ func TestImportAsOwner(t *testing.T) {
 	ctx := t.Context()
 	src := e.create(t, "plain", tenant.ModelRow)
 	e.seed(t, src, 20)
+	e.seed(t, e.create(t, "neighbour", tenant.ModelRow), 5)
 	data, sm := e.exportBytes(t, src)
 	p, err := provision.New(ctx, ownerPool(t, e), testMigrations(), provision.Config{})
 	must(t, err)
+	// Row-level security applies to this administrator: it reads the
+	// tenant's rows, and only those, as the owner in the tenant's context.
+	var owned bytes.Buffer
+	om, err := Export(ctx, p, src.ID, &owned, ExportOptions{})
+	must(t, err)
+	sameRows(t, "exported as the owner", sm, om)
 	before := e.footprint(t)
 	if _, _, err := Import(ctx, p, bytes.NewReader(data), ImportOptions{Slug: "nope"}); !errors.Is(err, ErrNotPermitted) {
 		t.Errorf("import into the row model as the owner: %v", err)
