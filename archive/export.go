@@ -101,7 +101,7 @@ func export(ctx context.Context, p *provision.Provisioner, id tenant.ID, w io.Wr
 		m = Manifest{
 			Format: FormatVersion, Landlord: moduleVersion(),
 			Tenant:        Source{ID: t.ID, Slug: t.Slug, DisplayName: t.DisplayName, Model: t.Model, Server: t.Server},
-			SchemaVersion: t.SchemaVersion,
+			SchemaVersion: t.SchemaVersion, Tables: []Table{},
 		}
 		if err := tx.QueryRow(ctx, `SELECT current_setting('server_version'), now()`).Scan(&m.PostgreSQL, &m.CreatedAt); err != nil {
 			return err

@@ -37,6 +37,7 @@ type contractCase struct {
 var arrayKeys = map[string]bool{
 	"targets": true, "pending": true, "applied": true, "steps": true, "objects": true,
 	"resumed": true, "deleted": true, "skipped": true, "dropped": true, "failures": true,
+	"tables": true, "columns": true,
 }
 
 // checkValue walks a decoded JSON value: lists are [] rather than null, and
@@ -126,6 +127,7 @@ func TestContractTenants(t *testing.T) {
 	ok := func(shape shape, args ...string) contractCase { return contractCase{args: args, shape: shape} }
 	notFound := func(args ...string) contractCase { return contractCase{args: args, code: exitError} }
 	badInput := func(args ...string) contractCase { return contractCase{args: args, code: exitUsage} }
+	archive := filepath.Join(t.TempDir(), "shop.landlord")
 	runContract(t, db, []contractCase{
 		ok(oneObject, "tenants", "create", "shop", "--model", "schema"),
 		ok(oneObject, "tenants", "create", "corner", "--model", "row"),
@@ -164,6 +166,18 @@ func TestContractTenants(t *testing.T) {
 		ok(oneObject, "reserve", "fill", "--model", "schema", "--count", "0"),
 		badInput("reserve", "fill", "--model", "row", "--count", "1"),
 		badInput("reserve", "fill", "--model", "schema"),
+
+		ok(oneObject, "tenants", "export", "shop", "--output", archive),
+		notFound("tenants", "export", "no-such-shop", "--output", archive+".2"),
+		badInput("tenants", "export", bad),
+		ok(oneObject, "tenants", "import", archive, "--check"),
+		ok(oneObject, "tenants", "import", archive, "--slug", "shop-copy"),
+		notFound("tenants", "import", archive, "--slug", "shop-copy"),
+		badInput("tenants", "import", archive, "--slug", bad),
+		badInput("tenants", "import", archive+".missing"),
+		ok(oneObject, "tenants", "clone", "shop", "shop-twin"),
+		notFound("tenants", "clone", "no-such-shop", "shop-two"),
+		badInput("tenants", "clone", "shop", bad),
 
 		ok(oneObject, "migrate", "status"),
 		notFound("migrate", "status", "--tenant", "no-such-shop"),

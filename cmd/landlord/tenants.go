@@ -58,6 +58,9 @@ database (database). Commands that take one tenant accept its id or its slug.
 			"read-only lets a tenant read but not write: its transactions run read-only,\nwhich PostgreSQL enforces."),
 		newTenantsReconcile(g, &migrationsDir),
 		newTenantsTop(g, &migrationsDir),
+		newTenantsExport(g, &migrationsDir),
+		newTenantsImport(g, &migrationsDir),
+		newTenantsClone(g, &migrationsDir),
 	)
 	return cmd
 }
