@@ -153,3 +153,34 @@ func TestQuickRowLookupUnsigned(t *testing.T) {
 		}
 	}
 }
+
+// The export case builds its two installations, exports the same 10,000
+// rows from each, and leaves neither behind.
+func TestQuickExport(t *testing.T) {
+	t.Parallel()
+	results := runCases(t, Config{Cases: []string{"export"}, Rounds: 1})
+	if len(results) != 2 || results[0].Case != "export/scaling" || results[1].Case != "export/10k-rows" {
+		t.Fatalf("results: %+v", results)
+	}
+	for _, r := range results {
+		if r.Ours <= 0 || r.Baseline == nil || r.Ratio == nil || r.Detail["rows"] != exportRows {
+			t.Errorf("%s: %+v", r.Case, r)
+		}
+	}
+	db, _ := results[0].Detail["setup"].(map[string]any)["database"].(string)
+	tag, _ := strings.CutPrefix(db, "landlord_bench_")
+	conn, err := pgx.Connect(context.Background(), srv.AdminURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, _ := conn.Query(context.Background(), `SELECT datname FROM pg_database WHERE datname LIKE 'landlord_bench_' || $1 || '%'
+		UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE 'lb' || $1 || '%'`, tag)
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag == "" || len(left) > 0 {
+		t.Errorf("tag %q, left behind: %v", tag, left)
+	}
+}
