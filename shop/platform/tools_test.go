@@ -1,9 +1,12 @@
 package platform
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
@@ -307,6 +311,46 @@ func TestOperatorTools(t *testing.T) {
 		if len(ims) != 1 || ims[0].Slug != "pro-shop" {
 			t.Fatalf("newest impersonation %+v, want pro-shop's", ims)
 		}
+	})
+
+	t.Run("export", func(t *testing.T) {
+		if _, err := p.Export(ctx, op, ent.rec.TenantID, " ", io.Discard); !errors.Is(err, landlord.ErrNoReason) {
+			t.Fatalf("no reason: %v", err)
+		}
+		if _, err := p.Export(ctx, op, tenant.NewID(), "ticket 7", io.Discard); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown store: %v", err)
+		}
+		var buf bytes.Buffer
+		m, err := p.Export(ctx, op, ent.rec.TenantID, "customer asked for their data", &buf)
+		must(t, err)
+		if got := accessRows(t, ent.rec.TenantID, "export"); len(got) != 1 || got[0] != "|customer asked for their data" {
+			t.Fatalf("admin_access rows %q", got)
+		}
+		if m.Tenant.ID != ent.rec.TenantID || m.Rows() == 0 {
+			t.Fatalf("manifest %+v", m)
+		}
+		// The archive loads as a store of its own in another model: the
+		// same products with the same stock, which the stock ledger's
+		// trigger does not count twice.
+		admin, err := e.ll.Admin(ctx, "export test")
+		must(t, err)
+		cp, _, err := admin.ImportTenant(ctx, bytes.NewReader(buf.Bytes()), archive.ImportOptions{Slug: "enterprise-copy", Model: tenant.ModelSchema})
+		must(t, err)
+		stock := func(ctx context.Context) map[string]int64 {
+			t.Helper()
+			page, err := e.st.Products(ctx, store.ProductFilter{PerPage: 100})
+			must(t, err)
+			out := map[string]int64{}
+			for _, pr := range page.Items {
+				out[pr.SKU] = int64(pr.Stock)
+			}
+			return out
+		}
+		want, got := stock(ent.ctx), stock(landlord.WithTenant(ctx, cp.ID))
+		if len(want) != 12 || !maps.Equal(want, got) {
+			t.Errorf("stock of the copy %v, of the store %v", got, want)
+		}
+		must(t, e.ll.DeleteTenant(ctx, cp.ID)) // not a store: the report must not count it
 	})
 
 	t.Run("report", func(t *testing.T) {

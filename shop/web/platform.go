@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -49,6 +50,7 @@ func (s *Server) platformRoutes() *http.ServeMux {
 	m.HandleFunc("GET /admin/stores/{id}", s.operator(s.adminBrowseAsk))
 	m.HandleFunc("POST /admin/stores/{id}", s.operator(s.adminBrowse))
 	m.HandleFunc("POST /admin/stores/{id}/impersonate", s.operator(s.adminImpersonate))
+	m.HandleFunc("POST /admin/stores/{id}/export", s.operator(s.adminExport))
 	m.HandleFunc("GET /admin/report", s.operator(s.adminReport))
 	m.HandleFunc("GET /admin/impersonations", s.operator(s.adminImpersonations))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r, nil) })
@@ -405,6 +407,62 @@ func (s *Server) adminImpersonate(w http.ResponseWriter, r *http.Request, op pla
 	sc := &storeCtx{Base: "/s/" + info.Slug}
 	s.setCookie(w, sc, sessionCookie, token, minutes*60)
 	http.Redirect(w, r, sc.Base+"/manage/", http.StatusSeeOther)
+}
+
+// adminExport sends all of a store's data as a Landlord archive file, for
+// a stated reason that is recorded before the data is read. Once the first
+// bytes have gone out a failure can no longer become an error page: the
+// connection is cut instead, so that the browser reports a failed download
+// rather than keeping a file that looks whole (an import would refuse it as
+// truncated anyway).
+func (s *Server) adminExport(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	id, err := storeID(r)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	info, err := s.adminStoreRecord(r, op, id)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	reason := strings.TrimSpace(r.PostForm.Get("export_reason"))
+	if reason == "" {
+		v := s.adminView(op, "Store "+info.Slug)
+		v.Data, v.Form = browseData{Info: info}, r.PostForm
+		v.Errors = map[string]string{"export_reason": "Give a reason: it goes into the store's audit log."}
+		s.render(w, r, http.StatusUnprocessableEntity, "admin_store", v)
+		return
+	}
+	name := info.Slug + "-" + s.now().UTC().Format("20060102T150405Z") + ".landlord"
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("Cache-Control", "no-store")
+	cw := &countingWriter{w: w}
+	if _, err := s.cfg.Platform.Export(r.Context(), op, id, reason, cw); err != nil {
+		if cw.n == 0 {
+			for _, k := range []string{"Content-Type", "Content-Disposition", "Cache-Control"} {
+				h.Del(k)
+			}
+			s.fail(w, r, nil, err)
+			return
+		}
+		infoOf(r.Context()).err = err
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// countingWriter counts what went through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 type reportData struct {

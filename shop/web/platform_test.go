@@ -17,6 +17,7 @@ import (
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
+	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -193,6 +194,29 @@ func TestPlatform(t *testing.T) {
 			t.Fatal("a token was created under impersonation")
 		}
 		want(t, op.get(home+"/admin/impersonations"), http.StatusOK, "fix the prices", "shop-enterprise")
+	})
+
+	t.Run("export", func(t *testing.T) {
+		pro := id("shop-pro").String()
+		want(t, op.get(home+"/admin/stores/"+pro), http.StatusOK, "Reason for exporting", "Export store data")
+		want(t, op.post(home+"/admin/stores/"+pro+"/export", url.Values{}), http.StatusUnprocessableEntity, "Give a reason")
+		want(t, op.post(home+"/admin/stores/"+tenant.NewID().String()+"/export", url.Values{"export_reason": {"x"}}), http.StatusNotFound)
+		r := op.post(home+"/admin/stores/"+pro+"/export", url.Values{"export_reason": {"data request 9"}})
+		if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Disposition"), `attachment; filename="shop-pro-`) {
+			t.Fatalf("export: %d %v", r.Status, r.Header)
+		}
+		m, err := archive.Verify(strings.NewReader(r.Body))
+		if err != nil {
+			t.Fatalf("the download is no sound archive: %v", err)
+		}
+		if m.Tenant.Slug != "shop-pro" || m.Rows() == 0 {
+			t.Errorf("manifest %+v", m)
+		}
+		// Signed-out visitors get nothing.
+		anon := e.client(t)
+		if r := anon.post(home+"/admin/stores/"+pro+"/export", url.Values{"export_reason": {"x"}}); r.Status != http.StatusForbidden || r.Header.Get("Content-Disposition") != "" {
+			t.Errorf("anonymous export: %d %v", r.Status, r.Header)
+		}
 	})
 
 	t.Run("report", func(t *testing.T) {
