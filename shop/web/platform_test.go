@@ -14,10 +14,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
-	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/tenant"
 )
 
