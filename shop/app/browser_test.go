@@ -279,6 +279,15 @@ func TestBrowserSignUpStockBuy(t *testing.T) {
 			}
 		}
 		shot(t, op, dir, "admin-stores")
+		run(t, op, "a store's page",
+			chromedp.Click(chromedp.CSS(`main a[href^="/admin/stores/"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`form[action$="/export"] button`)),
+		)
+		page := read(t, op, "store page", chromedp.Text(chromedp.CSS("main")))
+		if !strings.Contains(page, "Export store data") || !strings.Contains(page, "Reason for exporting") {
+			t.Errorf("the store page offers no export:\n%s", trim(page, 800))
+		}
+		shot(t, op, dir, "admin-store")
 		run(t, op, "report",
 			chromedp.Navigate(platform+"/admin/report"),
 			chromedp.WaitVisible(chromedp.CSS(`form[action="/admin/report"] button`)),
