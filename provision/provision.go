@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -48,6 +49,11 @@ type Config struct {
 	// connections to its database. An error stops the deletion; the tenant
 	// stays deleting, and a later Delete or Reconcile tries again.
 	BeforeDrop func(ctx context.Context, t tenant.Tenant) error
+	// PurgeGrace is how long Delete keeps a deleted tenant before its
+	// purge is due: the tenant is deleting at once (no traffic), and
+	// Restore takes it back until Purge, PurgeDue or Reconcile removes
+	// it. Default 0: Delete purges at once. Negative is an error.
+	PurgeGrace time.Duration
 	// Install says what New may change in the database; the zero value
 	// installs or repairs.
 	Install Install
@@ -98,6 +104,9 @@ func (c *Config) validate() error {
 		if strings.HasPrefix(v, "t_") || strings.HasPrefix(v, "r_") {
 			return fmt.Errorf("provision config: %s %q: the t_ and r_ prefixes belong to tenants", field, v)
 		}
+	}
+	if c.PurgeGrace < 0 {
+		return errors.New("provision config: PurgeGrace must not be negative")
 	}
 	if c.OwnerRole == c.AppRole {
 		return errors.New("provision config: OwnerRole and AppRole must differ: the role that runs tenant traffic must not own the tables")
