@@ -1115,15 +1115,15 @@ func tableCount(tables []tenantTable, schema string) int {
 	return n
 }
 
-// directoryChecksSQL counts what the directory holds of a tenant outside
+// directoryChecks count what the directory holds of a tenant outside
 // the tables keyed by tenant_id ($1 its id, $2 its schema and database
 // name).
 var directoryChecks = []struct{ object, sql string }{
-	{"landlord.tenants", `SELECT count(*) FROM landlord.tenants WHERE id = $1`},
-	{"landlord.tenant_reserve", `SELECT count(*) FROM landlord.tenant_reserve WHERE id = $1`},
-	{"landlord.target_migrations", `SELECT count(*) FROM landlord.target_migrations WHERE target = $2`},
-	{"landlord.migration_targets", `SELECT count(*) FROM landlord.migration_targets WHERE tenant_id = $1 OR schema_name = $2 OR database_name = $2`},
-	{"landlord.global_copies", `SELECT count(*) FROM landlord.global_copies WHERE database_name = $2`},
+	{"landlord.tenants", `SELECT count(*) FROM landlord.tenants t, k WHERE t.id = k.id`},
+	{"landlord.tenant_reserve", `SELECT count(*) FROM landlord.tenant_reserve r, k WHERE r.id = k.id`},
+	{"landlord.target_migrations", `SELECT count(*) FROM landlord.target_migrations m, k WHERE m.target = k.name`},
+	{"landlord.migration_targets", `SELECT count(*) FROM landlord.migration_targets m, k WHERE m.tenant_id = k.id OR m.schema_name = k.name OR m.database_name = k.name`},
+	{"landlord.global_copies", `SELECT count(*) FROM landlord.global_copies g, k WHERE g.database_name = k.name`},
 }
 
 // verifyDirectory checks the directory's records keyed by the tenant's id
@@ -1132,7 +1132,7 @@ func (p *Provisioner) verifyDirectory(ctx context.Context, id tenant.ID) []Purge
 	var checks []PurgeCheck
 	for _, d := range directoryChecks {
 		c := PurgeCheck{What: "directory", Server: directory.DefaultServer, Database: "", Object: d.object}
-		if err := p.admin.QueryRow(ctx, d.sql, id, id.SchemaName()).Scan(&c.Found); err != nil {
+		if err := p.admin.QueryRow(ctx, `WITH k (id, name) AS (SELECT $1::uuid, $2::text) `+d.sql, id, id.SchemaName()).Scan(&c.Found); err != nil {
 			c.Err = oneLine(err.Error())
 		}
 		checks = append(checks, c)
