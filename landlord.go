@@ -139,6 +139,12 @@ type Config struct {
 	// hour are deleted. Default 5 seconds; negative: nothing is recorded.
 	// Never with provision.InstallNever, which writes nothing.
 	TenantStatsInterval time.Duration
+	// PurgeGrace is how long DeleteTenant keeps a deleted tenant before
+	// its purge is due: it is deleting at once (no traffic, its data
+	// untouched), Admin.RestoreTenant takes it back until then, and
+	// Admin.PurgeDue or Admin.Reconcile purges it afterwards. Default 0:
+	// DeleteTenant purges at once. Negative is an error.
+	PurgeGrace time.Duration
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -190,6 +196,8 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MaxSchemaVersion is below MinSchemaVersion")
 	case c.StartupAudit < AuditWarn || c.StartupAudit > AuditOff:
 		return errors.New("landlord config: StartupAudit must be AuditWarn, AuditRefuse or AuditOff")
+	case c.PurgeGrace < 0:
+		return errors.New("landlord config: PurgeGrace must not be negative")
 	case c.Pooler != nil && (c.Pooler.Host == "" || c.Pooler.Port == 0):
 		return errors.New("landlord config: Pooler needs a Host and a Port")
 	}
@@ -271,6 +279,7 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 	var err error
 	l.prov, err = provision.New(ctx, l.admin, set, provision.Config{
 		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger, Install: l.cfg.Install, Global: global,
+		PurgeGrace: l.cfg.PurgeGrace,
 		// Set before Open returns, so before any deletion can run.
 		BeforeDrop: func(ctx context.Context, t tenant.Tenant) error { return l.traffic.CloseTenant(ctx, t) },
 	})
