@@ -139,6 +139,15 @@ type Config struct {
 	// hour are deleted. Default 5 seconds; negative: nothing is recorded.
 	// Never with provision.InstallNever, which writes nothing.
 	TenantStatsInterval time.Duration
+	// PurgeGrace is how long DeleteTenant keeps a deleted tenant before
+	// its purge is due: it is deleting at once (no traffic, its data
+	// untouched), Admin.RestoreTenant takes it back until then, and
+	// Admin.PurgeDue or Admin.Reconcile purges it afterwards. Default 0:
+	// DeleteTenant purges at once. Negative is an error.
+	PurgeGrace time.Duration
+	// PurgeKeep names the application's tables ("schema.table") whose rows
+	// of a purged tenant stay, each with why (provision.Config.PurgeKeep).
+	PurgeKeep map[string]string
 }
 
 // AuditMode is what Open does with the startup audit's findings.
@@ -190,6 +199,8 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MaxSchemaVersion is below MinSchemaVersion")
 	case c.StartupAudit < AuditWarn || c.StartupAudit > AuditOff:
 		return errors.New("landlord config: StartupAudit must be AuditWarn, AuditRefuse or AuditOff")
+	case c.PurgeGrace < 0:
+		return errors.New("landlord config: PurgeGrace must not be negative")
 	case c.Pooler != nil && (c.Pooler.Host == "" || c.Pooler.Port == 0):
 		return errors.New("landlord config: Pooler needs a Host and a Port")
 	}
@@ -271,6 +282,7 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 	var err error
 	l.prov, err = provision.New(ctx, l.admin, set, provision.Config{
 		OwnerRole: l.cfg.OwnerRole, AppRole: l.cfg.AppRole, Logger: l.cfg.Logger, Install: l.cfg.Install, Global: global,
+		PurgeGrace: l.cfg.PurgeGrace, PurgeKeep: l.cfg.PurgeKeep,
 		// Set before Open returns, so before any deletion can run.
 		BeforeDrop: func(ctx context.Context, t tenant.Tenant) error { return l.traffic.CloseTenant(ctx, t) },
 	})
@@ -419,9 +431,12 @@ func (l *Landlord) CreateTenant(ctx context.Context, req provision.Request) (ten
 	return l.prov.Create(ctx, req)
 }
 
-// DeleteTenant removes a tenant and its data (see provision.Provisioner.Delete).
-// Its traffic stops first: its routes are dropped and the connections of its
-// database closed, so nothing is running in what is dropped.
+// DeleteTenant deletes a tenant (see provision.Provisioner.Delete): its
+// traffic stops at once (its routes are dropped and the connections of its
+// database closed), and its data is purged at once, or after
+// Config.PurgeGrace, during which Admin.RestoreTenant takes it back. A
+// purge removes everything the tenant had on every server and verifies
+// that nothing is left (Admin.VerifyPurge).
 func (l *Landlord) DeleteTenant(ctx context.Context, id tenant.ID) error {
 	err := l.prov.Delete(ctx, id)
 	l.traffic.Invalidate(id)

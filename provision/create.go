@@ -312,7 +312,8 @@ func (p *Provisioner) createFilled(ctx context.Context, t tenant.Tenant, fill fu
 		// Also when ctx ended: the undo must not stop half way.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 		defer cancel()
-		if derr := p.delete(uctx, conn, t.ID); derr != nil {
+		// No grace: nobody ever had this tenant.
+		if _, derr := p.delete(uctx, conn, t.ID, 0); derr != nil {
 			return errors.Join(err, fmt.Errorf("remove the unfilled tenant (Reconcile finishes it): %w", derr))
 		}
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -18,142 +17,38 @@ import (
 )
 
 // Delete removes tenant id: its rows (row model), its schema and role
-// (schema model) or its database and role (database model), and then its
-// directory entry. The tenant first moves to state deleting, so routers stop
-// sending it traffic; a crash part way leaves it there, and Delete or
-// Reconcile finishes the job.
+// (schema model) or its database and role (database model), everything
+// else it had (see Purge), and then its directory entry. The tenant first
+// moves to state deleting, so routers stop sending it traffic; a crash part
+// way leaves it there, and Delete or Reconcile finishes the job. With
+// Config.PurgeGrace set, Delete stops there: the tenant stays deleting,
+// restorable, until its purge is due (see DeleteAfter).
 func (p *Provisioner) Delete(ctx context.Context, id tenant.ID) error {
-	start := time.Now()
-	err := p.withTenantLock(ctx, id, func(conn *pgx.Conn) error {
-		return p.delete(ctx, conn, id)
-	})
-	if err != nil {
-		return fmt.Errorf("delete tenant %s: %w", id, err)
-	}
-	p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant deleted", slog.String("tenant", id.String()), slog.Duration("took", time.Since(start)))
-	return nil
+	return p.DeleteAfter(ctx, id, p.cfg.PurgeGrace)
 }
 
-func (p *Provisioner) delete(ctx context.Context, conn *pgx.Conn, id tenant.ID) error {
-	t, err := p.dir.Get(ctx, id)
+// delete marks tenant id deleting with its purge due after grace, stops
+// its traffic, and purges it when the purge is due. purged reports the
+// latter.
+func (p *Provisioner) delete(ctx context.Context, conn *pgx.Conn, id tenant.ID, grace time.Duration) (purged bool, err error) {
+	t, rec, err := p.dir.ScheduleDelete(ctx, id, grace)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if t.State != tenant.StateDeleting {
-		if t, err = p.dir.SetState(ctx, id, tenant.StateDeleting); err != nil {
-			return err
-		}
-		if err := p.dir.Log(ctx, id, "delete", "intent", string(t.Model)); err != nil {
-			return err
-		}
-	}
-	if p.cfg.BeforeDrop != nil {
-		if err := p.cfg.BeforeDrop(ctx, t); err != nil {
-			return err
-		}
-	}
-	switch t.Model {
-	case tenant.ModelRow:
-		err = p.deleteRows(ctx, conn, t)
-	case tenant.ModelSchema:
-		err = p.dropSchemaTenant(ctx, conn, t.ID)
-	case tenant.ModelDatabase:
-		err = p.dropDatabaseTenant(ctx, t.ID)
-	}
-	if err != nil {
-		_ = p.dir.Log(ctx, id, "delete", "failed", err.Error())
-		return err
-	}
-	return p.dir.Remove(ctx, id)
-}
-
-// deleteRows deletes the tenant's rows from every shared table in one
-// transaction, children before parents. The transaction runs as the owner
-// with the tenant's context set, so row-level security itself confines the
-// DELETEs to this tenant.
-func (p *Provisioner) deleteRows(ctx context.Context, conn *pgx.Conn, t tenant.Tenant) error {
-	if err := p.dir.Log(ctx, t.ID, "delete", "rows", t.Schema); err != nil {
-		return err
-	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL ROLE %s", ident.Quote(p.cfg.OwnerRole))); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT landlord_context.enter($1)`, t.ID); err != nil {
-			return err
-		}
-		order, err := deleteOrder(ctx, tx, t.Schema)
-		if err != nil {
-			return err
-		}
-		for _, table := range order {
-			if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", ident.Quote(t.Schema, table)), t.ID); err != nil {
-				return fmt.Errorf("delete rows of %s: %w", table, err)
+	if !rec.Due {
+		if p.cfg.BeforeDrop != nil {
+			if err := p.cfg.BeforeDrop(ctx, t); err != nil {
+				return false, err
 			}
 		}
-		return nil
-	})
-}
-
-// deleteOrder returns the tenant tables of schema ordered so that every table
-// comes before the tables its foreign keys reference. References out of the
-// schema (to the global tables) do not order anything: their rows stay.
-func deleteOrder(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
-	rows, err := tx.Query(ctx, `
-		SELECT c.relname, coalesce(array_agg(DISTINCT r.relname) FILTER (WHERE r.relname IS NOT NULL AND r.oid <> c.oid), '{}')
-		FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-		LEFT JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'f'
-		LEFT JOIN pg_class r ON r.oid = k.confrelid AND r.relnamespace = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-		GROUP BY c.relname ORDER BY c.relname`, schema)
-	if err != nil {
-		return nil, err
+		return false, nil
 	}
-	refs := map[string][]string{} // table → tables it references
-	var names []string
-	for rows.Next() {
-		var name string
-		var to []string
-		if err := rows.Scan(&name, &to); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		names = append(names, name)
-		refs[name] = to
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	// Kahn's algorithm on "is referenced by": a table can go once nothing
-	// still to be deleted references it.
-	referencedBy := map[string]int{}
-	for _, n := range names {
-		for _, r := range refs[n] {
-			referencedBy[r]++
+	if rec.State != directory.PurgePurging {
+		if _, err := p.dir.StartPurge(ctx, t); err != nil {
+			return false, err
 		}
 	}
-	var order, ready []string
-	for _, n := range names {
-		if referencedBy[n] == 0 {
-			ready = append(ready, n)
-		}
-	}
-	for len(ready) > 0 {
-		n := ready[0]
-		ready = ready[1:]
-		order = append(order, n)
-		for _, r := range refs[n] {
-			if referencedBy[r]--; referencedBy[r] == 0 {
-				ready = append(ready, r)
-			}
-		}
-	}
-	if len(order) != len(names) {
-		return nil, errors.New("foreign keys between tenant tables form a cycle; make one of them DEFERRABLE or break the cycle")
-	}
-	return order, nil
+	return true, p.purgeTenant(ctx, conn, t)
 }
 
 func (p *Provisioner) dropSchemaTenant(ctx context.Context, conn *pgx.Conn, id tenant.ID) error {
@@ -268,12 +163,23 @@ func (p *Provisioner) Reconcile(ctx context.Context) (Report, error) {
 					// An import whose process died: its rows are gone
 					// with it.
 					done = &rep.Deleted
-					return p.delete(ctx, conn, t.ID)
+					_, err := p.delete(ctx, conn, t.ID, 0)
+					return err
 				}
 				return err
 			}
 		case tenant.StateDeleting:
-			work = func(conn *pgx.Conn) error { return p.delete(ctx, conn, t.ID) }
+			// In its grace period the tenant waits for its purge; one
+			// whose purge began is finished whatever the grace said.
+			due, err := p.purgeDue(ctx, t.ID)
+			if err != nil {
+				rep.Failures = append(rep.Failures, fmt.Errorf("tenant %s (%s): %w", t.ID, t.Slug, err))
+				continue
+			}
+			if !due {
+				continue
+			}
+			work = func(conn *pgx.Conn) error { return p.purge(ctx, conn, t.ID, false) }
 			done = &rep.Deleted
 		default:
 			continue

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -48,6 +49,16 @@ type Config struct {
 	// connections to its database. An error stops the deletion; the tenant
 	// stays deleting, and a later Delete or Reconcile tries again.
 	BeforeDrop func(ctx context.Context, t tenant.Tenant) error
+	// PurgeGrace is how long Delete keeps a deleted tenant before its
+	// purge is due: the tenant is deleting at once (no traffic), and
+	// Restore takes it back until Purge, PurgeDue or Reconcile removes
+	// it. Default 0: Delete purges at once. Negative is an error.
+	PurgeGrace time.Duration
+	// PurgeKeep names the application's tables ("schema.table") whose rows
+	// of a purged tenant stay, each with why: the platform's own audit
+	// trail of who looked into a tenant, say. The verifier lists them as
+	// kept, with their count, as it does the directory's ledger.
+	PurgeKeep map[string]string
 	// Install says what New may change in the database; the zero value
 	// installs or repairs.
 	Install Install
@@ -97,6 +108,18 @@ func (c *Config) validate() error {
 		}
 		if strings.HasPrefix(v, "t_") || strings.HasPrefix(v, "r_") {
 			return fmt.Errorf("provision config: %s %q: the t_ and r_ prefixes belong to tenants", field, v)
+		}
+	}
+	if c.PurgeGrace < 0 {
+		return errors.New("provision config: PurgeGrace must not be negative")
+	}
+	for table, why := range c.PurgeKeep {
+		schema, name, ok := strings.Cut(table, ".")
+		if !ok || tenant.CheckIdent(schema) != nil || tenant.CheckIdent(name) != nil || strings.TrimSpace(why) == "" {
+			return fmt.Errorf("provision config: PurgeKeep: %q: name a table as schema.table, and say why its rows stay", table)
+		}
+		if schema == SharedSchema {
+			return fmt.Errorf("provision config: PurgeKeep: %q: the shared tables hold the tenants' own data, which a purge removes", table)
 		}
 	}
 	if c.OwnerRole == c.AppRole {

@@ -61,6 +61,9 @@ database (database). Commands that take one tenant accept its id or its slug.
 		newTenantsExport(g, &migrationsDir),
 		newTenantsImport(g, &migrationsDir),
 		newTenantsClone(g, &migrationsDir),
+		newTenantsPurge(g, &migrationsDir),
+		newTenantsVerifyPurge(g, &migrationsDir),
+		newTenantsRestore(g, &migrationsDir),
 	)
 	return cmd
 }
@@ -501,6 +504,7 @@ type deleted struct {
 
 func newTenantsDelete(g *globals, migrationsDir *string) *cobra.Command {
 	var yes bool
+	var grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "delete " + tenantArg,
 		Short: "Delete a tenant and all of its data",
@@ -522,9 +526,13 @@ input is not a terminal it refuses to run without --yes.
 	}
 	asJSON := addJSONFlag(cmd)
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking for confirmation")
+	cmd.Flags().DurationVar(&grace, "grace", 0, `keep the tenant, without traffic and restorable, this long before purging it (e.g. 72h); default: purge at once`)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		ref, err := parseTenantRef(a[0])
 		if err != nil {
+			return err
+		}
+		if err := checkGrace(grace); err != nil {
 			return err
 		}
 		stdin := cmd.InOrStdin()
@@ -543,14 +551,7 @@ input is not a terminal it refuses to run without --yes.
 					return err
 				}
 			}
-			if err := in.ll.DeleteTenant(ctx, t.ID); err != nil {
-				return err
-			}
-			if o.json {
-				return o.emit(deleted{tenantView: viewOf(t), Deleted: true})
-			}
-			o.printf("Deleted tenant %s (%s, %s).\n", t.Slug, t.Model, t.ID)
-			return nil
+			return deleteTenant(ctx, in, o, t, grace)
 		})
 	}
 	return cmd

@@ -107,6 +107,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		MaxConns:  cfg.MaxConns,
 		OwnerRole: cfg.OwnerRole,
 		AppRole:   cfg.AppRole,
+		PurgeKeep: platform.PurgeKeep(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open the installation: %w", err)

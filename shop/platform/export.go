@@ -37,3 +37,14 @@ func (p *Platform) Export(ctx context.Context, op Operator, id tenant.ID, reason
 	}
 	return m, nil
 }
+
+// PurgeKeep is the platform's audit trail that outlives a purged store
+// (landlord.Config.PurgeKeep): who looked into it, changed its state,
+// exported it or acted as one of its users, and why. The store's own
+// record in shop.stores goes with it.
+func PurgeKeep() map[string]string {
+	return map[string]string{
+		"shop.admin_access":   "the operators' access log: who looked into, changed or exported the store, and why",
+		"shop.impersonations": "the operators' impersonation log: who acted as one of the store's users, and why",
+	}
+}
