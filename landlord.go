@@ -422,6 +422,9 @@ func (l *Landlord) Close() {
 		if l.traffic != nil {
 			l.traffic.Close()
 		}
+		if l.prov != nil {
+			l.prov.Close()
+		}
 		l.admin.Close()
 	})
 }

@@ -182,6 +182,48 @@ func (d *Directory) EnsureServer(ctx context.Context, s Server) error {
 	return nil
 }
 
+// AddServer records s, a server other than the directory's own, with its
+// address. A server with s's id at the same address is left as it is;
+// at another address it is an error.
+func (d *Directory) AddServer(ctx context.Context, s Server) error {
+	if s.Host == "" {
+		return fmt.Errorf("record server %q: no host", s.ID)
+	}
+	tag, err := d.db.Exec(ctx, `INSERT INTO landlord.servers (id, host, port, database) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+		WHERE servers.host IS NOT DISTINCT FROM EXCLUDED.host AND servers.port IS NOT DISTINCT FROM EXCLUDED.port
+		  AND servers.database = EXCLUDED.database`, s.ID, s.Host, s.Port, s.Database)
+	if err != nil {
+		return fmt.Errorf("record server %q: %w", s.ID, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("record server %q: the directory has it at another address", s.ID)
+	}
+	return nil
+}
+
+// CountByServer counts the tenants of each model on each server.
+func (d *Directory) CountByServer(ctx context.Context) (map[string]map[tenant.Model]int, error) {
+	rows, err := d.db.Query(ctx, `SELECT server_id, model, count(*) FROM landlord.tenants GROUP BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("count tenants by server: %w", err)
+	}
+	out := map[string]map[tenant.Model]int{}
+	var server, model string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&server, &model, &n}, func() error {
+		if out[server] == nil {
+			out[server] = map[tenant.Model]int{}
+		}
+		out[server][tenant.Model(model)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count tenants by server: %w", err)
+	}
+	return out, nil
+}
+
 // Servers lists every server.
 func (d *Directory) Servers(ctx context.Context) ([]Server, error) {
 	rows, err := d.db.Query(ctx, `SELECT id, coalesce(host, ''), coalesce(port, 0), database FROM landlord.servers ORDER BY id`)

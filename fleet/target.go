@@ -193,7 +193,11 @@ func (f *Fleet) targets(ctx context.Context) (*selection, error) {
 	}
 	sharedServers := map[string]bool{}
 	if len(f.refs) == 0 && modelOK(tenant.ModelRow) {
-		sharedServers[directory.DefaultServer] = true
+		// Every server's shared tables, those without row tenants yet
+		// too: a row tenant placed there later is created at the head.
+		for id := range sel.servers {
+			sharedServers[id] = true
+		}
 	}
 	for _, t := range chosen {
 		switch t.Model {

@@ -27,7 +27,8 @@ type Request struct {
 	// the first one's work instead of failing on the taken slug. Leave it
 	// zero to get a new id.
 	ID tenant.ID
-	// Server places the tenant; "" = the directory's own server.
+	// Server places the tenant; "" = the directory's own server,
+	// LeastLoaded = the server with the least load (Loads) now.
 	Server string
 	// Fill, when set, fills the new tenant before it serves: it runs once
 	// the tenant's tables exist, while the tenant is still provisioning
@@ -110,9 +111,20 @@ const (
 	methodMigrate                // every migration on the new tenant, as before templates
 )
 
+// LeastLoaded, as Request.Server, places a tenant on the server whose
+// load (Loads: its tenants weighted by ServerWeights) is least.
+const LeastLoaded = "*"
+
 func (p *Provisioner) create(ctx context.Context, req Request, how method) (tenant.Tenant, error) {
 	if err := req.normalize(); err != nil {
 		return tenant.Tenant{}, err
+	}
+	if req.Server == LeastLoaded {
+		loads, err := p.Loads(ctx)
+		if err != nil {
+			return tenant.Tenant{}, err
+		}
+		req.Server = loads[0].Server
 	}
 	if p.newer != nil {
 		return tenant.Tenant{}, fmt.Errorf("create tenant %q: %w", req.Slug, p.newer)
@@ -171,7 +183,7 @@ func (p *Provisioner) create(ctx context.Context, req Request, how method) (tena
 	if req.Fill != nil {
 		return p.createFilled(ctx, t, req.Fill, start)
 	}
-	if t.Model == tenant.ModelSchema && how != methodMigrate {
+	if t.Model == tenant.ModelSchema && how != methodMigrate && t.Server == directory.DefaultServer {
 		if out, done, err := p.createSchemaFast(ctx, t); done {
 			if err == nil {
 				p.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "tenant created", slog.String("tenant", t.ID.String()),
@@ -399,6 +411,17 @@ func (p *Provisioner) createSchemaTenant(ctx context.Context, conn *pgx.Conn, t 
 	if err := p.dir.Log(ctx, t.ID, pu.op, "schema", t.Schema); err != nil {
 		return 0, err
 	}
+	if t.Server != directory.DefaultServer {
+		// Another server's database: its role and schema are made there,
+		// and its tables migrated (the template is the control
+		// database's).
+		other, err := p.connect(ctx, t.Server, t.Database)
+		if err != nil {
+			return 0, err
+		}
+		defer other.Close(context.WithoutCancel(ctx))
+		conn, pu.migrate = other, true
+	}
 	var script *cloneScript
 	if !pu.migrate {
 		script = p.cloneScriptOrNil(ctx)
@@ -536,14 +559,19 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	if err := p.dir.Log(ctx, t.ID, pu.op, "role", role); err != nil {
 		return 0, err
 	}
-	if err := p.ensureRole(ctx, role, "LOGIN NOINHERIT", p.roles.Password(role)); err != nil {
+	// Roles and databases are the cluster's: made on the tenant's server.
+	adm, err := p.adminOn(ctx, t.Server)
+	if err != nil {
 		return 0, err
 	}
-	if err := p.exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident.Quote(role), ident.Literal(pu.mark))); err != nil {
+	if err := ensureRole(ctx, adm, p.roles, role, "LOGIN NOINHERIT", p.roles.Password(role)); err != nil {
+		return 0, err
+	}
+	if _, err := adm.Exec(ctx, fmt.Sprintf("COMMENT ON ROLE %s IS %s", ident.Quote(role), ident.Literal(pu.mark))); err != nil {
 		return 0, err
 	}
 	var exists bool
-	if err := p.admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, db).Scan(&exists); err != nil {
+	if err := adm.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, db).Scan(&exists); err != nil {
 		return 0, err
 	}
 	if !exists {
@@ -554,7 +582,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 			return 0, err
 		}
 	}
-	if err := p.exec(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS %s;
+	if _, err := adm.Exec(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS %s;
 		REVOKE ALL ON DATABASE %s FROM PUBLIC;
 		GRANT CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Literal(pu.mark), ident.Quote(db), ident.Quote(db), ident.Quote(role))); err != nil {
 		return 0, fmt.Errorf("lock down database: %w", err)
@@ -574,8 +602,9 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	// No public schema: nothing on a tenant's search path but its own
 	// tables. A copy of the template holds the template's schema, migrated
 	// and with its ledger: it becomes the tenant's, in one transaction.
+	var fromTemplate bool
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var fromTemplate, haveSchema bool
+		var haveSchema bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1), EXISTS (SELECT FROM pg_namespace WHERE nspname = $2)`,
 			TemplateSchema, t.Schema).Scan(&fromTemplate, &haveSchema); err != nil {
 			return err
@@ -610,6 +639,13 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 	if err != nil {
 		return 0, fmt.Errorf("create tenant schema: %w", err)
 	}
+	if !fromTemplate {
+		// A database from template0 (another server's, or when the
+		// template could not be had) is locked down as the template was.
+		if err := p.lockDown(ctx, conn, db); err != nil {
+			return 0, err
+		}
+	}
 	// The global tables before the tenant's (which may reference them):
 	// a copy of the template holds them, maybe at older rows; a database
 	// from template0 gets them here.
@@ -634,6 +670,10 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 // ready and useTemplate is set, else a database from template0.
 func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTemplate bool) error {
 	db, owner := ident.Quote(t.Database), ident.Quote(p.cfg.OwnerRole)
+	adm, err := p.adminOn(ctx, t.Server)
+	if err != nil {
+		return err
+	}
 	if useTemplate && t.Server == directory.DefaultServer {
 		ok, err := p.templateDatabase(ctx)
 		if err != nil {
@@ -666,7 +706,7 @@ func (p *Provisioner) createDatabase(ctx context.Context, t tenant.Tenant, useTe
 	}
 	// template0 holds nothing an installation added to template1
 	// (SECURITY.md, I21).
-	err := p.exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG", db, owner))
+	_, err = adm.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' STRATEGY WAL_LOG", db, owner))
 	if err != nil && !isCode(err, pgerrcode.DuplicateDatabase) {
 		return fmt.Errorf("create database: %w", err)
 	}

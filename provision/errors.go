@@ -25,3 +25,10 @@ var ErrNotInstalled = errors.New("no Landlord installation")
 // filler: it would serve with none of its rows. Reconcile deletes such a
 // tenant.
 var ErrUnfilled = errors.New("tenant was created to be filled and its fill did not finish")
+
+// ErrBadServer is returned by AddServer for a server it will not add: a
+// malformed id or address, an id or address the directory has already
+// (at another address, or under another id), a PostgreSQL older than
+// Landlord supports, or an administrator that may not create databases
+// and roles there. Nothing is changed.
+var ErrBadServer = errors.New("bad server")

@@ -140,6 +140,8 @@ type Provisioner struct {
 	// newer is set when the installation's shared tables were at a newer
 	// version than the set at New: ErrOlderMigrations, with the versions.
 	newer error
+	// clusters are the administrator's pools on the other servers.
+	clusters clusters
 }
 
 // New returns a Provisioner. admin connects to the control database as a role
@@ -498,14 +500,21 @@ func (p *Provisioner) createSchema(ctx context.Context, conn *pgxpool.Conn, sche
 // the role is created, or when the secret it derives from changed (recorded
 // as a fingerprint in the role's comment).
 func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password string) error {
+	return ensureRole(ctx, p.admin, p.roles, role, attrs, password)
+}
+
+// ensureRole creates role with attrs on the server conn is connected to when
+// it is missing, and sets its password (when not empty) unless the role
+// carries the mark of roles' secret already.
+func ensureRole(ctx context.Context, conn lockConn, roles Roles, role, attrs, password string) error {
 	var comment *string
-	err := p.admin.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, role).Scan(&comment)
+	err := conn.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, role).Scan(&comment)
 	exists := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("look up role %s: %w", role, err)
 	}
 	if !exists {
-		err := p.exec(ctx, fmt.Sprintf("CREATE ROLE %s %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", ident.Quote(role), attrs))
+		_, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", ident.Quote(role), attrs))
 		if err != nil && !isCode(err, pgerrcode.DuplicateObject, pgerrcode.UniqueViolation) { // or a racing creator's unique violation
 			return fmt.Errorf("create role %s: %w", role, err)
 		}
@@ -513,7 +522,7 @@ func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password stri
 	if password == "" {
 		return nil
 	}
-	mark := "landlord secret " + p.roles.fingerprint()
+	mark := "landlord secret " + roles.fingerprint()
 	if comment != nil && *comment == mark {
 		return nil
 	}
@@ -521,7 +530,7 @@ func (p *Provisioner) ensureRole(ctx context.Context, role, attrs, password stri
 	if err != nil {
 		return err
 	}
-	if err := p.exec(ctx, fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s; COMMENT ON ROLE %s IS %s",
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s; COMMENT ON ROLE %s IS %s",
 		ident.Quote(role), attrs, ident.Literal(verifier), ident.Quote(role), ident.Literal(mark))); err != nil && !isCode(err, pgerrcode.InternalError) {
 		// InternalError "tuple concurrently updated": another process set
 		// the same password at the same moment.

@@ -715,6 +715,12 @@ func (p *Provisioner) purgeObjects(ctx context.Context, t tenant.Tenant) error {
 			if _, err := q.Exec(ctx, fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE", ident.Quote(id.SchemaName()))); err != nil {
 				return fmt.Errorf("drop schema %s: %w", id.SchemaName(), err)
 			}
+			// The migration ledger of another server's database holds
+			// the schema's steps.
+			if _, err := q.Exec(ctx, `DELETE FROM landlord.target_migrations WHERE target = $1`, id.SchemaName()); err != nil &&
+				!isCode(err, pgerrcode.UndefinedTable) {
+				return fmt.Errorf("forget the migrations of schema %s: %w", id.SchemaName(), err)
+			}
 		}
 		if role {
 			if err := dropRole(ctx, q, id.RoleName()); err != nil {

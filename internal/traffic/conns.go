@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/pool"
+	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -87,10 +88,16 @@ func (tr *Traffic) appTarget(server string) pool.Target {
 	return pool.Target{Server: server, Database: tr.cfg.ControlDB, Role: tr.cfg.AppRole}
 }
 
-// targetOf is where tenant t's traffic goes.
+// targetOf is where tenant t's traffic goes. A row or schema tenant on
+// another server lives in that server's database, which its directory row
+// names; on the control database's server, the control database, whatever
+// it is called now (a copied installation keeps its tenants' rows).
 func (tr *Traffic) targetOf(t tenant.Tenant) pool.Target {
-	if t.Model == tenant.ModelDatabase {
+	switch {
+	case t.Model == tenant.ModelDatabase:
 		return pool.Target{Server: t.Server, Database: t.Database, Role: t.ID.RoleName()}
+	case t.Server != directory.DefaultServer && t.Server != "":
+		return pool.Target{Server: t.Server, Database: t.Database, Role: tr.cfg.AppRole}
 	}
 	return tr.appTarget(t.Server)
 }
