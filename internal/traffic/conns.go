@@ -6,8 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
