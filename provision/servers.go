@@ -54,6 +54,10 @@ type ServerReport struct {
 	Repaired bool
 }
 
+// LeastLoadedName is what the command line's --server takes for
+// LeastLoaded; no server may have it as id.
+const LeastLoadedName = "least-loaded"
+
 var serverID = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,39}$`)
 
 // serverTimeout bounds the wait for a server that AddServer tries.
@@ -65,6 +69,8 @@ func (s *ServerSpec) normalize() error {
 		return fmt.Errorf("server id %q: %w: 1 to 40 characters, a letter first, then a-z, 0-9, _ or -", s.ID, ErrBadServer)
 	case s.ID == directory.DefaultServer:
 		return fmt.Errorf("server id %q: %w: it names the control database's own server", s.ID, ErrBadServer)
+	case s.ID == LeastLoadedName:
+		return fmt.Errorf("server id %q: %w: the command line places tenants on the least loaded server by that name", s.ID, ErrBadServer)
 	case s.Host == "":
 		return fmt.Errorf("server %s: %w: no host", s.ID, ErrBadServer)
 	}

@@ -183,8 +183,11 @@ the tenant that exists.
 	cmd.Flags().StringVar(&model, "model", "", "isolation model: row, schema or database (required)")
 	cmd.Flags().StringVar(&name, "name", "", "display name, at most 200 characters")
 	cmd.Flags().StringVar(&id, "id", "", "tenant id (a UUID) to use, so that a retry finishes the same tenant")
-	cmd.Flags().StringVar(&server, "server", "", `server to place the tenant on (default: the directory's own, "main")`)
+	cmd.Flags().StringVar(&server, "server", "", `server to place the tenant on (default: the directory's own, "main"; "least-loaded": the server with the least load, see "servers list")`)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if server == provision.LeastLoadedName {
+			server = provision.LeastLoaded
+		}
 		if model == "" {
 			return usageError{errors.New("--model is required: row, schema or database")}
 		}
