@@ -36,7 +36,7 @@ type env struct {
 // t ends.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	ll := kit().Open(t, landlord.Config{})
+	ll := kit().Open(t, landlord.Config{PurgeKeep: PurgeKeep()})
 	t.Cleanup(ll.Close)
 	st := store.New(ll.Handle(), store.Options{PasswordCost: bcrypt.MinCost})
 	p, err := Open(context.Background(), ll, st, Config{PasswordCost: bcrypt.MinCost})

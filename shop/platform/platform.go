@@ -83,7 +83,8 @@ type Platform struct {
 // (schema shop; each file once, under an advisory lock, in a transaction
 // with its ledger row in shop.migrations) and returns the platform. st is
 // the store service running on ll's handle; sign-ups create their owners
-// with it.
+// with it. Open ll with landlord.Config.PurgeKeep set to PurgeKeep(), or a
+// purged store takes the operators' records of it along.
 func Open(ctx context.Context, ll *landlord.Landlord, st *store.Service, cfg Config) (*Platform, error) {
 	if ll == nil || st == nil {
 		return nil, errors.New("platform: Open needs a Landlord and a store service")

@@ -409,4 +409,55 @@ func TestOperatorTools(t *testing.T) {
 			t.Errorf("cancelled report: %v", err)
 		}
 	})
+
+	// After the report, which counts every store: stores of each model
+	// deleted with a grace period, restored, deleted again and purged; the
+	// operators' records outlive them.
+	t.Run("delete", func(t *testing.T) {
+		for _, plan := range []Plan{PlanFree, PlanPro, PlanEnterprise} {
+			s := openShop(t, e, "gone-"+string(plan), plan, map[string]int64{"G": 100})
+			id := s.rec.TenantID
+			if err := p.DeleteStore(ctx, op, id, " ", time.Hour); !errors.Is(err, landlord.ErrNoReason) {
+				t.Fatalf("no reason: %v", err)
+			}
+			if err := p.DeleteStore(ctx, op, id, "closing", 100*24*time.Hour); err == nil {
+				t.Fatal("a grace of 100 days accepted")
+			}
+			if _, err := p.PurgeStore(ctx, op, id, "now"); !errors.Is(err, ErrNotDeleted) {
+				t.Fatalf("purge of a live store: %v", err)
+			}
+			must(t, p.DeleteStore(ctx, op, id, "closing", 24*time.Hour))
+			if _, err := e.st.Products(s.ctx, store.ProductFilter{}); err == nil {
+				t.Fatalf("%s: a deleted store still serves", plan)
+			}
+			at, ok, err := p.PurgeAfter(ctx, id)
+			must(t, err)
+			if !ok || time.Until(at) < 23*time.Hour {
+				t.Errorf("%s: purge after %v (%v), want in a day", plan, at, ok)
+			}
+			tn, err := p.RestoreStore(ctx, op, id, "customer came back")
+			must(t, err)
+			if tn.State != tenant.StateActive {
+				t.Fatalf("restored to %s", tn.State)
+			}
+			if page, err := e.st.Products(s.ctx, store.ProductFilter{}); err != nil || page.Total != 1 {
+				t.Fatalf("%s after the restore: %v %v", plan, page.Total, err)
+			}
+			must(t, p.DeleteStore(ctx, op, id, "closing for good", time.Hour))
+			rep, err := p.PurgeStore(ctx, op, id, "data request")
+			must(t, err)
+			if !rep.Clean() {
+				t.Errorf("%s: the purge left something", plan)
+			}
+			if _, err := e.ll.Tenant(ctx, id); !errors.Is(err, tenant.ErrNotFound) {
+				t.Errorf("%s: the tenant is still in the directory: %v", plan, err)
+			}
+			var actions string
+			must(t, e.ll.Provisioner().Admin().QueryRow(ctx, `SELECT string_agg(action, ',' ORDER BY id) FROM shop.admin_access
+				WHERE tenant_id = $1`, id).Scan(&actions))
+			if actions != "delete,restore,delete,purge" {
+				t.Errorf("%s: the operators' records after the purge: %q", plan, actions)
+			}
+		}
+	})
 }

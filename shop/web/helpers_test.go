@@ -24,6 +24,7 @@ import (
 	"github.com/landlordhq/landlord/landlordtest"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/provision"
+	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -91,7 +92,7 @@ func testAPI(st *store.Service) http.Handler {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ll := landlordtest.PgtestKitGlobal(srv, store.Migrations(), store.Global(), nil).Open(t, landlord.Config{})
+	ll := landlordtest.PgtestKitGlobal(srv, store.Migrations(), store.Global(), nil).Open(t, landlord.Config{PurgeKeep: platform.PurgeKeep()})
 	var ws *Server
 	st := store.New(ll.Handle(), store.Options{
 		PasswordCost:      bcrypt.MinCost,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
@@ -51,6 +52,9 @@ func (s *Server) platformRoutes() *http.ServeMux {
 	m.HandleFunc("POST /admin/stores/{id}", s.operator(s.adminBrowse))
 	m.HandleFunc("POST /admin/stores/{id}/impersonate", s.operator(s.adminImpersonate))
 	m.HandleFunc("POST /admin/stores/{id}/export", s.operator(s.adminExport))
+	m.HandleFunc("POST /admin/stores/{id}/delete", s.operator(s.adminDelete))
+	m.HandleFunc("POST /admin/stores/{id}/restore", s.operator(s.adminRestore))
+	m.HandleFunc("POST /admin/stores/{id}/purge", s.operator(s.adminPurge))
 	m.HandleFunc("GET /admin/report", s.operator(s.adminReport))
 	m.HandleFunc("GET /admin/impersonations", s.operator(s.adminImpersonations))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r, nil) })
@@ -296,12 +300,15 @@ func (s *Server) adminStoreRecord(r *http.Request, op platform.Operator, id tena
 }
 
 type browseData struct {
-	Info     platform.StoreInfo
-	Reason   string
-	Products store.Page[store.Product]
-	Orders   store.Page[store.Order]
-	Users    []store.User
-	Browsed  bool
+	Info platform.StoreInfo
+	// PurgeAfter is when a deleted store's purge is due (Deleted).
+	PurgeAfter time.Time
+	Deleted    bool
+	Reason     string
+	Products   store.Page[store.Product]
+	Orders     store.Page[store.Order]
+	Users      []store.User
+	Browsed    bool
 }
 
 // adminBrowseAsk asks the reason for looking into a store.
@@ -316,9 +323,119 @@ func (s *Server) adminBrowseAsk(w http.ResponseWriter, r *http.Request, op platf
 		s.fail(w, r, nil, err)
 		return
 	}
+	s.renderStore(w, r, op, info, http.StatusOK, nil, nil)
+}
+
+// renderStore shows a store's operator page, with what it says of a
+// deleted store's purge.
+func (s *Server) renderStore(w http.ResponseWriter, r *http.Request, op platform.Operator, info platform.StoreInfo, status int, form url.Values, errs map[string]string) {
+	d := browseData{Info: info, Deleted: info.Tenant.State == tenant.StateDeleting}
+	if d.Deleted {
+		at, ok, err := s.cfg.Platform.PurgeAfter(r.Context(), info.TenantID)
+		if err != nil {
+			s.fail(w, r, nil, err)
+			return
+		}
+		if ok {
+			d.PurgeAfter = at
+		}
+	}
+	if form == nil {
+		form = url.Values{"days": {"30"}}
+	}
 	v := s.adminView(op, "Store "+info.Slug)
-	v.Data = browseData{Info: info}
-	s.render(w, r, http.StatusOK, "admin_store", v)
+	v.Data, v.Form, v.Errors = d, form, errs
+	s.render(w, r, status, "admin_store", v)
+}
+
+// storeAction reads the store and the reason of an operator's POST about
+// it; ok is false when the page has been answered (an unknown store, or
+// the form again, saying a reason is needed).
+func (s *Server) storeAction(w http.ResponseWriter, r *http.Request, op platform.Operator, field string) (platform.StoreInfo, string, bool) {
+	id, err := storeID(r)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return platform.StoreInfo{}, "", false
+	}
+	info, err := s.adminStoreRecord(r, op, id)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return info, "", false
+	}
+	reason := strings.TrimSpace(r.PostForm.Get(field))
+	if reason == "" {
+		s.renderStore(w, r, op, info, http.StatusUnprocessableEntity, r.PostForm,
+			map[string]string{field: "Give a reason: it goes into the store's audit log."})
+		return info, "", false
+	}
+	return info, reason, true
+}
+
+// adminDelete deletes a store: at once when kept for 0 days, else after
+// that many days, until which it can be restored.
+func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	info, reason, ok := s.storeAction(w, r, op, "delete_reason")
+	if !ok {
+		return
+	}
+	days, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("days")))
+	maxDays := int(platform.MaxDeleteGrace.Hours() / 24)
+	if err != nil || days < 0 || days > maxDays {
+		s.renderStore(w, r, op, info, http.StatusUnprocessableEntity, r.PostForm,
+			map[string]string{"days": "Enter 0 to " + strconv.Itoa(maxDays) + " days."})
+		return
+	}
+	err = s.cfg.Platform.DeleteStore(r.Context(), op, info.TenantID, reason, time.Duration(days)*24*time.Hour)
+	if errors.Is(err, provision.ErrPurgeStarted) {
+		s.errorPage(w, r, nil, http.StatusConflict, "This store's purge has begun already.")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	if days == 0 {
+		s.flash(w, nil, "Store "+info.Slug+" is deleted and purged: nothing of it is left.")
+	} else {
+		s.flash(w, nil, "Store "+info.Slug+" is deleted: it can be restored for "+strconv.Itoa(days)+" days, then it is purged.")
+	}
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+func (s *Server) adminRestore(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	info, reason, ok := s.storeAction(w, r, op, "restore_reason")
+	if !ok {
+		return
+	}
+	t, err := s.cfg.Platform.RestoreStore(r.Context(), op, info.TenantID, reason)
+	if errors.Is(err, provision.ErrNotDeleted) || errors.Is(err, provision.ErrPurgeStarted) {
+		s.errorPage(w, r, nil, http.StatusConflict, "This store cannot be restored: it is not deleted, or its purge has begun.")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	s.flash(w, nil, "Store "+info.Slug+" is restored: it is "+string(t.State)+" again.")
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	info, reason, ok := s.storeAction(w, r, op, "purge_reason")
+	if !ok {
+		return
+	}
+	_, err := s.cfg.Platform.PurgeStore(r.Context(), op, info.TenantID, reason)
+	if errors.Is(err, platform.ErrNotDeleted) {
+		s.errorPage(w, r, nil, http.StatusConflict, "This store is not deleted: delete it first.")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	s.flash(w, nil, "Store "+info.Slug+" is purged: nothing of it is left.")
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 
 // adminBrowse shows a store's products, orders and users, read-only, for a

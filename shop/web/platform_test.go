@@ -229,6 +229,24 @@ func TestPlatform(t *testing.T) {
 		want(t, r, http.StatusOK, "The free shop", "The enterprise shop", "6.00 EUR", "Seller of pro")
 	})
 
+	t.Run("delete", func(t *testing.T) {
+		pro := id("shop-pro").String()
+		page := home + "/admin/stores/" + pro
+		want(t, op.get(page), http.StatusOK, "Delete store", "Keep for days")
+		want(t, op.post(page+"/delete", url.Values{"days": {"7"}}), http.StatusUnprocessableEntity, "Give a reason")
+		want(t, op.post(page+"/delete", url.Values{"delete_reason": {"closing"}, "days": {"100"}}), http.StatusUnprocessableEntity, "Enter 0 to 90 days")
+		want(t, op.post(page+"/purge", url.Values{"purge_reason": {"now"}}), http.StatusConflict, "delete it first")
+		want(t, op.post(page+"/delete", url.Values{"delete_reason": {"closing"}, "days": {"7"}}), http.StatusOK, "can be restored for 7 days")
+		want(t, op.get(page), http.StatusOK, "This store is deleted", "purged after", "Restore store", "Purge now")
+		if r := e.client(t).get(e.pathBase("shop-pro") + "/"); r.Status == http.StatusOK {
+			t.Errorf("a deleted store's storefront answers %d", r.Status)
+		}
+		want(t, op.post(page+"/restore", url.Values{"restore_reason": {"came back"}}), http.StatusOK, "is restored")
+		want(t, e.client(t).get(e.pathBase("shop-pro")+"/"), http.StatusOK)
+		want(t, op.post(page+"/delete", url.Values{"delete_reason": {"for good"}, "days": {"0"}}), http.StatusOK, "deleted and purged")
+		want(t, op.get(page), http.StatusNotFound)
+	})
+
 	t.Run("operator sign-out", func(t *testing.T) {
 		want(t, op.post(home+"/admin/logout", nil), http.StatusOK, "Operator sign-in")
 		want(t, op.get(home+"/admin/report"), http.StatusOK, "Operator sign-in")
