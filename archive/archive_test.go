@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -513,4 +514,28 @@ func ownerPool(t *testing.T, e *env) *pgxpool.Pool {
 	must(t, err)
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// TestImportFromPipe: standard input is an *os.File that cannot seek; an
+// archive read from one is checked as it is read, not refused.
+func TestImportFromPipe(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	src := e.create(t, "piped", tenant.ModelSchema)
+	e.seed(t, src, 5)
+	data, m := e.exportBytes(t, src)
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	go func() {
+		_, _ = w.Write(data)
+		w.Close()
+	}()
+	got, im, err := Import(t.Context(), e.p, r, ImportOptions{Slug: "from-pipe"})
+	if err != nil {
+		t.Fatalf("import from a pipe: %v", err)
+	}
+	sameRows(t, "from a pipe", m, im)
+	_, back := e.exportBytes(t, got)
+	sameRows(t, "from a pipe, exported again", m, back)
 }

@@ -79,22 +79,22 @@ func importArchive(ctx context.Context, p *provision.Provisioner, r io.Reader, o
 		return tenant.Tenant{}, Manifest{}, err
 	}
 	var total int64
+	// A file is verified whole first; a pipe (standard input is an
+	// *os.File too, but cannot seek) is checked as it is read.
 	if s, ok := r.(io.Seeker); ok {
-		start, err := s.Seek(0, io.SeekCurrent)
-		if err != nil {
-			return tenant.Tenant{}, Manifest{}, err
+		if start, err := s.Seek(0, io.SeekCurrent); err == nil {
+			m, err := Verify(r)
+			if err != nil {
+				return tenant.Tenant{}, m, err
+			}
+			if err := fits(ctx, p, m, opt); err != nil {
+				return tenant.Tenant{}, m, err
+			}
+			if _, err := s.Seek(start, io.SeekStart); err != nil {
+				return tenant.Tenant{}, m, err
+			}
+			total = m.Rows()
 		}
-		m, err := Verify(r)
-		if err != nil {
-			return tenant.Tenant{}, m, err
-		}
-		if err := fits(ctx, p, m, opt); err != nil {
-			return tenant.Tenant{}, m, err
-		}
-		if _, err := s.Seek(start, io.SeekStart); err != nil {
-			return tenant.Tenant{}, m, err
-		}
-		total = m.Rows()
 	}
 	rd, err := newReader(r)
 	if err != nil {
