@@ -37,7 +37,7 @@ bench: deps ## the full benchmark suite, each case next to its baseline (about 4
 	$(GO) run ./cmd/landlord bench
 
 .PHONY: bench-quick
-bench-quick: deps ## the benchmark suite on smaller data, about 3 minutes
+bench-quick: deps ## the benchmark suite on smaller data, about 4 minutes
 	$(GO) run ./cmd/landlord bench --quick
 
 .PHONY: fuzz

@@ -46,8 +46,8 @@ t_/r_<id>, all removed at the end. Do not point it at a production server: the
 database-zipf case opens connections up to max_connections.
 
 The full run builds 1,000 row, 10,000 schema and 2,000 database tenants and
-takes about 40 minutes on two cores; --quick builds 200 row, 1,000 schema and
-200 database tenants, runs shorter rounds and finishes in about 3 minutes.
+takes about 40 minutes on two cores; --quick builds 200 row, 500 schema and
+200 database tenants, runs shorter rounds and finishes in about 4 minutes.
 GOMAXPROCS is pinned to 2. Progress goes to stderr; the table (or, with
 --json, one JSON object per case: case, ours, baseline, ratio, unit, goal,
 met, detail) to stdout. The exit code is 0 when every case ran, whether or
@@ -74,7 +74,7 @@ not it reached its goal.`,
 			}, asJSON)
 		},
 	}
-	cmd.Flags().BoolVar(&quick, "quick", false, "smaller data and shorter rounds: about 3 minutes on two cores")
+	cmd.Flags().BoolVar(&quick, "quick", false, "smaller data and shorter rounds: about 4 minutes on two cores")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per case instead of a table")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "alternating rounds per comparison (default 12, quick 6)")
 	cmd.Flags().DurationVar(&roundTime, "round-time", 0, "length of one side's round (default 1s, quick 500ms)")

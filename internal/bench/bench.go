@@ -31,7 +31,7 @@ import (
 // in full.
 type Config struct {
 	// Quick runs every case on smaller data and shorter rounds, so that the
-	// whole suite finishes in about three minutes on two cores.
+	// whole suite finishes in about four minutes on two cores.
 	Quick bool
 	// Cases selects cases by name (see Names), in any order; they run in
 	// the suite's order. Empty: all of them.

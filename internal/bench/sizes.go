@@ -61,12 +61,12 @@ func sizesFor(cfg Config) sizes {
 			rounds: 6, roundTime: 500 * time.Millisecond,
 			conns: 8, goroutines: 8, rows: 100,
 			rowTenants: 200, schemaLookups: 100,
-			catalogTenants: 1000, catalogConns: 20, catalogRun: 20 * time.Second, catalogWindow: 10 * time.Second,
+			catalogTenants: 500, catalogConns: 20, catalogRun: 20 * time.Second, catalogWindow: 10 * time.Second,
 			dbTenants: 200, budget: 20, wideBudget: 200, zipfWorkers: 32, failureRun: 2 * time.Second,
 			mixedRow: 200, mixedSchema: 50, mixedDB: 20,
 			provisionN: 5, provisionRounds: 2, claimN: 3,
 			fleetSchemas: 100, fleetDBs: 25, fleetRounds: 1,
-			statusTargets: 1000, statusRounds: 3,
+			statusTargets: 500, statusRounds: 3,
 			shopRow: 80, shopSchema: 15, shopDB: 5, shopProducts: 10,
 		}
 	}
