@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/provision"
 )
 
@@ -37,8 +38,14 @@ installation and change nothing there. Creating the first tenant installs too.
 			out := newOutput(cmd, *asJSON)
 			return withInstallation(cmd.Context(), g, cmd.ErrOrStderr(), migrationsDir, provision.InstallAlways, func(in *installation) error {
 				roles := in.ll.Provisioner().Roles()
+				// The control database is the directory's own server's
+				// (in.base names no database: others derive from it).
+				main, err := in.server(cmd.Context(), directory.DefaultServer)
+				if err != nil {
+					return err
+				}
 				v := initView{
-					Database:     in.base.Database,
+					Database:     main.Database,
 					Installation: in.ll.Provisioner().Installation().ID.String(),
 					AppRole:      roles.App,
 					OwnerRole:    roles.Owner,

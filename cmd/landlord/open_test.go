@@ -128,8 +128,8 @@ func TestLookingInstallsNothing(t *testing.T) {
 			t.Fatalf("%v changed the database: %q, was %q", args, after, before)
 		}
 	}
-	if out, errOut, code := run(t, "init", "--database-url", db.URL); code != 0 || !strings.Contains(out, "installed") {
-		t.Fatalf("init: exit %d\n%s%s", code, out, errOut)
+	if out, errOut, code := run(t, "init", "--database-url", db.URL); code != 0 || !strings.Contains(out, "installed in database "+db.Name+" (") {
+		t.Fatalf("init: exit %d, want it to name database %s\n%s%s", code, db.Name, out, errOut)
 	}
 	installed := state()
 	if installed == before {
