@@ -19,28 +19,12 @@ import (
 func TestTenantsOnSecondServer(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv2, err := pgtest.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := "landlord_" + tenant.NewID().Hex()[20:]
-	t.Cleanup(func() {
-		if !t.Failed() {
-			if conn, err := pgx.Connect(context.Background(), srv2.AdminURL("postgres")); err == nil {
-				_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
-				conn.Close(context.Background())
-			}
-		}
-		_ = srv2.Close()
-	})
-	srv2.NewDB(t, nil) // the administrator's role there
-	cfg, err := pgx.ParseConfig(srv2.AdminURL("postgres"))
-	must(t, err)
-
+	srv2 := pgtest.StartExtra(t)
+	db := srv2.Database
 	l, _ := setup(t, Config{})
 	admin, err := l.Admin(ctx, "second server test")
 	must(t, err)
-	if _, err := admin.AddServer(ctx, provision.ServerSpec{ID: "second", Host: cfg.Host, Port: int(cfg.Port), Database: db}); err != nil {
+	if _, err := admin.AddServer(ctx, provision.ServerSpec{ID: "second", Host: srv2.Host, Port: srv2.Port, Database: db}); err != nil {
 		t.Fatal(err)
 	}
 	h := l.Handle()
@@ -70,7 +54,7 @@ func TestTenantsOnSecondServer(t *testing.T) {
 		// The handle runs it on its server.
 		var port int
 		must(t, h.QueryRow(WithTenant(ctx, tn.ID), `SELECT current_setting('port')::int`).Scan(&port))
-		if tn.Server == "second" && port != int(cfg.Port) || tn.Server == "main" && port == int(cfg.Port) {
+		if tn.Server == "second" && port != srv2.Port || tn.Server == "main" && port == srv2.Port {
 			t.Errorf("%s (server %s) ran on port %d", tn.Slug, tn.Server, port)
 		}
 	}

@@ -79,6 +79,7 @@ func importArchive(ctx context.Context, p *provision.Provisioner, r io.Reader, o
 		return tenant.Tenant{}, Manifest{}, err
 	}
 	var total int64
+	var verified *Manifest
 	// A file is verified whole first; a pipe (standard input is an
 	// *os.File too, but cannot seek) is checked as it is read.
 	if s, ok := r.(io.Seeker); ok {
@@ -93,7 +94,7 @@ func importArchive(ctx context.Context, p *provision.Provisioner, r io.Reader, o
 			if _, err := s.Seek(start, io.SeekStart); err != nil {
 				return tenant.Tenant{}, m, err
 			}
-			total = m.Rows()
+			total, verified = m.Rows(), &m
 		}
 	}
 	rd, err := newReader(r)
@@ -101,8 +102,13 @@ func importArchive(ctx context.Context, p *provision.Provisioner, r io.Reader, o
 		return tenant.Tenant{}, Manifest{}, err
 	}
 	m := rd.header
-	if err := fits(ctx, p, m, opt); err != nil {
-		return tenant.Tenant{}, m, err
+	switch {
+	case verified == nil:
+		if err := fits(ctx, p, m, opt); err != nil {
+			return tenant.Tenant{}, m, err
+		}
+	case !m.sameShape(*verified) || m.SchemaVersion != verified.SchemaVersion:
+		return tenant.Tenant{}, m, fmt.Errorf("%w: the archive changed between its check and its import", ErrBadArchive)
 	}
 	model := opt.Model
 	if model == "" {

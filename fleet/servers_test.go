@@ -1,11 +1,8 @@
 package fleet_test
 
 import (
-	"context"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/landlordhq/landlord/fleet"
 	"github.com/landlordhq/landlord/pgtest"
@@ -20,26 +17,9 @@ func TestUpOnTwoServers(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := t.Context()
-	srv2, err := pgtest.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := "landlord_" + tenant.NewID().Hex()[20:]
-	t.Cleanup(func() {
-		if !t.Failed() {
-			if conn, err := pgx.Connect(context.Background(), srv2.AdminURL("postgres")); err == nil {
-				_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
-				conn.Close(context.Background())
-			}
-		}
-		_ = srv2.Close()
-	})
-	srv2.NewDB(t, nil)
-	cfg, err := pgx.ParseConfig(srv2.AdminURL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.prov.AddServer(ctx, provision.ServerSpec{ID: "second", Host: cfg.Host, Port: int(cfg.Port), Database: db}); err != nil {
+	srv2 := pgtest.StartExtra(t)
+	db := srv2.Database
+	if _, err := e.prov.AddServer(ctx, provision.ServerSpec{ID: "second", Host: srv2.Host, Port: srv2.Port, Database: db}); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []tenant.Model{tenant.ModelSchema, tenant.ModelDatabase} {

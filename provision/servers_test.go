@@ -11,39 +11,18 @@ import (
 	"github.com/landlordhq/landlord/tenant"
 )
 
-// secondServer starts another PostgreSQL server for the test (or, with
-// LANDLORD_DATABASE_URL, uses the same one under another database) and
-// returns its address and a database name of the test's own, dropped
-// afterwards.
+// secondServer starts another server for the test and returns its spec
+// and a connection to it as its superuser.
 func secondServer(t *testing.T) (spec ServerSpec, admin func() *pgx.Conn) {
 	t.Helper()
-	ctx := context.Background()
-	srv2, err := pgtest.Start(ctx)
-	if err != nil {
-		t.Fatalf("start a second server: %v", err)
-	}
-	db := "landlord_" + tenant.NewID().Hex()[20:]
-	// Registered first, so that it runs last.
-	t.Cleanup(func() {
-		if !t.Failed() {
-			conn, err := pgx.Connect(ctx, srv2.AdminURL("postgres"))
-			if err == nil {
-				_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
-				conn.Close(ctx)
-			}
-		}
-		_ = srv2.Close()
-	})
-	srv2.NewDB(t, nil) // its owner role, which the administrator logs in as
-	cfg, err := pgx.ParseConfig(srv2.AdminURL("postgres"))
-	must(t, err)
+	x := pgtest.StartExtra(t)
 	admin = func() *pgx.Conn {
-		conn, err := pgx.Connect(ctx, srv2.AdminURL("postgres"))
+		conn, err := pgx.Connect(context.Background(), x.AdminURL("postgres"))
 		must(t, err)
 		t.Cleanup(func() { conn.Close(context.Background()) })
 		return conn
 	}
-	return ServerSpec{ID: "second", Host: cfg.Host, Port: int(cfg.Port), Database: db}, admin
+	return ServerSpec{ID: "second", Host: x.Host, Port: x.Port, Database: x.Database}, admin
 }
 
 // TestAddServer: a second server is checked, installed and recorded; bad

@@ -85,6 +85,14 @@ func viewOfPurge(id tenant.ID, rep provision.PurgeReport) purgeView {
 }
 
 // printChecks prints the verifier's checks as a table, and what they add
+// printReport prints a verifier's report: one JSON object, or its checks.
+func printReport(o *output, v purgeView) error {
+	if o.json {
+		return o.emit(v)
+	}
+	return printChecks(o, v)
+}
+
 // up to.
 func printChecks(o *output, v purgeView) error {
 	rows := make([][]string, len(v.Checks))
@@ -219,11 +227,7 @@ with 1, after printing the checks.
 				return err
 			}
 			v := viewOfPurge(id, rep)
-			if o.json {
-				if err := o.emit(v); err != nil {
-					return err
-				}
-			} else if err := printChecks(o, v); err != nil {
+			if err := printReport(o, v); err != nil {
 				return err
 			}
 			if !v.Clean {
@@ -334,11 +338,7 @@ run (a server that does not answer).
 				return err
 			}
 			v := viewOfPurge(id, rep)
-			if o.json {
-				if err := o.emit(v); err != nil {
-					return err
-				}
-			} else if err := printChecks(o, v); err != nil {
+			if err := printReport(o, v); err != nil {
 				return err
 			}
 			if !v.Clean {

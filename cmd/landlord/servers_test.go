@@ -98,26 +98,9 @@ func TestServersList(t *testing.T) {
 func TestServersAdd(t *testing.T) {
 	t.Parallel()
 	db := setupDB(t, installed)
-	srv2, err := pgtest.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "landlord_" + tenant.NewID().Hex()[20:]
-	t.Cleanup(func() {
-		if !t.Failed() {
-			if conn, err := pgx.Connect(context.Background(), srv2.AdminURL("postgres")); err == nil {
-				_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-				conn.Close(context.Background())
-			}
-		}
-		_ = srv2.Close()
-	})
-	srv2.NewDB(t, nil) // the administrator's role there
-	cfg, err := pgx.ParseConfig(srv2.AdminURL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("postgres:///%s?host=%s&port=%d", name, cfg.Host, cfg.Port)
+	srv2 := pgtest.StartExtra(t)
+	name := srv2.Database
+	url := fmt.Sprintf("postgres:///%s?host=%s&port=%d", name, srv2.Host, srv2.Port)
 
 	for _, args := range [][]string{
 		{"servers", "add", url},                           // no --name
@@ -135,7 +118,7 @@ func TestServersAdd(t *testing.T) {
 	if got := strings.Join(keys(m), ","); got != "created_database,database,host,id,port,repaired,superuser,version,wal_level" {
 		t.Errorf("servers add --json fields: %s", got)
 	}
-	if added.ID != "two" || added.Database != name || !added.CreatedDatabase || added.Repaired || added.Port != int(cfg.Port) {
+	if added.ID != "two" || added.Database != name || !added.CreatedDatabase || added.Repaired || added.Port != srv2.Port {
 		t.Errorf("added: %+v", added)
 	}
 	out := mustRun(t, append([]string{"servers", "add", url, "--name", "two"}, dbFlag(db)...)...)

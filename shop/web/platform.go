@@ -533,24 +533,11 @@ func (s *Server) adminImpersonate(w http.ResponseWriter, r *http.Request, op pla
 // rather than keeping a file that looks whole (an import would refuse it as
 // truncated anyway).
 func (s *Server) adminExport(w http.ResponseWriter, r *http.Request, op platform.Operator) {
-	id, err := storeID(r)
-	if err != nil {
-		s.fail(w, r, nil, err)
+	info, reason, ok := s.storeAction(w, r, op, "export_reason")
+	if !ok {
 		return
 	}
-	info, err := s.adminStoreRecord(r, op, id)
-	if err != nil {
-		s.fail(w, r, nil, err)
-		return
-	}
-	reason := strings.TrimSpace(r.PostForm.Get("export_reason"))
-	if reason == "" {
-		v := s.adminView(op, "Store "+info.Slug)
-		v.Data, v.Form = browseData{Info: info}, r.PostForm
-		v.Errors = map[string]string{"export_reason": "Give a reason: it goes into the store's audit log."}
-		s.render(w, r, http.StatusUnprocessableEntity, "admin_store", v)
-		return
-	}
+	id := info.TenantID
 	name := info.Slug + "-" + s.now().UTC().Format("20060102T150405Z") + ".landlord"
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
