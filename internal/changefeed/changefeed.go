@@ -73,10 +73,13 @@ func (t Table) TableName() TableName { return TableName{t.Schema, t.Name} }
 type Config struct {
 	// Conn connects to the source database as an administrator that may
 	// create publications and replication slots: a superuser, or a role
-	// with REPLICATION that owns the tables or may SET ROLE to Owner.
-	// The replication connection is made with the same settings plus
-	// replication=database, so pg_hba.conf must admit that role to the
-	// "replication" pseudo-database too.
+	// with REPLICATION that owns the tables or may SET ROLE to Owner. It
+	// must come from pgx.ParseConfig. The replication connection is made
+	// with the same settings plus replication=database; pg_hba.conf
+	// matches such a (logical) replication connection by its database
+	// like any other, not by the "replication" keyword. Each feed takes
+	// one of the server's max_replication_slots and, while it streams,
+	// one of its max_wal_senders.
 	Conn *pgx.ConnConfig
 	// Owner, when set, is the role to SET ROLE to for CREATE and DROP
 	// PUBLICATION: the tables' owner. "" creates the publication as the
