@@ -69,6 +69,10 @@ type Config struct {
 	// DirectoryMaxAge bounds how long a cached directory entry is used
 	// without a fresh read, should a change notification be lost. Default 30s.
 	DirectoryMaxAge time.Duration
+	// MoveWait bounds how long a tenant call waits while the tenant's move
+	// switches it to its new placement (the cutover, usually well under a
+	// second) before it fails with tenant.ErrMoving. Default 10s.
+	MoveWait time.Duration
 	// MinSchemaVersion and MaxSchemaVersion state the migration versions of
 	// the tenant tables this code works with; 0 leaves a bound open. A
 	// tenant outside the range gets a *tenant.VersionError from the handle
@@ -193,6 +197,8 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: MaxConnsPerTenant must not be negative")
 	case c.DirectoryMaxAge < 0:
 		return errors.New("landlord config: DirectoryMaxAge must not be negative")
+	case c.MoveWait < 0:
+		return errors.New("landlord config: MoveWait must not be negative")
 	case c.MinSchemaVersion < 0 || c.MaxSchemaVersion < 0:
 		return errors.New("landlord config: MinSchemaVersion and MaxSchemaVersion must not be negative")
 	case c.MaxSchemaVersion != 0 && c.MaxSchemaVersion < c.MinSchemaVersion:
@@ -313,6 +319,7 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 		TagSessions:      l.cfg.TagSessions,
 		BeforeConnect:    l.cfg.BeforeConnect,
 		DirectoryMaxAge:  l.cfg.DirectoryMaxAge,
+		MoveWait:         l.cfg.MoveWait,
 	}
 	if l.cfg.Tracer != nil {
 		tcfg.Tracer = l.cfg.Tracer

@@ -109,6 +109,30 @@ CREATE TABLE IF NOT EXISTS landlord_context.key (
 	outer_pad bytea NOT NULL
 );
 REVOKE ALL ON TABLE landlord_context.key FROM PUBLIC;
+-- fenced: whether fences holds a row; the verifier looks there only then.
+ALTER TABLE landlord_context.key ADD COLUMN IF NOT EXISTS fenced boolean NOT NULL DEFAULT false;
+
+-- A tenant's placement in this database that a move has closed (Fence):
+-- transactions of the tenant under role that began at or after since are
+-- refused with FenceCode. The owner, which copies and removes what is
+-- fenced, enters tenants under its own role, which no fence names.
+CREATE TABLE IF NOT EXISTS landlord_context.fences (
+	tenant_id uuid NOT NULL,
+	role text NOT NULL,
+	since timestamptz NOT NULL,
+	PRIMARY KEY (tenant_id, role)
+);
+REVOKE ALL ON TABLE landlord_context.fences FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION landlord_context.fenced(tenant text) RETURNS uuid
+	LANGUAGE plpgsql STABLE PARALLEL SAFE AS $fn$
+BEGIN
+	RAISE EXCEPTION 'tenant % is moving: its placement here is closed', tenant
+		USING ERRCODE = '` + FenceCode + `', HINT = 'retry: the tenant is served at its new placement once the move finishes';
+END
+$fn$;
+REVOKE ALL ON FUNCTION landlord_context.fenced(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION landlord_context.fenced(text) TO PUBLIC;
 
 -- what an earlier version verified with
 DROP FUNCTION IF EXISTS landlord_context.mac(text), landlord_context.inner_pad(), landlord_context.outer_pad();
@@ -155,7 +179,7 @@ SELECT CASE WHEN pg_catalog.split_part(pg_catalog.current_setting('landlord.tena
 	              pg_catalog.convert_to(pg_catalog.current_setting('landlord.tenant_id', true) OPERATOR(pg_catalog.||) '|'
 	                  OPERATOR(pg_catalog.||) pg_catalog.current_setting('role') OPERATOR(pg_catalog.||) '|'
 	                  OPERATOR(pg_catalog.||) pg_catalog.split_part(pg_catalog.current_setting('landlord.tenant_sig', true), '.', 1), 'UTF8'))), 'hex')
-	THEN pg_catalog.current_setting('landlord.tenant_id', true)::pg_catalog.uuid END
+	THEN ` + fenceCheck + ` END
 END AS tenant_id
 FROM landlord_context.key k;
 `
@@ -208,8 +232,25 @@ func ParseContextCheck(s string) (ContextCheck, error) {
 // read it stay as they are, and replacing it invalidates every session's
 // cached plans that read it.
 const unsignedViewSQL = `CREATE OR REPLACE VIEW landlord_context.verified WITH (security_barrier) AS
-SELECT NULLIF(pg_catalog.current_setting('landlord.tenant_id', true), '')::pg_catalog.uuid AS tenant_id;
+SELECT CASE WHEN pg_catalog.current_setting('landlord.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN ` + fenceCheck + ` END AS tenant_id
+FROM landlord_context.key k;
 `
+
+// fenceCheck is the verified tenant id (the setting, once the signature
+// verified), or a FenceCode error when a move has fenced the tenant's
+// placement here since before the transaction began (Fence). The fences
+// table is read only when the key row says it holds a row, so a database
+// with no move under way pays one boolean test per statement.
+//
+// The fences are compared as text: the planner evaluates the setting when
+// it estimates a condition, and a cast of an unset or garbled id to uuid
+// would fail there, for every caller.
+const fenceCheck = `CASE WHEN k.fenced AND EXISTS (SELECT FROM landlord_context.fences f
+		WHERE f.tenant_id::pg_catalog.text OPERATOR(pg_catalog.=) pg_catalog.current_setting('landlord.tenant_id', true)
+		  AND f.role OPERATOR(pg_catalog.=) pg_catalog.current_setting('role')
+		  AND f.since OPERATOR(pg_catalog.<=) pg_catalog.now())
+	THEN landlord_context.fenced(pg_catalog.current_setting('landlord.tenant_id', true))
+	ELSE pg_catalog.current_setting('landlord.tenant_id', true)::pg_catalog.uuid END`
 
 // contextCheckSQL reads the check the verifier makes, from the view's
 // comment; NULL when there is no context.
@@ -220,7 +261,7 @@ const contextCheckSQL = `SELECT CASE WHEN to_regclass('landlord_context.verified
 // made it, so that an installation made by an earlier one is replaced.
 // What is built from tenant tables' policies (the clone script of the
 // template schema) is keyed by it too.
-const ContextVersion = "landlord tenant context 3"
+const ContextVersion = "landlord tenant context 4"
 
 // contextLock is the two-key advisory lock that serializes installations of
 // the context in one database ("LLCX", 1; SECURITY.md, I26: namespaced keys).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,12 +24,9 @@ type Handle struct {
 // route returns the route of the handle's tenant, or the typed error that
 // forbids its traffic. It sends no SQL when ctx carries no tenant.
 func (h *Handle) route(ctx context.Context) (*route, error) {
-	id := h.fixed
-	if id.IsZero() {
-		var ok bool
-		if id, ok = tenant.FromContext(ctx); !ok {
-			return nil, tenant.ErrNoTenant
-		}
+	id, ok := h.tenantOf(ctx)
+	if !ok {
+		return nil, tenant.ErrNoTenant
 	}
 	r, err := h.t.routes.Get(ctx, id)
 	if err != nil {
@@ -38,6 +36,14 @@ func (h *Handle) route(ctx context.Context) (*route, error) {
 		return nil, r.err
 	}
 	return r, nil
+}
+
+// tenantOf returns the tenant the handle serves in ctx.
+func (h *Handle) tenantOf(ctx context.Context) (tenant.ID, bool) {
+	if !h.fixed.IsZero() {
+		return h.fixed, true
+	}
+	return tenant.FromContext(ctx)
 }
 
 // sent is a statement on its way, its tenant context accepted: exactly one
@@ -163,7 +169,27 @@ func forget(ctx context.Context, c *pool.Conn, r *route, sql string, err error) 
 }
 
 // Exec runs sql as the tenant in ctx.
+//
+// A statement that a move's fence refused at the tenant's old placement ran
+// nothing: it waits for the move to flip (Config.MoveWait) and goes again
+// at the new placement.
 func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	var deadline time.Time
+	for {
+		tag, err := h.exec(ctx, sql, args)
+		if fenced(err) {
+			id, _ := h.tenantOf(ctx)
+			h.t.routes.Invalidate(id)
+			if h.waitMove(ctx, &deadline) {
+				continue
+			}
+			return tag, movingErr(id, err)
+		}
+		return tag, err
+	}
+}
+
+func (h *Handle) exec(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
 	ls, s, err := h.send(ctx, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err
@@ -214,9 +240,15 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 
 // QueryRow runs sql as the tenant in ctx and returns its first row. Errors
 // are deferred to Scan, as with pgx.
+//
+// A row that a move's fence refused goes again as Exec does: nothing of it
+// reached the caller.
 func (h *Handle) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	rows, _ := h.Query(ctx, sql, args...)
-	return row{rows}
+	return row{rows: rows, again: func() pgx.Rows {
+		rows, _ := h.Query(ctx, sql, args...)
+		return rows
+	}, h: h, ctx: ctx}
 }
 
 // BeginTx starts a transaction as the tenant in ctx. BEGIN and the tenant

@@ -73,9 +73,13 @@ func (ls *lease) replace() {
 // On success the caller owns the lease and must release it; on failure it
 // is released already, with the error.
 func (h *Handle) open(ctx context.Context, left bool, send func(r *route, c *pool.Conn) error) (lease, error) {
+	var moveDeadline time.Time
 	for attempt := 0; ; attempt++ {
 		r, err := h.route(ctx)
 		if err != nil {
+			if errors.Is(err, tenant.ErrMoving) && h.waitMove(ctx, &moveDeadline) {
+				continue
+			}
 			return lease{}, err
 		}
 		start := time.Time{}
@@ -132,3 +136,33 @@ func stale(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.FeatureNotSupported || pgErr.Code == pgerrcode.InvalidSQLStatementName)
 }
+
+// waitMove waits a little for a moving tenant's move to flip its placement,
+// and reports whether the call should route again: until the deadline
+// (Config.MoveWait from the first wait) passes. Its route is read from the
+// directory anew each time, so a notification late or lost costs no more
+// than one pause.
+func (h *Handle) waitMove(ctx context.Context, deadline *time.Time) bool {
+	now := time.Now()
+	if deadline.IsZero() {
+		*deadline = now.Add(h.t.cfg.MoveWait)
+	}
+	if !now.Before(*deadline) {
+		return false
+	}
+	t := time.NewTimer(min(movePoll, deadline.Sub(now)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	if id, ok := h.tenantOf(ctx); ok {
+		h.t.routes.Invalidate(id)
+	}
+	return true
+}
+
+// movePoll is how often a call waiting for a move reads its tenant's
+// directory entry.
+const movePoll = 20 * time.Millisecond

@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,6 +55,9 @@ func (r *tenantRows) Close() {
 	if r.err == nil {
 		r.err = rest
 	}
+	if r.lease.r != nil {
+		r.err = movingErr(r.lease.r.t.ID, r.err)
+	}
 	if r.err != nil && r.br == nil {
 		// pgx's batch path invalidates its own statement cache.
 		forget(r.ctx, r.lease.c, r.lease.r, r.sql, r.err)
@@ -73,10 +77,35 @@ func (r *tenantRows) Err() error {
 // Conn returns nil: the connection belongs to the pool, not to the caller.
 func (r *tenantRows) Conn() *pgx.Conn { return nil }
 
-// row is pgx.Row over any Rows, with pgx's QueryRow semantics.
-type row struct{ rows pgx.Rows }
+// row is pgx.Row over any Rows, with pgx's QueryRow semantics. again,
+// when set, runs the query anew, for a row that a move's fence refused.
+type row struct {
+	rows  pgx.Rows
+	again func() pgx.Rows
+	h     *Handle
+	ctx   context.Context
+}
 
 func (r row) Scan(dest ...any) error {
+	if r.again == nil {
+		return r.scan(dest...)
+	}
+	var deadline time.Time
+	for {
+		err := r.scan(dest...)
+		if !fenced(err) {
+			return err
+		}
+		id, _ := r.h.tenantOf(r.ctx)
+		r.h.t.routes.Invalidate(id)
+		if !r.h.waitMove(r.ctx, &deadline) {
+			return movingErr(id, err)
+		}
+		r.rows = r.again()
+	}
+}
+
+func (r row) scan(dest ...any) error {
 	defer r.rows.Close()
 	if err := r.rows.Err(); err != nil {
 		return err

@@ -86,10 +86,16 @@ type Config struct {
 	Tracer                             Tracer                // optional
 	BeforeConnect                      func(*pgx.ConnConfig) // optional
 	DirectoryMaxAge                    time.Duration
+	// MoveWait bounds how long a call waits for a moving tenant's new
+	// placement before it fails with tenant.ErrMoving. Default 10s.
+	MoveWait time.Duration
 	// ContextKey signs every transaction's tenant context (provision.Roles
 	// ContextKey; SECURITY.md, I31).
 	ContextKey []byte
 }
+
+// DefaultMoveWait is Config.MoveWait's default.
+const DefaultMoveWait = 10 * time.Second
 
 // Traffic routes and runs tenant traffic. It is safe for concurrent use.
 type Traffic struct {
@@ -108,6 +114,9 @@ func New(dir *directory.Directory, cfg Config) (*Traffic, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MoveWait <= 0 {
+		cfg.MoveWait = DefaultMoveWait
 	}
 	t := &Traffic{cfg: cfg}
 	var err error

@@ -109,7 +109,7 @@ func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 
 func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	rows, _ := t.Query(ctx, sql, args...)
-	return row{rows}
+	return row{rows: rows}
 }
 
 // SendBatch sends b within the transaction.
