@@ -14,7 +14,13 @@ import (
 
 var server *pgtest.Server
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &server)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(moverChildEnv) != "" {
+		// A mover child of TestMoveSurvivesKill: the server is its parent's.
+		os.Exit(m.Run())
+	}
+	os.Exit(pgtest.Main(m, &server))
+}
 
 // testMigrations are the tenant tables of the core tests.
 func testMigrations() fs.FS { return itemschema.FS() }

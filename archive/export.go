@@ -47,6 +47,9 @@ type ExportOptions struct {
 	Progress func(Progress)
 	// level is the gzip level; Clone stores without compressing.
 	level int
+	// snapshot, when set, is an exported snapshot to read in (a move's
+	// logical replication slot's).
+	snapshot string
 }
 
 // sessionSettings fix how values print, so that the same rows give the
@@ -77,6 +80,12 @@ func export(ctx context.Context, p *provision.Provisioner, id tenant.ID, w io.Wr
 	default:
 		return Manifest{}, &tenant.StateError{ID: id, State: t.State}
 	}
+	return exportPlacement(ctx, p, t, w, opt)
+}
+
+// exportPlacement is export of tenant t at the placement t names, whatever
+// the directory says of it.
+func exportPlacement(ctx context.Context, p *provision.Provisioner, t tenant.Tenant, w io.Writer, opt ExportOptions) (Manifest, error) {
 	conn, err := connect(ctx, p, t)
 	if err != nil {
 		return Manifest{}, err
@@ -88,6 +97,11 @@ func export(ctx context.Context, p *provision.Provisioner, id tenant.ID, w io.Wr
 	}
 	var m Manifest
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if opt.snapshot != "" {
+			if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+ident.Literal(opt.snapshot)); err != nil {
+				return fmt.Errorf("read in the move's snapshot: %w", err)
+			}
+		}
 		if _, err := tx.Exec(ctx, sessionSettings+"; SET LOCAL search_path = "+searchPath(t.Schema)); err != nil {
 			return err
 		}
