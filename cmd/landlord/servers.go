@@ -34,7 +34,7 @@ that holds the directory itself is "main"; tenants can be placed on others.
 		SuggestionsMinimumDistance: 2,
 	}
 	addMigrationsFlag(cmd, &migrationsDir)
-	cmd.AddCommand(newServersList(g, &migrationsDir), newServersAdd(g, &migrationsDir))
+	cmd.AddCommand(newServersList(g, &migrationsDir), newServersAdd(g, &migrationsDir), newServersDrain(g, &migrationsDir))
 	return cmd
 }
 

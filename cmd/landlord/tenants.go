@@ -64,6 +64,8 @@ database (database). Commands that take one tenant accept its id or its slug.
 		newTenantsPurge(g, &migrationsDir),
 		newTenantsVerifyPurge(g, &migrationsDir),
 		newTenantsRestore(g, &migrationsDir),
+		newTenantsMove(g, &migrationsDir),
+		newTenantsMoves(g, &migrationsDir),
 	)
 	return cmd
 }

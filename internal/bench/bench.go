@@ -128,12 +128,13 @@ type benchCase struct {
 // suite lists the cases in the order they run. The installation the
 // traffic cases share grows before each case to what it needs, so the
 // cheapest cases come first; provisioning goes first of all, before the
-// server holds thousands of tenants; export, on installations of its own,
-// next; the fleet cases go last.
+// server holds thousands of tenants; export and move, on installations of
+// their own, next; the fleet cases go last.
 func suite() []benchCase {
 	return []benchCase{
 		provisionCase(),
 		exportCase(),
+		moveCase(),
 		rowLookupCase(),
 		rowLookupUnsignedCase(),
 		schemaLookupCase(),
