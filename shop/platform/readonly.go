@@ -66,6 +66,18 @@ type txRows struct {
 	err    error // of ending the transaction
 }
 
+// Next ends the transaction when the rows are done, as pgx's rows close
+// themselves: callers that read to the end and never call Close (as the
+// store's lists do) would otherwise hold the transaction, and its
+// connection, for good.
+func (r *txRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
 func (r *txRows) Close() {
 	r.Rows.Close()
 	if r.closed {
