@@ -288,6 +288,28 @@ func TestBrowserSignUpStockBuy(t *testing.T) {
 			t.Errorf("the store page offers no export:\n%s", trim(page, 800))
 		}
 		shot(t, op, dir, "admin-store")
+		// A plan change moves the store while the page follows the move
+		// (it reloads itself each second until the move is over).
+		run(t, op, "change a store's plan",
+			chromedp.SetValue(chromedp.CSS(`#f-plan`), "pro"),
+			chromedp.SendKeys(chromedp.CSS(`#f-plan_reason`), "outgrew its database plan's price"),
+			chromedp.Submit(chromedp.CSS(`#f-plan_reason`)),
+			chromedp.WaitVisible(chromedp.CSS("main h1")),
+		)
+		var moved string
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+			// The page reloads itself while the move runs: a read that
+			// meets a reload is tried again.
+			if text, err := chromedp.Run(op, chromedp.Text(chromedp.CSS("main"))); err == nil {
+				if moved = text; strings.Contains(moved, "Last moved from") {
+					break
+				}
+			}
+		}
+		if !strings.Contains(moved, "pro plan · schema") || !strings.Contains(moved, "requests paused") {
+			t.Errorf("the store page after the plan change:\n%s", trim(moved, 800))
+		}
+		shot(t, op, dir, "admin-store-moved")
 		run(t, op, "report",
 			chromedp.Navigate(platform+"/admin/report"),
 			chromedp.WaitVisible(chromedp.CSS(`form[action="/admin/report"] button`)),

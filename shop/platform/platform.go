@@ -77,6 +77,8 @@ type Platform struct {
 	cfg  Config
 	log  *slog.Logger
 	fake []byte // a bcrypt hash compared against when an email is unknown
+	// moves are the plan changes under way in this process.
+	moves moves
 }
 
 // Open applies the platform's migrations to the control database of ll

@@ -240,6 +240,11 @@ func TestOperatorTools(t *testing.T) {
 			if got := accessRows(t, s.rec.TenantID, "browse"); len(got) != 1 || got[0] != "|customer ticket 42" {
 				t.Fatalf("%s: admin_access rows %q", s.rec.Slug, got)
 			}
+			// Browsing holds no connection once its calls returned: a
+			// list read to its end ends its read-only transaction.
+			if n := e.ll.Stats().Pool.Servers[0].Conns.InUse; n != 0 {
+				t.Fatalf("%s: %d tenant connections still in use after browsing", s.rec.Slug, n)
+			}
 		}
 		infos, err := p.Stores(ctx, op)
 		must(t, err)
@@ -353,6 +358,61 @@ func TestOperatorTools(t *testing.T) {
 		must(t, e.ll.DeleteTenant(ctx, cp.ID)) // not a store: the report must not count it
 	})
 
+	t.Run("change plan", func(t *testing.T) {
+		id := pro.rec.TenantID
+		if err := p.ChangePlan(ctx, op, id, PlanEnterprise, " "); !errors.Is(err, landlord.ErrNoReason) {
+			t.Fatalf("no reason: %v", err)
+		}
+		if err := p.ChangePlan(ctx, op, id, PlanPro, "x"); !errors.Is(err, ErrSamePlan) {
+			t.Fatalf("the same plan: %v", err)
+		}
+		if err := p.ChangePlan(ctx, op, id, "gold", "x"); err == nil {
+			t.Fatal("an unknown plan was taken")
+		}
+		if err := p.ChangePlan(ctx, op, tenant.NewID(), PlanFree, "x"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown store: %v", err)
+		}
+		// Suspended (set state, above): not moved.
+		if err := p.ChangePlan(ctx, op, id, PlanEnterprise, "x"); !errors.Is(err, tenant.ErrSuspended) {
+			t.Fatalf("a suspended store: %v", err)
+		}
+		_, err := p.SetState(ctx, op, id, tenant.StateActive, "paid")
+		must(t, err)
+		orders := func() int64 {
+			t.Helper()
+			page, err := e.st.Orders(pro.ctx, store.OrderFilter{PerPage: 100})
+			must(t, err)
+			return int64(page.Total)
+		}
+		before := orders()
+		must(t, p.ChangePlan(ctx, op, id, PlanEnterprise, "grew out of its schema"))
+		p.WaitMoves()
+		m, ok, err := p.MoveOf(ctx, id)
+		must(t, err)
+		if !ok || m.Phase != "done" || m.From.Model != tenant.ModelSchema || m.To.Model != tenant.ModelDatabase {
+			t.Fatalf("the move: %v %+v", ok, m)
+		}
+		got, err := e.ll.Tenant(ctx, id)
+		must(t, err)
+		if got.Model != tenant.ModelDatabase {
+			t.Errorf("after the change the store is %s", got.Model)
+		}
+		infos, err := p.Stores(ctx, op)
+		must(t, err)
+		for _, in := range infos {
+			if in.TenantID == id && in.Plan != PlanEnterprise {
+				t.Errorf("the store's plan is %s", in.Plan)
+			}
+		}
+		if after := orders(); after != before || before == 0 {
+			t.Errorf("orders before the move %d, after %d", before, after)
+		}
+		if got := accessRows(t, id, "change_plan"); len(got) != 1 || got[0] != "enterprise|grew out of its schema" {
+			t.Errorf("admin_access rows %q", got)
+		}
+	})
+
+	// pro-shop is on the enterprise plan now (change plan, above).
 	t.Run("report", func(t *testing.T) {
 		now := time.Now()
 		var calls [][2]int
@@ -364,7 +424,7 @@ func TestOperatorTools(t *testing.T) {
 		want := []StoreSales{
 			{TenantID: ent.rec.TenantID, Slug: "enterprise-shop", Name: "Store enterprise-shop", Model: tenant.ModelDatabase, Orders: 2, RevenueCents: 1655, Currency: "EUR"},
 			{TenantID: free.rec.TenantID, Slug: "free-shop", Name: "Store free-shop", Model: tenant.ModelRow, Orders: 2, RevenueCents: 2200, Currency: "EUR"},
-			{TenantID: pro.rec.TenantID, Slug: "pro-shop", Name: "Store pro-shop", Model: tenant.ModelSchema, Orders: 2, RevenueCents: 15000, Currency: "EUR"},
+			{TenantID: pro.rec.TenantID, Slug: "pro-shop", Name: "Store pro-shop", Model: tenant.ModelDatabase, Orders: 2, RevenueCents: 15000, Currency: "EUR"},
 		}
 		if fmt.Sprint(rep.Stores) != fmt.Sprint(want) {
 			t.Fatalf("stores\n got %+v\nwant %+v", rep.Stores, want)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/landlordhq/landlord"
+	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/shop/platform"
 	"github.com/landlordhq/landlord/shop/store"
@@ -55,6 +56,7 @@ func (s *Server) platformRoutes() *http.ServeMux {
 	m.HandleFunc("POST /admin/stores/{id}/delete", s.operator(s.adminDelete))
 	m.HandleFunc("POST /admin/stores/{id}/restore", s.operator(s.adminRestore))
 	m.HandleFunc("POST /admin/stores/{id}/purge", s.operator(s.adminPurge))
+	m.HandleFunc("POST /admin/stores/{id}/plan", s.operator(s.adminChangePlan))
 	m.HandleFunc("GET /admin/report", s.operator(s.adminReport))
 	m.HandleFunc("GET /admin/impersonations", s.operator(s.adminImpersonations))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r, nil) })
@@ -309,6 +311,13 @@ type browseData struct {
 	Orders     store.Page[store.Order]
 	Users      []store.User
 	Browsed    bool
+	// Move is the store's latest move (nil when it never moved); Moving
+	// says it is under way, and the page then refreshes itself.
+	Move   *directory.Move
+	Moving bool
+	// Starting: this process is changing the plan, and the move is not
+	// recorded yet.
+	Starting bool
 }
 
 // adminBrowseAsk asks the reason for looking into a store.
@@ -340,11 +349,25 @@ func (s *Server) renderStore(w http.ResponseWriter, r *http.Request, op platform
 			d.PurgeAfter = at
 		}
 	}
+	m, ok, err := s.cfg.Platform.MoveOf(r.Context(), info.TenantID)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	if ok {
+		d.Move, d.Moving = &m, !m.Finished()
+	}
+	if !d.Moving && s.cfg.Platform.Moving(info.TenantID) {
+		d.Moving, d.Starting = true, true
+	}
 	if form == nil {
-		form = url.Values{"days": {"30"}}
+		form = url.Values{"days": {"30"}, "plan": {string(info.Plan)}}
 	}
 	v := s.adminView(op, "Store "+info.Slug)
 	v.Data, v.Form, v.Errors = d, form, errs
+	if d.Moving {
+		v.Refresh = 1
+	}
 	s.render(w, r, status, "admin_store", v)
 }
 
@@ -622,4 +645,33 @@ func (s *Server) adminImpersonations(w http.ResponseWriter, r *http.Request, op 
 	v := s.adminView(op, "Impersonations")
 	v.Data = list
 	s.render(w, r, http.StatusOK, "admin_impersonations", v)
+}
+
+// adminChangePlan puts a store on another plan: its data moves to the
+// plan's isolation model while it keeps selling, and its page follows the
+// move.
+func (s *Server) adminChangePlan(w http.ResponseWriter, r *http.Request, op platform.Operator) {
+	info, reason, ok := s.storeAction(w, r, op, "plan_reason")
+	if !ok {
+		return
+	}
+	plan, err := platform.ParsePlan(r.PostForm.Get("plan"))
+	if err != nil {
+		s.renderStore(w, r, op, info, http.StatusUnprocessableEntity, r.PostForm, map[string]string{"plan": "Choose free, pro or enterprise."})
+		return
+	}
+	err = s.cfg.Platform.ChangePlan(r.Context(), op, info.TenantID, plan, reason)
+	switch {
+	case errors.Is(err, platform.ErrSamePlan):
+		s.renderStore(w, r, op, info, http.StatusUnprocessableEntity, r.PostForm, map[string]string{"plan": "The store is on this plan already."})
+		return
+	case errors.Is(err, platform.ErrMoving):
+		s.errorPage(w, r, nil, http.StatusConflict, "This store is being moved already.")
+		return
+	case err != nil:
+		s.fail(w, r, nil, err)
+		return
+	}
+	s.flash(w, nil, "Store "+info.Slug+" is moving to the "+string(plan)+" plan; it keeps selling meanwhile.")
+	http.Redirect(w, r, "/admin/stores/"+info.TenantID.String(), http.StatusSeeOther)
 }

@@ -219,6 +219,20 @@ func TestPlatform(t *testing.T) {
 		}
 	})
 
+	t.Run("change plan", func(t *testing.T) {
+		free := id("shop-free").String()
+		page := home + "/admin/stores/" + free
+		want(t, op.get(page), http.StatusOK, "Change plan and move", "New plan")
+		want(t, op.post(page+"/plan", url.Values{"plan": {"pro"}}), http.StatusUnprocessableEntity, "Give a reason")
+		want(t, op.post(page+"/plan", url.Values{"plan": {"gold"}, "plan_reason": {"x"}}), http.StatusUnprocessableEntity, "Choose free, pro or enterprise")
+		want(t, op.post(page+"/plan", url.Values{"plan": {"free"}, "plan_reason": {"x"}}), http.StatusUnprocessableEntity, "on this plan already")
+		want(t, op.post(page+"/plan", url.Values{"plan": {"pro"}, "plan_reason": {"upgraded"}}), http.StatusOK, "is moving to the pro plan")
+		e.ws.cfg.Platform.WaitMoves()
+		want(t, op.get(page), http.StatusOK, "pro plan · schema", "Last moved from row to schema", "requests paused")
+		// It kept its data, and sells at its new placement.
+		want(t, e.client(t).get(e.hostBase("shop-free")+"/"), http.StatusOK, "Seller of free")
+	})
+
 	t.Run("report", func(t *testing.T) {
 		r := op.get(home + "/admin/report")
 		want(t, r, http.StatusOK, "Run report")

@@ -89,6 +89,9 @@ type view struct {
 	Data     any
 	// Countries are the platform's countries, for the checkout's address.
 	Countries []store.Country
+	// Refresh, when set, reloads the page after that many seconds: a
+	// page that follows work under way.
+	Refresh int
 }
 
 // ReadOnly reports whether the page's store refuses changes now.

@@ -1,0 +1,126 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/move"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// ErrSamePlan is returned by ChangePlan for a store on that plan already.
+var ErrSamePlan = errors.New("the store is on that plan already")
+
+// ErrMoving is returned by ChangePlan for a store whose move is under way.
+var ErrMoving = errors.New("the store is being moved")
+
+// moves are the plan changes this process runs, by store.
+type moves struct {
+	mu  sync.Mutex
+	run map[tenant.ID]bool
+	wg  sync.WaitGroup
+}
+
+// ChangePlan puts a store on plan, which moves its data to the plan's
+// isolation model (free: shared tables, pro: a schema, enterprise: a
+// database) while the store keeps selling; its requests pause only at the
+// cutover. It is recorded with the reason in shop.admin_access first, and
+// returns once the move has begun: MoveOf reports how far it has come. The
+// store's plan changes when the move is done; a move that fails leaves the
+// store where it was, on its plan.
+func (p *Platform) ChangePlan(ctx context.Context, op Operator, id tenant.ID, plan Plan, reason string) error {
+	reason, err := checkAction(op, reason)
+	if err != nil {
+		return err
+	}
+	if _, err := ParsePlan(string(plan)); err != nil {
+		return err
+	}
+	t, err := p.tenant(ctx, id)
+	if err != nil {
+		return err
+	}
+	if t.Model == plan.Model() {
+		return fmt.Errorf("change the plan of %s: %w", t.Slug, ErrSamePlan)
+	}
+	if _, ok, err := p.ll.Directory().UnfinishedMove(ctx, id); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("change the plan of %s: %w", t.Slug, ErrMoving)
+	}
+	switch t.State {
+	case tenant.StateActive, tenant.StateReadOnly:
+	default:
+		return fmt.Errorf("change the plan of %s: %w", t.Slug, &tenant.StateError{ID: id, State: t.State})
+	}
+	if err := p.recordAccess(ctx, op, id, "change_plan", string(plan), reason); err != nil {
+		return err
+	}
+	p.moves.mu.Lock()
+	defer p.moves.mu.Unlock()
+	if p.moves.run == nil {
+		p.moves.run = map[tenant.ID]bool{}
+	}
+	if p.moves.run[id] {
+		return fmt.Errorf("change the plan of %s: %w", t.Slug, ErrMoving)
+	}
+	p.moves.run[id] = true
+	p.moves.wg.Add(1)
+	go func() {
+		defer p.moves.wg.Done()
+		defer func() {
+			p.moves.mu.Lock()
+			delete(p.moves.run, id)
+			p.moves.mu.Unlock()
+		}()
+		// The request is over; the move is not.
+		mctx := context.WithoutCancel(ctx)
+		admin, err := p.ll.Admin(mctx, fmt.Sprintf("operator %s: change plan to %s: %s", op.Email, plan, reason))
+		if err == nil {
+			_, err = admin.MoveTenant(mctx, id, plan.Model(), "", move.Config{Logger: p.log})
+		}
+		if err == nil {
+			err = p.setPlan(mctx, id, plan)
+		}
+		if err != nil {
+			p.log.LogAttrs(mctx, slog.LevelError, "store plan change failed", slog.String("tenant", id.String()),
+				slog.String("plan", string(plan)), slog.String("error", err.Error()))
+			return
+		}
+		p.log.LogAttrs(mctx, slog.LevelInfo, "store plan changed", slog.String("tenant", id.String()), slog.String("plan", string(plan)))
+	}()
+	return nil
+}
+
+// setPlan records the store's plan.
+func (p *Platform) setPlan(ctx context.Context, id tenant.ID, plan Plan) error {
+	if _, err := p.db.Exec(ctx, `UPDATE shop.stores SET plan = $2 WHERE tenant_id = $1`, id, string(plan)); err != nil {
+		return fmt.Errorf("record the plan of %s: %w", id, err)
+	}
+	return nil
+}
+
+// MoveOf returns the store's latest move (ok false when it never moved):
+// its phase, rows copied and changes applied, and, when it is done, how
+// long the store's requests paused.
+func (p *Platform) MoveOf(ctx context.Context, id tenant.ID) (m directory.Move, ok bool, err error) {
+	ms, err := p.ll.Directory().Moves(ctx, id, false, 1)
+	if err != nil || len(ms) == 0 {
+		return m, false, err
+	}
+	return ms[0], true, nil
+}
+
+// WaitMoves waits for the plan changes this process runs to end.
+func (p *Platform) WaitMoves() { p.moves.wg.Wait() }
+
+// Moving reports whether this process is changing the store's plan now.
+func (p *Platform) Moving(id tenant.ID) bool {
+	p.moves.mu.Lock()
+	defer p.moves.mu.Unlock()
+	return p.moves.run[id]
+}
