@@ -285,6 +285,16 @@ func TestMoveOffline(t *testing.T) {
 	if left := leftovers(t, l, src); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
+	// An admin scope reaches it at its new placement.
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = a.Fanout(fctx, directory.Filter{}, FanoutOptions{}, func(ctx context.Context, tn tenant.Tenant, q Querier) error {
+		var n int
+		return q.QueryRow(ctx, `SELECT count(*) FROM items`).Scan(&n)
+	})
+	if err != nil {
+		t.Errorf("fanout after the move: %v", err)
+	}
 }
 
 // TestMoveRefusals: bad moves are refused before anything is made.
