@@ -1,0 +1,217 @@
+package move
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/landlordhq/landlord/archive"
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/ident"
+	"github.com/landlordhq/landlord/migration"
+	"github.com/landlordhq/landlord/provision"
+	"github.com/landlordhq/landlord/tenant"
+)
+
+// conn connects as the administrator to the database of t's placement.
+func conn(t *testing.T, p *provision.Provisioner, tn tenant.Tenant) *pgx.Conn {
+	t.Helper()
+	c, err := connectTo(t.Context(), p, tn.Server, tn.Database)
+	must(t, err)
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// seed writes products of every type and movements, whose trigger keeps
+// the levels, at tn's placement.
+func seed(t *testing.T, c *pgx.Conn, tn tenant.Tenant) {
+	t.Helper()
+	s := ident.Quote(tn.Schema)
+	_, err := c.Exec(t.Context(), fmt.Sprintf(`
+		INSERT INTO %[1]s.products (tenant_id, name, status, attrs, photo, tags, price)
+		SELECT $1, 'product ' || g || E'\ttab\nline\\', 'live', jsonb_build_object('g', g), '\x00ff'::bytea, ARRAY['a', NULL, 'c'], g * 1.5
+		FROM generate_series(1, 20) g`, s), tn.ID)
+	must(t, err)
+	_, err = c.Exec(t.Context(), fmt.Sprintf(`INSERT INTO %[1]s.movements (tenant_id, product_id, quantity)
+		SELECT $1, id, 10 FROM %[1]s.products WHERE tenant_id = $1`, s), tn.ID)
+	must(t, err)
+}
+
+// levelsHold reports the products whose level is not the sum of their
+// movements: a trigger run twice, or a movement lost, shows there.
+func levelsHold(t *testing.T, c *pgx.Conn, tn tenant.Tenant) (bad, movements int) {
+	t.Helper()
+	s := ident.Quote(tn.Schema)
+	must(t, c.QueryRow(t.Context(), fmt.Sprintf(`
+		SELECT (SELECT count(*) FROM %[1]s.levels l WHERE l.tenant_id = $1 AND l.on_hand <>
+			(SELECT sum(quantity) FROM %[1]s.movements m WHERE m.tenant_id = $1 AND m.product_id = l.product_id)),
+		       (SELECT count(*) FROM %[1]s.movements WHERE tenant_id = $1)`, s), tn.ID).Scan(&bad, &movements))
+	return bad, movements
+}
+
+// TestMoveKeepsWhatTriggersMade moves a schema tenant into the shared
+// tables online while movements are written at the old placement until
+// the fence: the catch-up applies them without running the levels'
+// trigger again, so every level is still the sum of its movements, and
+// every movement is there.
+func TestMoveKeepsWhatTriggersMade(t *testing.T) {
+	p := setup(t)
+	ctx := t.Context()
+	src := create(t, p, "stocked", tenant.ModelSchema)
+	sc := conn(t, p, src)
+	seed(t, sc, src)
+
+	// The writer writes as the administrator, past the fence, so it must
+	// stop before it: the mover waits in Progress until it has.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	written := 0
+	go func() {
+		defer close(stopped)
+		wc, err := connectTo(ctx, p, src.Server, src.Database)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer wc.Close(context.Background())
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := wc.Exec(ctx, fmt.Sprintf(`INSERT INTO %s.movements (tenant_id, product_id, quantity)
+				SELECT $1, id, $2 FROM %[1]s.products WHERE tenant_id = $1 ORDER BY id LIMIT 1 OFFSET $3`, ident.Quote(src.Schema)),
+				src.ID, i%7-3, i%20); err != nil {
+				t.Error(err)
+				return
+			}
+			written++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	var once sync.Once
+	res, err := Move(ctx, p, src.ID, tenant.ModelRow, "", Config{Mode: Online, Settle: time.Millisecond, Progress: func(pr Progress) {
+		if pr.Phase == directory.MoveFenced {
+			once.Do(func() { close(stop); <-stopped })
+		}
+	}})
+	must(t, err)
+	if !res.Move.Online || res.Changes == 0 || res.Rows == 0 {
+		t.Errorf("the move: online %v, %d rows, %d changes", res.Move.Online, res.Rows, res.Changes)
+	}
+	dst, err := p.Directory().Get(ctx, src.ID)
+	must(t, err)
+	if dst.Model != tenant.ModelRow || dst.State != tenant.StateActive {
+		t.Fatalf("after the move: %+v", dst)
+	}
+	bad, n := levelsHold(t, conn(t, p, dst), dst)
+	if bad != 0 || n != 20+written {
+		t.Errorf("at the new placement %d levels are off and %d movements are there, want 0 and %d", bad, n, 20+written)
+	}
+	var schemas int
+	must(t, sc.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, src.Schema).Scan(&schemas))
+	if schemas != 0 {
+		t.Errorf("the old schema %s is still there", src.Schema)
+	}
+}
+
+// TestAbortAndResume: nothing to resume or abort without a move; a move
+// past its fence cannot be aborted, only finished, and Resume finishes it.
+func TestAbortAndResume(t *testing.T) {
+	p := setup(t)
+	ctx := t.Context()
+	src := create(t, p, "halfway", tenant.ModelSchema)
+	seed(t, conn(t, p, src), src)
+	if _, _, err := Resume(ctx, p, src.ID, Config{}); !errors.Is(err, ErrNoMove) {
+		t.Errorf("resume without a move: %v", err)
+	}
+	if _, err := Abort(ctx, p, src.ID, Config{}); !errors.Is(err, ErrNoMove) {
+		t.Errorf("abort without a move: %v", err)
+	}
+	// A mover that stopped right after the directory's fence.
+	dst, err := p.Placement(ctx, src, tenant.ModelDatabase, src.Server)
+	must(t, err)
+	m, err := p.Directory().StartMove(ctx, directory.Move{Tenant: src.ID, From: src, To: dst})
+	must(t, err)
+	if _, err := p.Directory().StartMove(ctx, directory.Move{Tenant: src.ID, From: src, To: dst}); !errors.Is(err, directory.ErrMoveUnderway) {
+		t.Errorf("a second move of the tenant: %v", err)
+	}
+	must(t, p.WithTenantLock(ctx, src.ID, func(c *pgx.Conn) error {
+		_, err := p.MakePlacement(ctx, c, dst)
+		return err
+	}))
+	_, err = p.Directory().SetMoving(ctx, m)
+	must(t, err)
+	if _, err := Abort(ctx, p, src.ID, Config{}); !errors.Is(err, ErrRollsForward) {
+		t.Errorf("abort past the fence: %v", err)
+	}
+	if _, err := Move(ctx, p, src.ID, tenant.ModelRow, "", Config{}); !errors.Is(err, directory.ErrMoveUnderway) {
+		t.Errorf("another move while one is unfinished: %v", err)
+	}
+	res, aborted, err := Resume(ctx, p, src.ID, Config{Settle: time.Millisecond})
+	must(t, err)
+	if aborted || res.Move.Phase != directory.MoveDone {
+		t.Fatalf("resume: aborted %v, %+v", aborted, res.Move)
+	}
+	got, err := p.Directory().Get(ctx, src.ID)
+	must(t, err)
+	if got.Model != tenant.ModelDatabase || got.State != tenant.StateActive {
+		t.Errorf("after the resume: %+v", got)
+	}
+	if bad, n := levelsHold(t, conn(t, p, got), got); bad != 0 || n != 20 {
+		t.Errorf("after the resume %d levels are off, %d movements", bad, n)
+	}
+}
+
+// TestSweep: a row tenant's old placement keeps its fence after the move
+// until it has settled; Sweep lifts it then, and only then.
+func TestSweep(t *testing.T) {
+	p := setup(t)
+	ctx := t.Context()
+	src := create(t, p, "shared-one", tenant.ModelRow)
+	seed(t, conn(t, p, src), src)
+	_, err := Move(ctx, p, src.ID, tenant.ModelSchema, "", Config{Settle: -1})
+	must(t, err)
+	c := conn(t, p, src)
+	fences := func() int {
+		t.Helper()
+		f, err := migration.Fenced(ctx, c, p.Roles().Owner)
+		must(t, err)
+		return len(f)
+	}
+	if fences() != 1 {
+		t.Fatalf("the shared tables hold %d fences after the move, want the tenant's", fences())
+	}
+	must(t, Sweep(ctx, p, time.Hour, false))
+	if fences() != 1 {
+		t.Errorf("Sweep lifted a fence that has not settled")
+	}
+	must(t, Sweep(ctx, p, time.Millisecond, false))
+	if fences() != 0 {
+		t.Errorf("Sweep left a settled fence")
+	}
+	if ms, err := p.Directory().FencedSources(ctx); err != nil || len(ms) != 0 {
+		t.Errorf("fenced sources after the sweep: %v, %v", ms, err)
+	}
+	// The tenant's rows left the shared tables, and its data is whole.
+	var left int
+	must(t, c.QueryRow(ctx, `SELECT count(*) FROM shared.products WHERE tenant_id = $1`, src.ID).Scan(&left))
+	if left != 0 {
+		t.Errorf("%d of its products are left in the shared tables", left)
+	}
+	got, err := p.Directory().Get(ctx, src.ID)
+	must(t, err)
+	sums := map[string]archive.Sum{}
+	must(t, pgx.BeginFunc(ctx, conn(t, p, got), func(tx pgx.Tx) error {
+		sums, err = archive.Sums(ctx, p, tx, got)
+		return err
+	}))
+	if sums["products"].Rows != 20 || sums["movements"].Rows != 20 || sums["levels"].Rows != 20 {
+		t.Errorf("at the new placement: %+v", sums)
+	}
+}
