@@ -2,8 +2,6 @@ package archive
 
 import (
 	"context"
-	"embed"
-	"io/fs"
 	"os"
 	"testing"
 
@@ -11,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/richschema"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/provision"
@@ -21,15 +20,9 @@ var srv *pgtest.Server
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &srv)) }
 
-//go:embed testdata/migrations/*.sql
-var migrationFiles embed.FS
-
+// testMigrations are the tenant tables of these tests (internal/richschema).
 func testMigrations() *migration.Set {
-	sub, err := fs.Sub(migrationFiles, "testdata/migrations")
-	if err != nil {
-		panic(err)
-	}
-	set, err := migration.Load(sub)
+	set, err := migration.Load(richschema.FS())
 	if err != nil {
 		panic(err)
 	}

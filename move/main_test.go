@@ -2,14 +2,13 @@ package move
 
 import (
 	"context"
-	"embed"
-	"io/fs"
 	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/richschema"
 	"github.com/landlordhq/landlord/migration"
 	"github.com/landlordhq/landlord/pgtest"
 	"github.com/landlordhq/landlord/provision"
@@ -20,19 +19,11 @@ var srv *pgtest.Server
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &srv)) }
 
-// The tenant tables of these tests: an enum, identity columns, jsonb,
-// bytea, arrays, a generated column, foreign keys, and a trigger that keeps
-// stock levels from movements (which a move must not run again).
-//
-//go:embed testdata/migrations/*.sql
-var migrationFiles embed.FS
-
+// testMigrations are the tenant tables of these tests (internal/richschema):
+// every kind of column, and a trigger that keeps stock levels from
+// movements, which a move must not run again.
 func testMigrations() *migration.Set {
-	sub, err := fs.Sub(migrationFiles, "testdata/migrations")
-	if err != nil {
-		panic(err)
-	}
-	set, err := migration.Load(sub)
+	set, err := migration.Load(richschema.FS())
 	if err != nil {
 		panic(err)
 	}

@@ -419,44 +419,32 @@ func (m *moveProgress) finish() {
 	}
 }
 
-// drainProgress shows a drain's tenants done of all.
+// drainProgress shows a drain's tenants finished of all, with the
+// installation's progress display, made once the drain knows its total.
 type drainProgress struct {
 	mu    sync.Mutex
 	w     io.Writer
 	label string
-	tty   bool
-	bar   *progressbar.ProgressBar
-	start time.Time
-	last  time.Time
+	p     *progress
 }
 
 func newDrainProgress(w io.Writer, label string) *drainProgress {
-	f, ok := w.(*os.File)
-	now := time.Now()
-	return &drainProgress{w: w, label: label, tty: ok && term.IsTerminal(int(f.Fd())), start: now, last: now}
+	return &drainProgress{w: w, label: label}
 }
 
 func (d *drainProgress) update(p move.DrainProgress) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.tty {
-		if d.bar == nil {
-			d.bar = progressbar.NewOptions64(int64(p.Total), barOptions(d.w, d.label)...)
-		}
-		d.bar.Describe(fmt.Sprintf("%s: %d moved, %d failed", d.label, p.Done, p.Failed))
-		_ = d.bar.Set64(int64(p.Done + p.Failed))
-		return
+	if d.p == nil {
+		d.p = newProgress(d.w, d.label, p.Total)
 	}
-	if now := time.Now(); now.Sub(d.last) >= every || p.Done+p.Failed == p.Total {
-		d.last = now
-		fmt.Fprintf(d.w, "%s: %d of %d moved, %d failed, elapsed %s\n", d.label, p.Done, p.Total, p.Failed, now.Sub(d.start).Round(time.Millisecond))
-	}
+	d.p.step(p.Err != nil)
 }
 
 func (d *drainProgress) finish() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.bar != nil {
-		_ = d.bar.Finish()
+	if d.p != nil {
+		d.p.finish()
 	}
 }
