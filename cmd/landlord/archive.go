@@ -6,12 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/provision"
@@ -386,68 +383,19 @@ all of its rows are in; a failed clone leaves nothing.
 	return cmd
 }
 
-// rowProgress shows rows going through an export or import: a live bar on
-// a terminal (with the total when it is known), log lines every few
-// seconds otherwise.
-type rowProgress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	label string
-	tty   bool
-	bar   *progressbar.ProgressBar
-	last  time.Time
-	start time.Time
-	p     archive.Progress
+// rowProgress shows rows going through an export or import (liveCount).
+type rowProgress struct{ *liveCount }
+
+func newRowProgress(w io.Writer, label string) rowProgress {
+	return rowProgress{newLiveCount(w, label)}
 }
 
-func newRowProgress(w io.Writer, label string) *rowProgress {
-	f, ok := w.(*os.File)
-	now := time.Now()
-	return &rowProgress{w: w, label: label, tty: ok && term.IsTerminal(int(f.Fd())), start: now, last: now}
-}
-
-func (r *rowProgress) update(p archive.Progress) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.p = p
-	if r.tty {
-		if r.bar == nil {
-			total := p.Total
-			if total == 0 {
-				total = -1 // a spinner: the export does not know its total
-			}
-			r.bar = progressbar.NewOptions64(total, barOptions(r.w, r.label)...)
-		}
-		r.bar.Describe(fmt.Sprintf("%s: table %d of %d (%s)", r.label, p.TableIndex, p.Tables, p.Table))
-		_ = r.bar.Set64(p.Rows)
-		return
-	}
-	if now := time.Now(); now.Sub(r.last) >= every {
-		r.last = now
-		r.line(now)
-	}
-}
-
-func (r *rowProgress) line(now time.Time) {
+func (r rowProgress) update(p archive.Progress) {
 	of := ""
-	if r.p.Total > 0 {
-		of = fmt.Sprintf(" of %d", r.p.Total)
+	if p.Total > 0 {
+		of = fmt.Sprintf(" of %d", p.Total)
 	}
-	fmt.Fprintf(r.w, "%s: %d%s rows, table %d of %d (%s), elapsed %s\n", r.label, r.p.Rows, of, r.p.TableIndex, r.p.Tables,
-		r.p.Table, now.Sub(r.start).Round(time.Millisecond))
-}
-
-// finish ends the live bar; a run that printed log lines gets a last one.
-func (r *rowProgress) finish() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.bar != nil {
-		_ = r.bar.Finish()
-		return
-	}
-	if !r.tty && r.last != r.start {
-		r.line(time.Now())
-	}
+	r.set("", fmt.Sprintf("%d%s rows, table %d of %d (%s)", p.Rows, of, p.TableIndex, p.Tables, p.Table), p.Rows, p.Total)
 }
 
 // byteSize is n bytes for people: "812 B", "1.4 MB".

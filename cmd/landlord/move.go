@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/directory"
@@ -372,51 +369,16 @@ It runs in an admin scope: --reason says why, and is logged.
 	return cmd
 }
 
-// moveProgress shows a move's phase and rows: a live line on a terminal,
-// a line every few seconds otherwise.
-type moveProgress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	label string
-	tty   bool
-	bar   *progressbar.ProgressBar
-	p     move.Progress
-	start time.Time
-	last  time.Time
+// moveProgress shows a move's phase, rows and changes (liveCount); each
+// new phase gets a line of its own when not on a terminal.
+type moveProgress struct{ *liveCount }
+
+func newMoveProgress(w io.Writer, label string) moveProgress {
+	return moveProgress{newLiveCount(w, label)}
 }
 
-func newMoveProgress(w io.Writer, label string) *moveProgress {
-	f, ok := w.(*os.File)
-	now := time.Now()
-	return &moveProgress{w: w, label: label, tty: ok && term.IsTerminal(int(f.Fd())), start: now, last: now}
-}
-
-func (m *moveProgress) update(p move.Progress) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	changed := p.Phase != m.p.Phase
-	m.p = p
-	desc := fmt.Sprintf("%s: %s, %d rows, %d changes", m.label, p.Phase, p.Rows, p.Changes)
-	if m.tty {
-		if m.bar == nil {
-			m.bar = progressbar.NewOptions64(-1, barOptions(m.w, m.label)...)
-		}
-		m.bar.Describe(desc)
-		_ = m.bar.Set64(p.Rows + p.Changes)
-		return
-	}
-	if now := time.Now(); changed || now.Sub(m.last) >= every {
-		m.last = now
-		fmt.Fprintf(m.w, "%s, elapsed %s\n", desc, now.Sub(m.start).Round(time.Millisecond))
-	}
-}
-
-func (m *moveProgress) finish() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.bar != nil {
-		_ = m.bar.Finish()
-	}
+func (m moveProgress) update(p move.Progress) {
+	m.set(string(p.Phase), fmt.Sprintf("%s, %d rows, %d changes", p.Phase, p.Rows, p.Changes), p.Rows+p.Changes, 0)
 }
 
 // drainProgress shows a drain's tenants finished of all, with the

@@ -185,3 +185,67 @@ func wrap(s string, width int) []string {
 	}
 	return lines
 }
+
+// liveCount shows work whose total may be unknown and whose description
+// changes as it goes (an export's table, a move's phase): a live bar on a
+// terminal (a spinner without a total), and otherwise a line every few
+// seconds, at each new stage, and at the end. It is safe for concurrent
+// use.
+type liveCount struct {
+	mu          sync.Mutex
+	w           io.Writer
+	label       string
+	tty         bool
+	bar         *progressbar.ProgressBar
+	start, last time.Time
+	stage, desc string
+	lines       bool // a line was printed
+}
+
+func newLiveCount(w io.Writer, label string) *liveCount {
+	f, ok := w.(*os.File)
+	now := time.Now()
+	return &liveCount{w: w, label: label, tty: ok && term.IsTerminal(int(f.Fd())), start: now, last: now}
+}
+
+// set shows desc and the count n of total (0: unknown); a new stage
+// prints a line at once when not on a terminal.
+func (l *liveCount) set(stage, desc string, n, total int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	newStage := stage != l.stage
+	l.stage, l.desc = stage, desc
+	if l.tty {
+		if l.bar == nil {
+			if total <= 0 {
+				total = -1
+			}
+			l.bar = progressbar.NewOptions64(total, barOptions(l.w, l.label)...)
+		}
+		l.bar.Describe(l.label + ": " + desc)
+		_ = l.bar.Set64(n)
+		return
+	}
+	if now := time.Now(); newStage || now.Sub(l.last) >= every {
+		l.last = now
+		l.line(now)
+	}
+}
+
+func (l *liveCount) line(now time.Time) {
+	l.lines = true
+	fmt.Fprintf(l.w, "%s: %s, elapsed %s\n", l.label, l.desc, now.Sub(l.start).Round(time.Millisecond))
+}
+
+// finish ends the live bar; a run that printed lines gets a last one.
+func (l *liveCount) finish() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bar != nil {
+		_ = l.bar.Finish()
+		return
+	}
+	if l.lines {
+		l.line(time.Now())
+	}
+}
