@@ -54,6 +54,7 @@ func TestMoverChild(t *testing.T) {
 // acknowledged write is there once and nothing is left of the placement
 // that no longer serves (THREATS F05).
 func TestMoveSurvivesKill(t *testing.T) {
+	t.Parallel()
 	l, a, db := moveSetup(t)
 	ctx := t.Context()
 	h := l.Handle()

@@ -181,6 +181,7 @@ func leftovers(t *testing.T, l *Landlord, src tenant.Tenant) []string {
 // a neighbour is untouched, and nothing of the old placement, the slot or
 // the publication is left.
 func TestMoveEveryPair(t *testing.T) {
+	t.Parallel()
 	l, a, _ := moveSetup(t)
 	ctx := t.Context()
 	extra := pgtest.StartExtra(t)
@@ -214,7 +215,7 @@ func TestMoveEveryPair(t *testing.T) {
 			src, err := l.CreateTenant(ctx, provision.Request{Slug: fmt.Sprintf("moving-%d", i), Model: c.from})
 			must(t, err)
 			tctx := WithTenant(ctx, src.ID)
-			seedItems(t, h, tctx, 500)
+			seedItems(t, h, tctx, 300)
 			w := startWriter(h, tctx, 10000)
 			time.Sleep(100 * time.Millisecond)
 			var phases []directory.MovePhase
@@ -242,9 +243,9 @@ func TestMoveEveryPair(t *testing.T) {
 			}
 			w.check(t)
 			var n int
-			must(t, h.QueryRow(tctx, `SELECT count(*) FROM items WHERE id <= 500`).Scan(&n))
-			if n != 500 {
-				t.Errorf("%d of the 500 seeded items are there", n)
+			must(t, h.QueryRow(tctx, `SELECT count(*) FROM items WHERE id <= 300`).Scan(&n))
+			if n != 300 {
+				t.Errorf("%d of the 300 seeded items are there", n)
 			}
 			if left := leftovers(t, l, src); len(left) > 0 {
 				t.Errorf("left behind: %v", left)
@@ -262,6 +263,7 @@ func TestMoveEveryPair(t *testing.T) {
 // TestMoveOffline: an offline move copies after the fence; the writer's
 // calls wait through it and none is lost.
 func TestMoveOffline(t *testing.T) {
+	t.Parallel()
 	l, a, _ := moveSetup(t)
 	ctx := t.Context()
 	h := l.Handle()
@@ -299,6 +301,7 @@ func TestMoveOffline(t *testing.T) {
 
 // TestMoveRefusals: bad moves are refused before anything is made.
 func TestMoveRefusals(t *testing.T) {
+	t.Parallel()
 	l, a, _ := moveSetup(t)
 	ctx := t.Context()
 	src, err := l.CreateTenant(ctx, provision.Request{Slug: "stays", Model: tenant.ModelSchema})
@@ -330,6 +333,7 @@ func TestMoveRefusals(t *testing.T) {
 // the fence going) and goes again; one that waits longer than MoveWait
 // fails with tenant.ErrMoving, and nothing of it ran.
 func TestFenceAtTheHandle(t *testing.T) {
+	t.Parallel()
 	l, _ := setup(t, Config{MoveWait: 300 * time.Millisecond})
 	ctx := t.Context()
 	tn, err := l.CreateTenant(ctx, provision.Request{Slug: "fenced", Model: tenant.ModelSchema})
@@ -373,6 +377,7 @@ func TestFenceAtTheHandle(t *testing.T) {
 // another server in its model, every acknowledged write is there, and
 // nothing of them is left on the drained server.
 func TestDrain(t *testing.T) {
+	t.Parallel()
 	l, a, _ := moveSetup(t)
 	ctx := t.Context()
 	h := l.Handle()

@@ -42,7 +42,7 @@ func moveCase() benchCase {
 // moveSizes are the tenant's rows and the writers' rate.
 func moveSizes(sz sizes) (rows, perSecond int) {
 	if sz.quick {
-		return 100000, 1000
+		return 30000, 1000
 	}
 	return 1000000, 2000
 }
@@ -155,7 +155,7 @@ func runMove(ctx context.Context, e *env) ([]Result, error) {
 	wr := startMoveWriters(landlord.WithTenant(ctx, t.ID), l.Handle(), perSecond)
 	// An unmoved stretch first, as long as the move will be roughly: the
 	// baseline of the writes' longest call.
-	lead := 3 * time.Second
+	lead := 2 * time.Second
 	if !e.sz.quick {
 		lead = 8 * time.Second
 	}
