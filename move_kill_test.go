@@ -27,7 +27,8 @@ func TestMoverChild(t *testing.T) {
 		t.Skip("runs only as TestMoveSurvivesKill's child")
 	}
 	ctx := context.Background()
-	l, err := Open(ctx, os.Getenv("LL_URL"), testMigrations(), Config{})
+	// The parent audited the installation already.
+	l, err := Open(ctx, os.Getenv("LL_URL"), testMigrations(), Config{StartupAudit: AuditOff})
 	must(t, err)
 	defer l.Close()
 	a, err := l.Admin(ctx, "mover child")

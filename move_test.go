@@ -215,8 +215,8 @@ func TestMoveEveryPair(t *testing.T) {
 			src, err := l.CreateTenant(ctx, provision.Request{Slug: fmt.Sprintf("moving-%d", i), Model: c.from})
 			must(t, err)
 			tctx := WithTenant(ctx, src.ID)
-			seedItems(t, h, tctx, 300)
-			w := startWriter(h, tctx, 10000)
+			seedItems(t, h, tctx, 200)
+			w := startWriterEvery(h, tctx, 10000, 8*time.Millisecond)
 			time.Sleep(100 * time.Millisecond)
 			var phases []directory.MovePhase
 			res, err := a.MoveTenant(ctx, src.ID, c.to, c.server, move.Config{Settle: time.Millisecond, Progress: func(p move.Progress) {
@@ -243,9 +243,9 @@ func TestMoveEveryPair(t *testing.T) {
 			}
 			w.check(t)
 			var n int
-			must(t, h.QueryRow(tctx, `SELECT count(*) FROM items WHERE id <= 300`).Scan(&n))
-			if n != 300 {
-				t.Errorf("%d of the 300 seeded items are there", n)
+			must(t, h.QueryRow(tctx, `SELECT count(*) FROM items WHERE id <= 200`).Scan(&n))
+			if n != 200 {
+				t.Errorf("%d of the 200 seeded items are there", n)
 			}
 			if left := leftovers(t, l, src); len(left) > 0 {
 				t.Errorf("left behind: %v", left)

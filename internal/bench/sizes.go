@@ -61,7 +61,7 @@ func sizesFor(cfg Config) sizes {
 			rounds: 6, roundTime: 500 * time.Millisecond,
 			conns: 8, goroutines: 8, rows: 100,
 			rowTenants: 200, schemaLookups: 100,
-			catalogTenants: 500, catalogConns: 20, catalogRun: 20 * time.Second, catalogWindow: 10 * time.Second,
+			catalogTenants: 500, catalogConns: 20, catalogRun: 12 * time.Second, catalogWindow: 6 * time.Second,
 			dbTenants: 100, budget: 10, wideBudget: 100, zipfWorkers: 32, failureRun: 2 * time.Second,
 			mixedRow: 200, mixedSchema: 50, mixedDB: 20,
 			provisionN: 5, provisionRounds: 2, claimN: 3,
