@@ -59,7 +59,9 @@ func TestCatchUp(t *testing.T) {
 	stats, err := f.CatchUp(ctx, e.applyFunc(a, &n), nil)
 	must(t, err)
 	e.same(t, nil)
-	if stats.Transactions != n.txns || stats.Changes != n.changes || stats.Transactions == 0 {
+	// Consecutive transactions come in batches: fewer applies than
+	// transactions, the same changes.
+	if stats.Changes != n.changes || stats.Transactions < n.txns || n.txns == 0 {
 		t.Errorf("stats %+v, applied %+v", stats, n)
 	}
 
@@ -190,7 +192,7 @@ func TestResume(t *testing.T) {
 		if err := apply(ctx, txn); err != nil {
 			return err
 		}
-		if applied++; applied == 40 {
+		if applied++; applied == 1 {
 			unacknowledged = txn.EndLSN
 			return crash
 		}

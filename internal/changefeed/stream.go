@@ -40,8 +40,9 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
-// Txn is one committed source transaction's changes to the published
-// tables, in order.
+// Txn is the changes to the published tables of one committed source
+// transaction, or of several consecutive ones (CatchUp batches them), in
+// order.
 type Txn struct {
 	// CommitLSN is the position of the commit record, EndLSN the position
 	// after it: what is acknowledged once the transaction is applied.
@@ -94,6 +95,12 @@ const (
 	// minStatusInterval bounds it from below for a server whose
 	// wal_sender_timeout is very short.
 	minStatusInterval = 100 * time.Millisecond
+	// batchWait is how long a batch of committed transactions waits for
+	// more that the server has sent already; batchTransactions and
+	// batchChanges bound a batch.
+	batchWait         = 2 * time.Millisecond
+	batchTransactions = 1000
+	batchChanges      = 10000
 	// progressInterval is how often CatchUp calls its progress function.
 	progressInterval = time.Second
 	// endStreamTimeout bounds the graceful end of a stream: the server
@@ -111,11 +118,14 @@ type relation struct {
 }
 
 // CatchUp delivers, in commit order, every transaction committed before
-// the call, calling apply once per transaction: it emits a
+// the call, calling apply once per batch of consecutive transactions (one
+// Txn holding their changes in order, with the last one's positions; a
+// batch is what the server has sent at once, up to a thousand
+// transactions), so that the target commits once per batch: it emits a
 // non-transactional logical decoding message with a fresh nonce as a
 // marker (pg_logical_emit_message) and streams until the marker arrives.
 // Transactions committed during the call may be delivered too. After
-// apply returns nil for a transaction, its end LSN is acknowledged to the
+// apply returns nil for a batch, its last end LSN is acknowledged to the
 // server, so that a later Resume starts after it.
 //
 // progress, which may be nil, is called about once a second with the
@@ -261,6 +271,26 @@ func (f *Feed) closeRepl(ctx context.Context) {
 func (f *Feed) stream(ctx context.Context, nonce string, apply func(context.Context, Txn) error, progress func(CatchUpStats)) (CatchUpStats, error) {
 	var stats CatchUpStats
 	var txn *Txn
+	// batch holds committed transactions not applied yet, in commit
+	// order, as one Txn: they are applied together when the stream has
+	// nothing more at once, when the batch is full, or at a keepalive or
+	// the marker, and acknowledged after that.
+	var batch *Txn
+	batched := 0
+	flush := func() error {
+		if batch == nil {
+			return nil
+		}
+		b := *batch
+		batch, batched = nil, 0
+		if len(b.Changes) > 0 {
+			if err := f.applyKeepingAlive(ctx, apply, b); err != nil {
+				return fmt.Errorf("apply the transactions committed up to %s: %w", b.CommitLSN, err)
+			}
+		}
+		f.advance(b.EndLSN)
+		return f.sendStatus()
+	}
 	lastProgress := time.Now()
 	report := func(force bool) {
 		if progress != nil && (force || time.Since(lastProgress) >= progressInterval) {
@@ -279,11 +309,21 @@ func (f *Feed) stream(ctx context.Context, nonce string, apply func(context.Cont
 			}
 			continue
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
+		wait := next
+		if batch != nil {
+			// A batch waits only for what the server has already sent.
+			if soon := time.Now().Add(batchWait); soon.Before(next) {
+				wait = soon
+			}
+		}
+		rctx, cancel := context.WithDeadline(ctx, wait)
 		msg, err := f.repl.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil && pgconn.Timeout(err) {
+				if err := flush(); err != nil {
+					return stats, err
+				}
 				report(false)
 				continue
 			}
@@ -308,6 +348,9 @@ func (f *Feed) stream(ctx context.Context, nonce string, apply func(context.Cont
 			pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
 			if err != nil {
 				return stats, fmt.Errorf("parse keepalive message: %w", err)
+			}
+			if err := flush(); err != nil {
+				return stats, err
 			}
 			if txn == nil {
 				// Every transaction that committed before the position
@@ -353,6 +396,10 @@ func (f *Feed) stream(ctx context.Context, nonce string, apply func(context.Cont
 				return stats, err
 			}
 		case *pglogrepl.TruncateMessage:
+			// What committed before it is applied first.
+			if err := flush(); err != nil {
+				return stats, err
+			}
 			var names []string
 			for _, id := range lm.RelationIDs {
 				if r := f.relations[id]; r != nil {
@@ -368,21 +415,29 @@ func (f *Feed) stream(ctx context.Context, nonce string, apply func(context.Cont
 			}
 			txn.CommitLSN, txn.EndLSN, txn.CommitTime = lm.CommitLSN, lm.TransactionEndLSN, lm.CommitTime
 			if len(txn.Changes) > 0 {
-				if err := f.applyKeepingAlive(ctx, apply, *txn); err != nil {
-					return stats, fmt.Errorf("apply the transaction committed at %s: %w", txn.CommitLSN, err)
-				}
 				stats.Transactions++
 				stats.Changes += len(txn.Changes)
 			}
-			f.advance(txn.EndLSN)
+			if batch == nil {
+				batch = txn
+			} else {
+				batch.Changes = append(batch.Changes, txn.Changes...)
+				batch.CommitLSN, batch.EndLSN, batch.CommitTime = txn.CommitLSN, txn.EndLSN, txn.CommitTime
+			}
+			batched++
 			txn = nil
-			if err := f.sendStatus(); err != nil {
-				return stats, err
+			if batched >= batchTransactions || len(batch.Changes) >= batchChanges {
+				if err := flush(); err != nil {
+					return stats, err
+				}
 			}
 			report(false)
 		case *pglogrepl.LogicalDecodingMessage:
 			if lm.Transactional || lm.Prefix != markerPrefix || string(lm.Content) != nonce {
 				continue
+			}
+			if err := flush(); err != nil {
+				return stats, err
 			}
 			if txn == nil {
 				f.advance(lm.LSN)
