@@ -215,3 +215,52 @@ func TestSweep(t *testing.T) {
 		t.Errorf("at the new placement: %+v", sums)
 	}
 }
+
+// TestCutoverFindsADifference: a row changed after the snapshot that
+// differs at the new placement when the cutover compares them (here: made
+// to differ by hand, as a lost change would) fails the move before the
+// flip, and the tenant stays where it was, serving.
+func TestCutoverFindsADifference(t *testing.T) {
+	p := setup(t)
+	ctx := t.Context()
+	src := create(t, p, "differs", tenant.ModelSchema)
+	sc := conn(t, p, src)
+	seed(t, sc, src)
+	dst, err := p.Placement(ctx, src, tenant.ModelDatabase, src.Server)
+	must(t, err)
+	fenced := 0
+	_, err = Move(ctx, p, src.ID, tenant.ModelDatabase, "", Config{Mode: Online, Progress: func(pr Progress) {
+		switch pr.Phase {
+		case directory.MoveCopied:
+			if pr.Changes == 0 { // after the copy: a change the catch-up carries
+				_, err := sc.Exec(ctx, fmt.Sprintf(`UPDATE %s.products SET name = 'renamed' WHERE tenant_id = $1 AND id = (SELECT min(id) FROM %[1]s.products WHERE tenant_id = $1)`,
+					ident.Quote(src.Schema)), src.ID)
+				must(t, err)
+			}
+		case directory.MoveFenced:
+			if fenced++; fenced == 2 { // the database's fence is in place: the catch-up is over but the last round
+				dc, err := connectTo(ctx, p, dst.Server, dst.Database)
+				must(t, err)
+				defer dc.Close(context.Background())
+				_, err = dc.Exec(ctx, fmt.Sprintf(`UPDATE %s.products SET name = 'lost' WHERE tenant_id = $1 AND name = 'renamed'`, ident.Quote(dst.Schema)), src.ID)
+				must(t, err)
+			}
+		}
+	}})
+	if !errors.Is(err, ErrMismatch) {
+		t.Fatalf("a move whose copy differs: %v, want ErrMismatch", err)
+	}
+	got, err := p.Directory().Get(ctx, src.ID)
+	must(t, err)
+	if got.Model != tenant.ModelSchema || got.State != tenant.StateActive {
+		t.Errorf("after the failed move the tenant is %s, %s; want schema, active", got.Model, got.State)
+	}
+	var fences, dbs int
+	must(t, sc.QueryRow(ctx, `SELECT (SELECT count(*) FROM landlord_context.fences), (SELECT count(*) FROM pg_database WHERE datname = $1)`, dst.Database).Scan(&fences, &dbs))
+	if fences != 0 || dbs != 0 {
+		t.Errorf("after the failed move: %d fences at the old placement, %d new databases", fences, dbs)
+	}
+	if m, ok, _ := p.Directory().UnfinishedMove(ctx, src.ID); ok {
+		t.Errorf("the failed move is unfinished: %+v", m)
+	}
+}
