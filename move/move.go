@@ -339,10 +339,6 @@ type run struct {
 	// srcConn and dstConn are the administrator's connections to the
 	// placements' databases, made when first needed (conns).
 	srcConn, dstConn *pgx.Conn
-	// touched are the keys this run's catch-up changed; nil when the
-	// snapshot's copy was not this run's (a resumed move), which then
-	// compares every row.
-	touched touched
 }
 
 // conns connects to both placements' databases, once per run.
@@ -478,7 +474,6 @@ func (r *run) beforeFence(ctx context.Context) error {
 	}
 	r.res.Copy = time.Since(start)
 	r.m.RowsCopied = man.Rows()
-	r.touched = touched{}
 	if err := r.phase(ctx, directory.MoveCopied); err != nil {
 		return err
 	}
@@ -603,15 +598,7 @@ func (r *run) fenceAndLevel(ctx context.Context) error {
 		return err
 	}
 	lap(&c.Sequences)
-	if r.m.Online && r.touched != nil {
-		tables, terr := sourceTables(ctx, r.p, src)
-		if terr != nil {
-			return terr
-		}
-		err = r.compareTouched(ctx, srcConn, dstConn, tables)
-	} else {
-		err = r.compare(ctx, srcConn, dstConn)
-	}
+	err = r.compare(ctx, srcConn, dstConn)
 	lap(&c.Compare)
 	return err
 }
