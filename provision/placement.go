@@ -94,11 +94,7 @@ func (p *Provisioner) DropPlacement(ctx context.Context, conn *pgx.Conn, t tenan
 	case tenant.ModelRow:
 		return p.dropSharedRows(ctx, t)
 	case tenant.ModelSchema:
-		pl, err := p.placeOf(ctx, t.Server, t.Database)
-		if err != nil {
-			return err
-		}
-		q, done, err := p.open(ctx, pl)
+		q, done, err := p.openPlace(ctx, t.Server, t.Database)
 		if err != nil {
 			return err
 		}
@@ -136,11 +132,7 @@ func (p *Provisioner) DropPlacement(ctx context.Context, conn *pgx.Conn, t tenan
 // dropSharedRows deletes tenant t's rows from the shared tables of its
 // server's database, children first, as Purge does.
 func (p *Provisioner) dropSharedRows(ctx context.Context, t tenant.Tenant) error {
-	pl, err := p.placeOf(ctx, t.Server, t.Database)
-	if err != nil {
-		return err
-	}
-	q, done, err := p.open(ctx, pl)
+	q, done, err := p.openPlace(ctx, t.Server, t.Database)
 	if err != nil {
 		return err
 	}
@@ -189,15 +181,16 @@ func (p *Provisioner) dropSharedRows(ctx context.Context, t tenant.Tenant) error
 	})
 }
 
-// placeOf is database on server as a place.
-func (p *Provisioner) placeOf(ctx context.Context, server, database string) (place, error) {
+// openPlace connects to database on server as open does (the pool for
+// the control database, a new connection to close with done otherwise).
+func (p *Provisioner) openPlace(ctx context.Context, server, database string) (q dbConn, done func(), err error) {
 	srv, err := p.server(ctx, server)
 	if err != nil {
-		return place{}, err
+		return nil, nil, err
 	}
 	control, err := p.currentDatabase(ctx)
 	if err != nil {
-		return place{}, err
+		return nil, nil, err
 	}
-	return place{server: srv, database: database, control: srv.Host == "" && database == control}, nil
+	return p.open(ctx, place{server: srv, database: database, control: srv.Host == "" && database == control})
 }

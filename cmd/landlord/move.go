@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +112,7 @@ It runs in an admin scope: --reason says why, and is logged.
 		if err != nil {
 			return err
 		}
-		if reason == "" {
+		if strings.TrimSpace(reason) == "" {
 			return usageError{errors.New("--reason is required: say why the tenant moves; it is logged")}
 		}
 		if offline && online {
@@ -311,7 +312,7 @@ It runs in an admin scope: --reason says why, and is logged.
 	cmd.Flags().BoolVar(&offline, "offline", false, "copy each tenant with it fenced, without logical decoding")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the log (required)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if reason == "" {
+		if strings.TrimSpace(reason) == "" {
 			return usageError{errors.New("--reason is required: say why the server is drained; it is logged")}
 		}
 		if parallel <= 0 || parallel > 64 {
