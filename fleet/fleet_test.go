@@ -531,8 +531,16 @@ func TestConcurrentRuns(t *testing.T) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("run %d: %v", i, err)
+			t.Errorf("run %d: %v", i, err)
+			if reps[i] != nil {
+				for _, r := range reps[i].Targets {
+					t.Errorf("run %d: %s: %s %s", i, r.Key, r.Status, r.Error)
+				}
+			}
 		}
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	for name, v := range e.checkConsistent(t, e.places(tenants), steps) {
 		if v != 5 {
@@ -637,6 +645,97 @@ func TestStoppedRunTakenOver(t *testing.T) {
 		t.Errorf("stopped run recorded as %q (%q), want interrupted", status, msg)
 	}
 	if r := e.records(t)[e.key(s1)]; r.status != "done" || r.run != rep.Run.ID || r.attempts != 2 {
+		t.Errorf("record of the taken-over target: %+v", r)
+	}
+}
+
+// TestIntentSeesRunStartedDuringIt: a run whose record committed after
+// another run's intent statement began (so the statement's snapshot cannot
+// see it) still holds the targets it recorded. The intent is made to wait
+// on the first key until the other run has started and recorded the second.
+func TestIntentSeesRunStartedDuringIt(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s1 := e.create(t, "shop-one", tenant.ModelSchema)
+	s2 := e.create(t, "shop-two", tenant.ModelSchema)
+	first, second := s1, s2
+	if e.key(s2) < e.key(s1) {
+		first, second = s2, s1
+	}
+	f := e.fleet(t, files(3), fleet.Config{})
+	// An uncommitted record of the first key makes the intent wait there.
+	blocker := e.connect(t, "")
+	var oldRun int
+	if err := blocker.QueryRow(t.Context(), `INSERT INTO landlord.migration_runs (status, set_hash, head) VALUES ('failed', 'x', 3) RETURNING id`).Scan(&oldRun); err != nil {
+		t.Fatal(err)
+	}
+	const record = `INSERT INTO landlord.migration_targets (target, kind, tenant_id, server_id, database_name, schema_name, run_id, status, from_version, to_version, version)
+		VALUES ($1, 'schema', $2, 'main', $3, $4, $5, $6, 1, 3, 1)`
+	tx, err := blocker.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), record, e.key(first), first.ID, e.db.Name, first.Schema, oldRun, "failed"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var rep *fleet.Report
+	var upErr error
+	go func() {
+		defer close(done)
+		rep, upErr = f.Up(t.Context())
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting bool
+		if err := e.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE query LIKE 'INSERT INTO landlord.migration_targets AS t%' AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run's intent never waited on the first key")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Another run starts now, live, and records the second key.
+	owner := e.connect(t, "")
+	var runID int
+	if err := owner.QueryRow(t.Context(), `INSERT INTO landlord.migration_runs (status, set_hash, head) VALUES ('running', 'x', 3) RETURNING id`).Scan(&runID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Exec(t.Context(), `SELECT pg_advisory_lock(x'4c4c4652'::int, $1)`, runID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Exec(t.Context(), record, e.key(second), second.ID, e.db.Name, second.Schema, runID, "pending"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The intent goes on: it takes the first key, not the live run's.
+	deadline = time.Now().Add(30 * time.Second)
+	for !slices.Equal(e.ledger(t, e.db.Name, first.Schema), []int{1, 2, 3}) {
+		if time.Now().After(deadline) {
+			t.Fatal("the free target was not migrated")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := e.records(t)[e.key(second)]; r.run != runID || r.status != "pending" {
+		t.Fatalf("a target recorded by a live run was taken: %+v", r)
+	}
+	if got := e.ledger(t, e.db.Name, second.Schema); !slices.Equal(got, []int{1}) {
+		t.Fatalf("a target held by a live run was migrated: %v", got)
+	}
+	// The other run stops: its target is taken over.
+	owner.Close(t.Context())
+	<-done
+	if upErr != nil {
+		t.Fatalf("Up: %v", upErr)
+	}
+	if r := e.records(t)[e.key(second)]; r.run != rep.Run.ID || r.status != "done" {
 		t.Errorf("record of the taken-over target: %+v", r)
 	}
 }

@@ -283,9 +283,15 @@ func (r *run) close(ctx context.Context) {
 }
 
 // intentSQL records items as pending in run $1 towards head $2. A target
-// held by another running run is left alone: RETURNING lists what this run
+// held by another live run is left alone: RETURNING lists what this run
 // now owns. Rows are written in key order, so two runs recording the same
 // targets at once never deadlock.
+//
+// A run is live while its lock is held ($10, the namespace). The lock is
+// read from pg_locks, which shows the present, not the statement's
+// snapshot: a run whose record committed after this statement began,
+// and whose intent this one then waited for, is invisible to the snapshot
+// but holds its lock, and its targets stay its own.
 const intentSQL = `INSERT INTO landlord.migration_targets AS t
 	(target, kind, tenant_id, server_id, database_name, schema_name, run_id, status, from_version, to_version, version)
 SELECT k, kind, NULLIF(tid, '')::uuid, srv, db, sch, $1, 'pending', v, $2, v
@@ -299,7 +305,10 @@ ON CONFLICT (target) DO UPDATE SET
 	attempts = CASE WHEN t.status <> 'done' AND t.to_version = EXCLUDED.to_version THEN t.attempts ELSE 0 END,
 	duration_ms = 0, error = '', started_at = NULL, finished_at = NULL
 WHERE t.status IN ('done', 'failed') OR t.run_id = EXCLUDED.run_id OR NOT EXISTS (
-	SELECT FROM landlord.migration_runs r WHERE r.id = t.run_id AND r.status = 'running')
+	SELECT FROM pg_locks l
+	WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+	  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	  AND l.classid = $10::oid AND l.objid = t.run_id::oid)
 RETURNING target`
 
 // intent records items as this run's pending targets and returns those it
@@ -317,7 +326,7 @@ func (r *run) intent(ctx context.Context, items []*item) (owned, held []*item, e
 			tids[i] = it.Tenant.String()
 		}
 	}
-	rows, err := r.f.admin.Query(ctx, intentSQL, r.id, r.f.set.Head(), keys, kinds, tids, srvs, dbs, schs, vs)
+	rows, err := r.f.admin.Query(ctx, intentSQL, r.id, r.f.set.Head(), keys, kinds, tids, srvs, dbs, schs, vs, uint32(runLockNamespace))
 	if err != nil {
 		return nil, nil, fmt.Errorf("record fleet run %d targets: %w", r.id, err)
 	}
