@@ -287,11 +287,13 @@ func (r *run) close(ctx context.Context) {
 // now owns. Rows are written in key order, so two runs recording the same
 // targets at once never deadlock.
 //
-// A run is live while its lock is held ($10, the namespace). The lock is
-// read from pg_locks, which shows the present, not the statement's
-// snapshot: a run whose record committed after this statement began,
-// and whose intent this one then waited for, is invisible to the snapshot
-// but holds its lock, and its targets stay its own.
+// A target stays with its run while the run is recorded running (a run
+// whose owner is gone is marked otherwise by sweep first, which also
+// fails its targets under way) or holds its lock ($10, the namespace). The
+// lock is read from pg_locks, which shows the present, not the
+// statement's snapshot: a run whose record committed after this statement
+// began, and whose intent this one then waited for, is invisible to the
+// snapshot but holds its lock, and its targets stay its own.
 const intentSQL = `INSERT INTO landlord.migration_targets AS t
 	(target, kind, tenant_id, server_id, database_name, schema_name, run_id, status, from_version, to_version, version)
 SELECT k, kind, NULLIF(tid, '')::uuid, srv, db, sch, $1, 'pending', v, $2, v
@@ -305,6 +307,8 @@ ON CONFLICT (target) DO UPDATE SET
 	attempts = CASE WHEN t.status <> 'done' AND t.to_version = EXCLUDED.to_version THEN t.attempts ELSE 0 END,
 	duration_ms = 0, error = '', started_at = NULL, finished_at = NULL
 WHERE t.status IN ('done', 'failed') OR t.run_id = EXCLUDED.run_id OR NOT EXISTS (
+	SELECT FROM landlord.migration_runs r WHERE r.id = t.run_id AND r.status = 'running'
+) AND NOT EXISTS (
 	SELECT FROM pg_locks l
 	WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 	  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
