@@ -232,6 +232,11 @@ func TestMoveEveryPair(t *testing.T) {
 			if !res.Move.Online {
 				t.Errorf("the move went offline")
 			}
+			// It followed every change from the copy on: the cutover
+			// compared those, and the counts.
+			if res.Cutover.Compared != "changed" || res.Changes > 0 && res.Cutover.Keys == 0 {
+				t.Errorf("the cutover compared %q, %d keys, after %d changes", res.Cutover.Compared, res.Cutover.Keys, res.Changes)
+			}
 			got, err := l.Directory().Get(ctx, src.ID)
 			must(t, err)
 			wantServer := src.Server
@@ -280,8 +285,8 @@ func TestMoveOffline(t *testing.T) {
 	if got, err := l.Directory().Get(ctx, src.ID); err != nil || got.Model != tenant.ModelDatabase || got.State != tenant.StateActive {
 		t.Errorf("after the move: %v, %v; want an active database tenant", got, err)
 	}
-	if res.Move.Online || res.Changes != 0 {
-		t.Errorf("offline move: online %v, %d changes", res.Move.Online, res.Changes)
+	if res.Move.Online || res.Changes != 0 || res.Cutover.Compared != "all" {
+		t.Errorf("offline move: online %v, %d changes, compared %q", res.Move.Online, res.Changes, res.Cutover.Compared)
 	}
 	w.check(t)
 	if left := leftovers(t, l, src); len(left) > 0 {

@@ -539,3 +539,64 @@ func TestImportFromPipe(t *testing.T) {
 	_, back := e.exportBytes(t, got)
 	sameRows(t, "from a pipe, exported again", m, back)
 }
+
+// TestChangedSums: keyed by every row, ChangedSums sums what Sums does;
+// keyed by some, it counts every row and sums those it finds; keys that
+// are not the primary key's columns are refused.
+func TestChangedSums(t *testing.T) {
+	e := setup(t)
+	ctx := t.Context()
+	for _, m := range []tenant.Model{tenant.ModelRow, tenant.ModelSchema} {
+		tn := e.create(t, "sums-"+string(m), m)
+		e.seed(t, tn, 20)
+		other := e.create(t, "beside-"+string(m), m)
+		e.seed(t, other, 5)
+		c := e.conn(t, tn)
+		var ids []string
+		rows, err := c.Query(ctx, fmt.Sprintf(`SELECT id::text FROM %s WHERE tenant_id = $1 ORDER BY id`, ident.Quote(tn.Schema, "products")), tn.ID)
+		must(t, err)
+		for rows.Next() {
+			var id string
+			must(t, rows.Scan(&id))
+			ids = append(ids, id)
+		}
+		must(t, rows.Err())
+		keysOf := func(ids ...string) map[string]Keys {
+			k := Keys{Columns: []string{"tenant_id", "id"}}
+			for _, id := range ids {
+				k.Values = append(k.Values, []string{tn.ID.String(), id})
+			}
+			return map[string]Keys{"products": k}
+		}
+		sums := func(keys map[string]Keys) (map[string]Sum, error) {
+			tx, err := c.Begin(ctx)
+			must(t, err)
+			defer tx.Rollback(ctx)
+			if keys == nil {
+				return Sums(ctx, e.p, tx, tn)
+			}
+			return ChangedSums(ctx, e.p, tx, tn, keys)
+		}
+		all, err := sums(nil)
+		must(t, err)
+		keyed, err := sums(keysOf(ids...))
+		must(t, err)
+		if p := keyed["products"]; p.Rows != 20 || p.Keyed != 20 || p.Hash != all["products"].Hash {
+			t.Errorf("%s: keyed by every row: %+v, want the sum %+v", m, p, all["products"])
+		}
+		if mv := keyed["movements"]; mv.Rows != all["movements"].Rows || mv.Rows != 60 || mv.Hash != "0" {
+			t.Errorf("%s: a table without keys: %+v, want its count and no sum", m, mv)
+		}
+		some, err := sums(keysOf(ids[0], ids[3], "999999"))
+		must(t, err)
+		if p := some["products"]; p.Rows != 20 || p.Keyed != 2 || p.Hash == "0" || p.Hash == all["products"].Hash {
+			t.Errorf("%s: keyed by two rows and one missing: %+v", m, p)
+		}
+		if _, err := sums(map[string]Keys{"products": {Columns: []string{"name"}, Values: [][]string{{"x"}}}}); err == nil {
+			t.Errorf("%s: keys by a column outside the primary key were taken", m)
+		}
+		if _, err := sums(map[string]Keys{"nope": {Columns: []string{"id"}, Values: [][]string{{"1"}}}}); err == nil {
+			t.Errorf("%s: keys of a table that is not there were taken", m)
+		}
+	}
+}

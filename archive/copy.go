@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -70,6 +71,116 @@ func Copy(ctx context.Context, p *provision.Provisioner, src, dst tenant.Tenant,
 type Sum struct {
 	Rows int64
 	Hash string // a decimal number
+	// Keyed is how many rows Hash covers, for ChangedSums; 0 for Sums,
+	// whose Hash covers every row.
+	Keyed int64
+}
+
+// Keys names rows of one table by their primary key: the key's columns
+// (tenant_id may be among them; it is t's) and, per row, the columns'
+// values as text, as the table's input functions read them.
+type Keys struct {
+	Columns []string
+	Values  [][]string
+}
+
+// ChangedSums is Sums for a caller that knows which rows may differ: per
+// table of tenant t, Rows counts all of t's rows, but Hash sums only the
+// rows keys names (by table name), and Keyed says how many of those exist.
+// Each named row is read through the primary key's index, so the cost
+// follows the number of keys, not of rows (the count aside).
+func ChangedSums(ctx context.Context, p *provision.Provisioner, tx pgx.Tx, t tenant.Tenant, keys map[string]Keys) (map[string]Sum, error) {
+	if _, err := tx.Exec(ctx, sessionSettings+"; SET LOCAL search_path = "+searchPath(t.Schema)); err != nil {
+		return nil, err
+	}
+	if err := readAsTenant(ctx, tx, p, t.ID); err != nil {
+		return nil, err
+	}
+	tables, err := readTables(ctx, tx, t.Schema)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(tables))
+	for _, tb := range tables {
+		have[tb.name] = true
+	}
+	for name := range keys {
+		if !have[name] {
+			return nil, fmt.Errorf("sum changed rows: no tenant table %s", name)
+		}
+	}
+	out := make(map[string]Sum, len(tables))
+	for _, tb := range tables {
+		table := ident.Quote(t.Schema, tb.name)
+		k, ok := keys[tb.name]
+		if !ok || len(k.Values) == 0 {
+			var s Sum
+			if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE tenant_id = $1`, table), t.ID).Scan(&s.Rows); err != nil {
+				return nil, fmt.Errorf("count table %s: %w", tb.name, err)
+			}
+			s.Hash = "0"
+			out[tb.name] = s
+			continue
+		}
+		sql, args, err := changedSumSQL(tb, table, k)
+		if err != nil {
+			return nil, err
+		}
+		var s Sum
+		if err := tx.QueryRow(ctx, sql, append([]any{t.ID}, args...)...).Scan(&s.Rows, &s.Keyed, &s.Hash); err != nil {
+			return nil, fmt.Errorf("sum the changed rows of table %s: %w", tb.name, err)
+		}
+		out[tb.name] = s
+	}
+	return out, nil
+}
+
+// changedSumSQL is the query of ChangedSums for one table ($1 the tenant,
+// then one text array per key column), and its arguments.
+func changedSumSQL(tb table, table string, k Keys) (string, []any, error) {
+	types := make(map[string]string, len(tb.columns))
+	for _, c := range tb.columns {
+		types[c.Name] = c.Type
+	}
+	var given []string
+	for _, c := range k.Columns {
+		if c != "tenant_id" {
+			given = append(given, c)
+		}
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(given)), slices.Sorted(slices.Values(tb.key))) {
+		return "", nil, fmt.Errorf("sum changed rows of table %s: keys by %q, its primary key is %q", tb.name, k.Columns, tb.key)
+	}
+	cols := make([]string, len(tb.columns))
+	for i, c := range tb.columns {
+		cols[i] = "t." + ident.Quote(c.Name)
+	}
+	var arrays, names, where []string
+	var args []any
+	for i, c := range k.Columns {
+		vals := make([]string, len(k.Values))
+		for j, v := range k.Values {
+			if len(v) != len(k.Columns) {
+				return "", nil, fmt.Errorf("sum changed rows of table %s: a key of %d values, want %d", tb.name, len(v), len(k.Columns))
+			}
+			vals[j] = v[i]
+		}
+		args = append(args, vals)
+		arrays = append(arrays, fmt.Sprintf("$%d::text[]", i+2))
+		names = append(names, fmt.Sprintf("k%d", i))
+		if c == "tenant_id" {
+			where = append(where, fmt.Sprintf("t.tenant_id = k.k%d::uuid", i))
+		} else {
+			where = append(where, fmt.Sprintf("t.%s = k.k%d::%s", ident.Quote(c), i, types[c]))
+		}
+	}
+	// LIMIT 1 (the key is unique) keeps each key a probe of the index.
+	sql := fmt.Sprintf(`SELECT (SELECT count(*) FROM %[1]s WHERE tenant_id = $1), count(r.h), coalesce(sum(r.h::numeric), 0)::text
+		FROM unnest(%[2]s) AS k(%[3]s)
+		CROSS JOIN LATERAL (SELECT hashtextextended(ROW(%[4]s)::text, 0) AS h FROM %[1]s t
+			WHERE t.tenant_id = $1 AND %[5]s LIMIT 1) r`,
+		table, strings.Join(arrays, ", "), strings.Join(names, ", "), strings.Join(cols, ", "), strings.Join(where, " AND "))
+	return sql, args, nil
 }
 
 // Sums returns the Sum of each table of tenant t (by table name), read in

@@ -87,6 +87,9 @@ func (r *run) catchUp(ctx context.Context, conn *pgx.Conn, a *changefeed.Applier
 			if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica; SET LOCAL synchronous_commit = off`); err != nil {
 				return err
 			}
+			if r.touched != nil {
+				r.touched.add(txn)
+			}
 			return a.Apply(ctx, tx, txn)
 		})
 	}, func(s changefeed.CatchUpStats) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,51 +217,70 @@ func TestSweep(t *testing.T) {
 	}
 }
 
-// TestCutoverFindsADifference: a row changed after the snapshot that
-// differs at the new placement when the cutover compares them (here: made
-// to differ by hand, as a lost change would) fails the move before the
-// flip, and the tenant stays where it was, serving.
+// TestCutoverFindsADifference: the new placement made to differ by hand
+// (as a lost or stray change would) after the last catch-up fails the move
+// before the flip, and the tenant stays where it was, serving. The default
+// comparison reads the counts and the changed rows; VerifyAll every row.
 func TestCutoverFindsADifference(t *testing.T) {
 	p := setup(t)
-	ctx := t.Context()
-	src := create(t, p, "differs", tenant.ModelSchema)
-	sc := conn(t, p, src)
-	seed(t, sc, src)
-	dst, err := p.Placement(ctx, src, tenant.ModelDatabase, src.Server)
-	must(t, err)
-	fenced := 0
-	_, err = Move(ctx, p, src.ID, tenant.ModelDatabase, "", Config{Mode: Online, Progress: func(pr Progress) {
-		switch pr.Phase {
-		case directory.MoveCopied:
-			if pr.Changes == 0 { // after the copy: a change the catch-up carries
-				_, err := sc.Exec(ctx, fmt.Sprintf(`UPDATE %s.products SET name = 'renamed' WHERE tenant_id = $1 AND id = (SELECT min(id) FROM %[1]s.products WHERE tenant_id = $1)`,
-					ident.Quote(src.Schema)), src.ID)
-				must(t, err)
+	for _, tc := range []struct {
+		name   string
+		verify Verify
+		tamper string // at the new placement; %s is its schema, $1 the tenant
+	}{
+		{"changed row", VerifyChanged, `UPDATE %s.products SET name = 'lost' WHERE tenant_id = $1 AND name = 'renamed'`},
+		{"row missing", VerifyChanged, `DELETE FROM %s.products WHERE tenant_id = $1 AND id = (SELECT max(id) FROM %[1]s.products WHERE tenant_id = $1)`},
+		{"unchanged row", VerifyAll, `UPDATE %s.products SET name = 'lost' WHERE tenant_id = $1 AND id = (SELECT max(id) FROM %[1]s.products WHERE tenant_id = $1)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			src := create(t, p, "differs-"+strings.ReplaceAll(tc.name, " ", "-"), tenant.ModelSchema)
+			sc := conn(t, p, src)
+			seed(t, sc, src)
+			dst, err := p.Placement(ctx, src, tenant.ModelDatabase, src.Server)
+			must(t, err)
+			fenced := 0
+			res, err := Move(ctx, p, src.ID, tenant.ModelDatabase, "", Config{Mode: Online, Verify: tc.verify, Progress: func(pr Progress) {
+				switch pr.Phase {
+				case directory.MoveCopied:
+					if pr.Changes == 0 { // after the copy: a change the catch-up carries
+						_, err := sc.Exec(ctx, fmt.Sprintf(`UPDATE %s.products SET name = 'renamed' WHERE tenant_id = $1 AND id = (SELECT min(id) FROM %[1]s.products WHERE tenant_id = $1)`,
+							ident.Quote(src.Schema)), src.ID)
+						must(t, err)
+					}
+				case directory.MoveFenced:
+					if fenced++; fenced == 2 { // the database's fence is in place: the catch-up is over but the last round
+						dc, err := connectTo(ctx, p, dst.Server, dst.Database)
+						must(t, err)
+						defer dc.Close(context.Background())
+						_, err = dc.Exec(ctx, fmt.Sprintf(tc.tamper, ident.Quote(dst.Schema)), src.ID)
+						must(t, err)
+					}
+				}
+			}})
+			if !errors.Is(err, ErrMismatch) {
+				t.Fatalf("a move whose copy differs: %v, want ErrMismatch", err)
 			}
-		case directory.MoveFenced:
-			if fenced++; fenced == 2 { // the database's fence is in place: the catch-up is over but the last round
-				dc, err := connectTo(ctx, p, dst.Server, dst.Database)
-				must(t, err)
-				defer dc.Close(context.Background())
-				_, err = dc.Exec(ctx, fmt.Sprintf(`UPDATE %s.products SET name = 'lost' WHERE tenant_id = $1 AND name = 'renamed'`, ident.Quote(dst.Schema)), src.ID)
-				must(t, err)
+			want := "changed"
+			if tc.verify == VerifyAll {
+				want = "all"
 			}
-		}
-	}})
-	if !errors.Is(err, ErrMismatch) {
-		t.Fatalf("a move whose copy differs: %v, want ErrMismatch", err)
-	}
-	got, err := p.Directory().Get(ctx, src.ID)
-	must(t, err)
-	if got.Model != tenant.ModelSchema || got.State != tenant.StateActive {
-		t.Errorf("after the failed move the tenant is %s, %s; want schema, active", got.Model, got.State)
-	}
-	var fences, dbs int
-	must(t, sc.QueryRow(ctx, `SELECT (SELECT count(*) FROM landlord_context.fences), (SELECT count(*) FROM pg_database WHERE datname = $1)`, dst.Database).Scan(&fences, &dbs))
-	if fences != 0 || dbs != 0 {
-		t.Errorf("after the failed move: %d fences at the old placement, %d new databases", fences, dbs)
-	}
-	if m, ok, _ := p.Directory().UnfinishedMove(ctx, src.ID); ok {
-		t.Errorf("the failed move is unfinished: %+v", m)
+			if res.Cutover.Compared != want {
+				t.Errorf("compared %q, want %q", res.Cutover.Compared, want)
+			}
+			got, err := p.Directory().Get(ctx, src.ID)
+			must(t, err)
+			if got.Model != tenant.ModelSchema || got.State != tenant.StateActive {
+				t.Errorf("after the failed move the tenant is %s, %s; want schema, active", got.Model, got.State)
+			}
+			var fences, dbs int
+			must(t, sc.QueryRow(ctx, `SELECT (SELECT count(*) FROM landlord_context.fences), (SELECT count(*) FROM pg_database WHERE datname = $1)`, dst.Database).Scan(&fences, &dbs))
+			if fences != 0 || dbs != 0 {
+				t.Errorf("after the failed move: %d fences at the old placement, %d new databases", fences, dbs)
+			}
+			if m, ok, _ := p.Directory().UnfinishedMove(ctx, src.ID); ok {
+				t.Errorf("the failed move is unfinished: %+v", m)
+			}
+		})
 	}
 }

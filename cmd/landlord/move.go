@@ -77,10 +77,20 @@ type moveResult struct {
 	Tenant  *tenantView `json:"tenant,omitempty"`
 	Aborted bool        `json:"aborted"`
 	CopyMS  float64     `json:"copy_ms"`
+	// Compared is what the cutover compared: "all" rows, or "changed"
+	// (the counts and CompareKeys rows by key); empty when this command
+	// did not reach the cutover.
+	Compared    string `json:"compared,omitempty"`
+	CompareKeys int    `json:"compared_keys,omitempty"`
 }
 
+// verifyUsage is the help of --verify.
+const verifyUsage = `what the cutover compares, with the tenant's writes stopped: "changed" (every table's
+row count and the rows changed since the copy) or "all" (every row; about a second
+per million rows of pause)`
+
 func newTenantsMove(g *globals, migrationsDir *string) *cobra.Command {
-	var model, server, reason string
+	var model, server, reason, verify string
 	var offline, online, resume, abort bool
 	cmd := &cobra.Command{
 		Use:   "move " + tenantArg + " --model MODEL [--server ID] --reason TEXT",
@@ -104,6 +114,7 @@ It runs in an admin scope: --reason says why, and is logged.
 	cmd.Flags().StringVar(&server, "server", "", `the server to move to ("`+provision.LeastLoadedName+`" for the least loaded; default: the tenant's own)`)
 	cmd.Flags().BoolVar(&offline, "offline", false, "copy with the tenant fenced, without logical decoding")
 	cmd.Flags().BoolVar(&online, "online", false, "refuse to move unless online")
+	cmd.Flags().StringVar(&verify, "verify", "changed", verifyUsage)
 	cmd.Flags().BoolVar(&resume, "resume", false, "finish the tenant's unfinished move (undone if it stopped before its fence)")
 	cmd.Flags().BoolVar(&abort, "abort", false, "undo the tenant's unfinished move that has not reached its fence")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the log (required)")
@@ -134,6 +145,9 @@ It runs in an admin scope: --reason says why, and is logged.
 			server = provision.LeastLoaded
 		}
 		cfg := move.Config{Mode: move.Auto}
+		if cfg.Verify, err = move.ParseVerify(verify); err != nil {
+			return usageError{err}
+		}
 		switch {
 		case offline:
 			cfg.Mode = move.Offline
@@ -174,7 +188,8 @@ It runs in an admin scope: --reason says why, and is logged.
 			if err != nil {
 				return err
 			}
-			out := moveResult{Move: viewOfMove(res.Move), Aborted: aborted, CopyMS: float64(res.Copy) / float64(time.Millisecond)}
+			out := moveResult{Move: viewOfMove(res.Move), Aborted: aborted, CopyMS: float64(res.Copy) / float64(time.Millisecond),
+				Compared: res.Cutover.Compared, CompareKeys: res.Cutover.Keys}
 			if !aborted {
 				if t, err = in.dir.Get(ctx, t.ID); err != nil {
 					return err
@@ -287,7 +302,7 @@ type drainResult struct {
 }
 
 func newServersDrain(g *globals, migrationsDir *string) *cobra.Command {
-	var to, reason string
+	var to, reason, verify string
 	var parallel int
 	var offline bool
 	cmd := &cobra.Command{
@@ -310,6 +325,7 @@ It runs in an admin scope: --reason says why, and is logged.
 	cmd.Flags().StringVar(&to, "to", "", "the server to move every tenant to (default: each to the least loaded other)")
 	cmd.Flags().IntVar(&parallel, "parallel", 2, "tenants moving at once")
 	cmd.Flags().BoolVar(&offline, "offline", false, "copy each tenant with it fenced, without logical decoding")
+	cmd.Flags().StringVar(&verify, "verify", "changed", verifyUsage)
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the log (required)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		if strings.TrimSpace(reason) == "" {
@@ -319,6 +335,10 @@ It runs in an admin scope: --reason says why, and is logged.
 			return usageError{errors.New("--parallel must be from 1 to 64")}
 		}
 		cfg := move.DrainConfig{To: to, Parallel: parallel}
+		var err error
+		if cfg.Move.Verify, err = move.ParseVerify(verify); err != nil {
+			return usageError{err}
+		}
 		if offline {
 			cfg.Move.Mode = move.Offline
 		}
