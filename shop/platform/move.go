@@ -115,6 +115,19 @@ func (p *Platform) MoveOf(ctx context.Context, id tenant.ID) (m directory.Move, 
 	return ms[0], true, nil
 }
 
+// Placement returns the store's record (its plan) and directory entry
+// (its model) as they are now. A caller that saw Moving report false first
+// reads the plan a finished change recorded: ChangePlan records it before
+// the store stops counting as moving.
+func (p *Platform) Placement(ctx context.Context, id tenant.ID) (StoreRecord, tenant.Tenant, error) {
+	t, err := p.tenant(ctx, id)
+	if err != nil {
+		return StoreRecord{}, t, err
+	}
+	rec, err := p.StoreBySlug(ctx, t.Slug)
+	return rec, t, err
+}
+
 // WaitMoves waits for the plan changes this process runs to end.
 func (p *Platform) WaitMoves() { p.moves.wg.Wait() }
 

@@ -349,6 +349,9 @@ func (s *Server) renderStore(w http.ResponseWriter, r *http.Request, op platform
 			d.PurgeAfter = at
 		}
 	}
+	// In this order: a plan change this process runs counts as moving
+	// until its plan is recorded, after its move is finished.
+	busy := s.cfg.Platform.Moving(info.TenantID)
 	m, ok, err := s.cfg.Platform.MoveOf(r.Context(), info.TenantID)
 	if err != nil {
 		s.fail(w, r, nil, err)
@@ -357,11 +360,21 @@ func (s *Server) renderStore(w http.ResponseWriter, r *http.Request, op platform
 	if ok {
 		d.Move, d.Moving = &m, !m.Finished()
 	}
-	if !d.Moving && s.cfg.Platform.Moving(info.TenantID) {
+	if !d.Moving && busy {
 		d.Moving, d.Starting = true, true
 	}
+	if !d.Moving && ok {
+		// info may have been read before the move ended: the plan and
+		// the model shown are read again, after it.
+		rec, t, err := s.cfg.Platform.Placement(r.Context(), info.TenantID)
+		if err != nil {
+			s.fail(w, r, nil, err)
+			return
+		}
+		d.Info.StoreRecord, d.Info.Tenant = rec, t
+	}
 	if form == nil {
-		form = url.Values{"days": {"30"}, "plan": {string(info.Plan)}}
+		form = url.Values{"days": {"30"}, "plan": {string(d.Info.Plan)}}
 	}
 	v := s.adminView(op, "Store "+info.Slug)
 	v.Data, v.Form, v.Errors = d, form, errs
