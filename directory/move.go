@@ -155,7 +155,8 @@ func (d *Directory) SetMovePhase(ctx context.Context, m Move, phase MovePhase) (
 }
 
 // SetMoving marks the tenant of move m moving (its calls wait at the
-// handle) and the move fenced, in one transaction. The tenant must be
+// handle) and the move fenced, with m's rows and changes so far, in one
+// transaction. The tenant must be
 // active or read only, at the move's source placement.
 func (d *Directory) SetMoving(ctx context.Context, m Move) (Move, error) {
 	var out Move
@@ -174,8 +175,8 @@ func (d *Directory) SetMoving(ctx context.Context, m Move) (Move, error) {
 			}
 			return fmt.Errorf("tenant %s is %s at %s/%s: %w", m.Tenant, cur.State, cur.Model, cur.Server, &tenant.StateError{ID: m.Tenant, State: cur.State})
 		}
-		if out, err = scanMove(tx.QueryRow(ctx, `UPDATE landlord.moves SET phase = 'fenced', updated_at = now()
-			WHERE id = $1 AND phase NOT IN ('done', 'aborted') RETURNING `+moveColumns, m.ID)); err != nil {
+		if out, err = scanMove(tx.QueryRow(ctx, `UPDATE landlord.moves SET phase = 'fenced', rows_copied = $2, changes = $3, updated_at = now()
+			WHERE id = $1 AND phase NOT IN ('done', 'aborted') RETURNING `+moveColumns, m.ID, m.RowsCopied, m.Changes)); err != nil {
 			return err
 		}
 		return logStep(ctx, tx, m.Tenant, "move", string(MoveFenced), "")

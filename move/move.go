@@ -521,11 +521,11 @@ func (r *run) beforeFence(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, dstConn, err := r.conns(ctx)
+	srcConn, dstConn, err := r.conns(ctx)
 	if err != nil {
 		return err
 	}
-	if err := analyze(ctx, dstConn, dst, tables); err != nil {
+	if err := analyze(ctx, srcConn, dstConn, dst, tables); err != nil {
 		return err
 	}
 	for round := 0; round < r.cfg.CatchUpRounds; round++ {
@@ -646,16 +646,24 @@ func (r *run) fenceAndLevel(ctx context.Context) error {
 	return err
 }
 
-// analyze gathers the planner's statistics of the copied tables at a
-// new schema or database placement, so that its first queries are planned
-// on them, and marks their pages all-visible for the count the cutover
-// makes. Shared tables keep theirs: one tenant's rows change little there.
-func analyze(ctx context.Context, conn *pgx.Conn, t tenant.Tenant, tables []changefeed.Table) error {
-	if t.Model == tenant.ModelRow {
-		return nil
-	}
+// analyze gathers the planner's statistics of the tenant's tables at both
+// placements, before the fence. The cutover reads the rows the catch-up
+// wrote by key on both sides, and statistics from before the tenant grew
+// (one row of it, say) let the planner probe each key through another
+// index that starts with tenant_id, reading all of the tenant's rows per
+// key. A new schema or database placement is vacuumed too: its pages
+// become all-visible for the cutover's count, and its first queries are
+// planned on its rows; shared tables there are analyzed only.
+func analyze(ctx context.Context, srcConn, dstConn *pgx.Conn, dst tenant.Tenant, tables []changefeed.Table) error {
 	for _, tb := range tables {
-		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+ident.Quote(t.Schema, tb.Name)); err != nil {
+		if _, err := srcConn.Exec(ctx, "ANALYZE "+ident.Quote(tb.Schema, tb.Name)); err != nil {
+			return fmt.Errorf("analyze table %s at the old placement: %w", tb.Name, err)
+		}
+		stmt := "VACUUM (ANALYZE) "
+		if dst.Model == tenant.ModelRow {
+			stmt = "ANALYZE " // shared by every row tenant: a sample, not a pass over it
+		}
+		if _, err := dstConn.Exec(ctx, stmt+ident.Quote(dst.Schema, tb.Name)); err != nil {
 			return fmt.Errorf("analyze the copied table %s: %w", tb.Name, err)
 		}
 	}

@@ -2,10 +2,15 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
@@ -173,12 +178,45 @@ func (p *Provisioner) dropSharedRows(ctx context.Context, t tenant.Tenant) error
 			if err := p.asReader(ctx, tx, tt); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", ident.Quote(tt.schema, tt.name)), t.ID); err != nil {
+			if err := deleteRows(ctx, tx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", ident.Quote(tt.schema, tt.name)), t.ID); err != nil {
 				return fmt.Errorf("delete rows of %s: %w", tt, err)
 			}
 		}
 		return nil
 	})
+}
+
+// deleteRows runs a DELETE on a table that may be published, going again
+// when it met the publication race: PostgreSQL 15 reads the publications
+// of a table it updates or deletes from (for the replica identity check),
+// and a publication dropped meanwhile (another move's, done) fails the
+// statement with "cache lookup failed for publication". The publication is
+// gone for good once seen so: a second try reads the list without it.
+func deleteRows(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
+	for attempt := 0; ; attempt++ {
+		if _, err := tx.Exec(ctx, "SAVEPOINT delete_rows"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sql, args...)
+		if err == nil || attempt == 4 || !publicationRace(err) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT delete_rows"); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
+	}
+}
+
+// publicationRace reports whether err is PostgreSQL's failure to find a
+// publication that was dropped while the statement read a table's list.
+func publicationRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InternalError && strings.Contains(pgErr.Message, "cache lookup failed for publication")
 }
 
 // openPlace connects to database on server as open does (the pool for

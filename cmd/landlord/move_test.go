@@ -33,6 +33,8 @@ func TestTenantsMove(t *testing.T) {
 		{[]string{"tenants", "move", "acme", "--model", "database", "--online", "--reason", "r"}, "superuser"},
 		{[]string{"tenants", "move", "acme", "--model", "database", "--server", "nowhere", "--reason", "r"}, "nowhere"},
 		{[]string{"tenants", "move", "acme", "--resume", "--reason", "r"}, "no move"},
+		{[]string{"tenants", "move", "acme", "--model", "database", "--verify", "some", "--reason", "r"}, "want changed or all"},
+		{[]string{"servers", "drain", "main", "--verify", "none", "--reason", "r"}, "want changed or all"},
 		{[]string{"servers", "drain", "main", "--reason", "r"}, "no other server"},
 		{[]string{"servers", "drain", "nowhere", "--reason", "r"}, "nowhere"},
 	} {
@@ -46,8 +48,11 @@ func TestTenantsMove(t *testing.T) {
 
 	var res moveResult
 	m := decode(t, mustRun(t, append([]string{"tenants", "move", "acme", "--model", "database", "--reason", "bigger plan", "--json"}, db_...)...), &res)
-	if got := strings.Join(keys(m), ","); got != "aborted,copy_ms,move,tenant" {
+	if got := strings.Join(keys(m), ","); got != "aborted,compared,copy_ms,move,tenant" {
 		t.Errorf("move --json fields: %s", got)
+	}
+	if res.Compared != "all" { // offline: every row
+		t.Errorf("an offline move compared %q", res.Compared)
 	}
 	if res.Tenant == nil || res.Tenant.Model != "database" || res.Tenant.State != "active" || res.Move.Phase != "done" ||
 		res.Move.Mode != "offline" || res.Move.Rows != 300 || res.Aborted {

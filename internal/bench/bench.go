@@ -135,6 +135,7 @@ func suite() []benchCase {
 		provisionCase(),
 		exportCase(),
 		moveCase(),
+		drainCase(),
 		rowLookupCase(),
 		rowLookupUnsignedCase(),
 		schemaLookupCase(),
