@@ -90,14 +90,7 @@ type Keys struct {
 // Each named row is read through the primary key's index, so the cost
 // follows the number of keys, not of rows (the count aside).
 func ChangedSums(ctx context.Context, p *provision.Provisioner, tx pgx.Tx, t tenant.Tenant, keys map[string]Keys) (map[string]Sum, error) {
-	// No JIT: compiling costs more than these statements save by it.
-	if _, err := tx.Exec(ctx, sessionSettings+"; SET LOCAL jit = off; SET LOCAL search_path = "+searchPath(t.Schema)); err != nil {
-		return nil, err
-	}
-	if err := readAsTenant(ctx, tx, p, t.ID); err != nil {
-		return nil, err
-	}
-	tables, err := readTables(ctx, tx, t.Schema)
+	tables, err := sumTables(ctx, p, tx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -190,18 +183,25 @@ func changedSumSQL(tb table, table string, k Keys) (string, []any, error) {
 	return sql, args, nil
 }
 
-// Sums returns the Sum of each table of tenant t (by table name), read in
-// tx, a transaction on t's database the caller began (in the snapshot it
-// wants compared). Values print with the archive's fixed settings, so the
-// same rows give the same sums in every model and on every server.
-func Sums(ctx context.Context, p *provision.Provisioner, tx pgx.Tx, t tenant.Tenant) (map[string]Sum, error) {
-	if _, err := tx.Exec(ctx, sessionSettings+"; SET LOCAL search_path = "+searchPath(t.Schema)); err != nil {
+// sumTables readies tx for Sums and ChangedSums (the archive's output
+// settings, t's schema, t's rows readable) and lists t's tables. No JIT:
+// compiling costs more than these statements save by it.
+func sumTables(ctx context.Context, p *provision.Provisioner, tx pgx.Tx, t tenant.Tenant) ([]table, error) {
+	if _, err := tx.Exec(ctx, sessionSettings+"; SET LOCAL jit = off; SET LOCAL search_path = "+searchPath(t.Schema)); err != nil {
 		return nil, err
 	}
 	if err := readAsTenant(ctx, tx, p, t.ID); err != nil {
 		return nil, err
 	}
-	tables, err := readTables(ctx, tx, t.Schema)
+	return readTables(ctx, tx, t.Schema)
+}
+
+// Sums returns the Sum of each table of tenant t (by table name), read in
+// tx, a transaction on t's database the caller began (in the snapshot it
+// wants compared). Values print with the archive's fixed settings, so the
+// same rows give the same sums in every model and on every server.
+func Sums(ctx context.Context, p *provision.Provisioner, tx pgx.Tx, t tenant.Tenant) (map[string]Sum, error) {
+	tables, err := sumTables(ctx, p, tx, t)
 	if err != nil {
 		return nil, err
 	}

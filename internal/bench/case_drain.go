@@ -103,15 +103,7 @@ func (w *drainWriters) finish() {
 func (w *drainWriters) longest(from, to time.Time) (time.Duration, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var worst time.Duration
-	n := 0
-	for _, c := range w.calls {
-		if !c.at.Before(from) && c.at.Before(to) {
-			worst = max(worst, c.took)
-			n++
-		}
-	}
-	return worst, n
+	return longestCall(w.calls, from, to)
 }
 
 func runDrain(ctx context.Context, e *env) ([]Result, error) {

@@ -106,9 +106,15 @@ func (w *moveWriters) finish() {
 func (w *moveWriters) longest(from, to time.Time) (time.Duration, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return longestCall(w.calls, from, to)
+}
+
+// longestCall returns the longest of calls that started in [from, to), and
+// how many did.
+func longestCall(calls []moveCall, from, to time.Time) (time.Duration, int) {
 	var worst time.Duration
 	n := 0
-	for _, c := range w.calls {
+	for _, c := range calls {
 		if !c.at.Before(from) && c.at.Before(to) {
 			worst = max(worst, c.took)
 			n++
