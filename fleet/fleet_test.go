@@ -586,14 +586,7 @@ func TestStoppedRunTakenOver(t *testing.T) {
 	s2 := e.create(t, "shop-two", tenant.ModelSchema)
 	f := e.fleet(t, files(3), fleet.Config{})
 	// A run that holds s1 as running, owned by a live connection.
-	owner := e.connect(t, "")
-	var runID int
-	if err := owner.QueryRow(t.Context(), `INSERT INTO landlord.migration_runs (status, set_hash, head) VALUES ('running', 'x', 3) RETURNING id`).Scan(&runID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.Exec(t.Context(), `SELECT pg_advisory_lock(x'4c4c4652'::int, $1)`, runID); err != nil {
-		t.Fatal(err)
-	}
+	owner, runID := e.liveRun(t)
 	if _, err := owner.Exec(t.Context(), `INSERT INTO landlord.migration_targets (target, kind, tenant_id, server_id, database_name, schema_name, run_id, status, from_version, to_version, version, attempts)
 		VALUES ($1, 'schema', $2, 'main', $3, $4, $5, 'running', 1, 3, 1, 1)`, e.key(s1), s1.ID, e.db.Name, s1.Schema, runID); err != nil {
 		t.Fatal(err)
@@ -605,24 +598,12 @@ func TestStoppedRunTakenOver(t *testing.T) {
 	if st.Summary.Running != 1 {
 		t.Errorf("status with a live run holding a target: %+v", st.Summary)
 	}
-	done := make(chan struct{})
-	var rep *fleet.Report
-	var upErr error
-	go func() {
-		defer close(done)
-		rep, upErr = f.Up(t.Context())
-	}()
+	up := startUp(t, f)
 	// The live run's target is waited for, the other migrated.
-	deadline := time.Now().Add(20 * time.Second)
-	for !slices.Equal(e.ledger(t, e.db.Name, s2.Schema), []int{1, 2, 3}) {
-		if time.Now().After(deadline) {
-			t.Fatal("the free target was not migrated while another run held one")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitLedger(t, s2.Schema, []int{1, 2, 3}, "the free target was not migrated while another run held one")
 	select {
-	case <-done:
-		t.Fatalf("Up returned while another live run held a target: %+v, %v", rep, upErr)
+	case <-up.done:
+		t.Fatalf("Up returned while another live run held a target: %+v, %v", up.rep, up.err)
 	case <-time.After(300 * time.Millisecond):
 	}
 	if got := e.ledger(t, e.db.Name, s1.Schema); !slices.Equal(got, []int{1}) {
@@ -630,10 +611,7 @@ func TestStoppedRunTakenOver(t *testing.T) {
 	}
 	// The owner dies: its run is interrupted, its target taken over.
 	owner.Close(t.Context())
-	<-done
-	if upErr != nil {
-		t.Fatalf("Up: %v", upErr)
-	}
+	rep := up.wait(t)
 	if got := e.ledger(t, e.db.Name, s1.Schema); !slices.Equal(got, []int{1, 2, 3}) {
 		t.Errorf("taken-over target: ledger %v", got)
 	}
@@ -678,15 +656,8 @@ func TestIntentSeesRunStartedDuringIt(t *testing.T) {
 	if _, err := tx.Exec(t.Context(), record, e.key(first), first.ID, e.db.Name, first.Schema, oldRun, "failed"); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var rep *fleet.Report
-	var upErr error
-	go func() {
-		defer close(done)
-		rep, upErr = f.Up(t.Context())
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	up := startUp(t, f)
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		var waiting bool
 		if err := e.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity
 			WHERE query LIKE 'INSERT INTO landlord.migration_targets AS t%' AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
@@ -701,14 +672,7 @@ func TestIntentSeesRunStartedDuringIt(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Another run starts now, live, and records the second key.
-	owner := e.connect(t, "")
-	var runID int
-	if err := owner.QueryRow(t.Context(), `INSERT INTO landlord.migration_runs (status, set_hash, head) VALUES ('running', 'x', 3) RETURNING id`).Scan(&runID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.Exec(t.Context(), `SELECT pg_advisory_lock(x'4c4c4652'::int, $1)`, runID); err != nil {
-		t.Fatal(err)
-	}
+	owner, runID := e.liveRun(t)
 	if _, err := owner.Exec(t.Context(), record, e.key(second), second.ID, e.db.Name, second.Schema, runID, "pending"); err != nil {
 		t.Fatal(err)
 	}
@@ -716,13 +680,7 @@ func TestIntentSeesRunStartedDuringIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The intent goes on: it takes the first key, not the live run's.
-	deadline = time.Now().Add(30 * time.Second)
-	for !slices.Equal(e.ledger(t, e.db.Name, first.Schema), []int{1, 2, 3}) {
-		if time.Now().After(deadline) {
-			t.Fatal("the free target was not migrated")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitLedger(t, first.Schema, []int{1, 2, 3}, "the free target was not migrated")
 	if r := e.records(t)[e.key(second)]; r.run != runID || r.status != "pending" {
 		t.Fatalf("a target recorded by a live run was taken: %+v", r)
 	}
@@ -731,13 +689,62 @@ func TestIntentSeesRunStartedDuringIt(t *testing.T) {
 	}
 	// The other run stops: its target is taken over.
 	owner.Close(t.Context())
-	<-done
-	if upErr != nil {
-		t.Fatalf("Up: %v", upErr)
-	}
+	rep := up.wait(t)
 	if r := e.records(t)[e.key(second)]; r.run != rep.Run.ID || r.status != "done" {
 		t.Errorf("record of the taken-over target: %+v", r)
 	}
+}
+
+// liveRun records a running fleet run whose owner, the connection it
+// returns, holds the run's lock: a run of another process, alive.
+func (e *env) liveRun(t *testing.T) (owner *pgx.Conn, id int) {
+	t.Helper()
+	owner = e.connect(t, "")
+	if err := owner.QueryRow(t.Context(), `INSERT INTO landlord.migration_runs (status, set_hash, head) VALUES ('running', 'x', 3) RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Exec(t.Context(), `SELECT pg_advisory_lock(x'4c4c4652'::int, $1)`, id); err != nil {
+		t.Fatal(err)
+	}
+	return owner, id
+}
+
+// waitLedger waits until the ledger of schema lists want, and fails
+// saying what otherwise.
+func (e *env) waitLedger(t *testing.T, schema string, want []int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !slices.Equal(e.ledger(t, e.db.Name, schema), want); {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// upRun is an Up running on its own goroutine.
+type upRun struct {
+	done chan struct{}
+	rep  *fleet.Report
+	err  error
+}
+
+func startUp(t *testing.T, f *fleet.Fleet) *upRun {
+	up := &upRun{done: make(chan struct{})}
+	go func() {
+		defer close(up.done)
+		up.rep, up.err = f.Up(t.Context())
+	}()
+	return up
+}
+
+// wait waits for the Up to end and fails the test if it failed.
+func (up *upRun) wait(t *testing.T) *fleet.Report {
+	t.Helper()
+	<-up.done
+	if up.err != nil {
+		t.Fatalf("Up: %v", up.err)
+	}
+	return up.rep
 }
 
 // TestLockTimeout: a migration that waits for a lock held by live traffic

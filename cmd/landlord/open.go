@@ -215,6 +215,21 @@ func (r tenantRef) lookup(ctx context.Context, dir *directory.Directory) (tenant
 	return dir.GetBySlug(ctx, r.slug)
 }
 
+// tenantAdmin looks up the tenant ref names and opens an admin scope
+// for reason (a refused scope is a usage error), for the commands that act
+// on one tenant as an administrator.
+func (in *installation) tenantAdmin(ctx context.Context, ref tenantRef, reason string) (tenant.Tenant, *landlord.Admin, error) {
+	t, err := ref.lookup(ctx, in.dir)
+	if err != nil {
+		return t, nil, err
+	}
+	admin, err := in.ll.Admin(ctx, reason)
+	if err != nil {
+		return t, nil, usageError{err}
+	}
+	return t, admin, nil
+}
+
 // tenantArg is the usage text of commands that take one tenant.
 const tenantArg = "ID|SLUG"
 

@@ -377,13 +377,9 @@ It runs in an admin scope: --reason says why, and is logged with the change.
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
 		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
-			t, err := ref.lookup(ctx, in.dir)
+			t, admin, err := in.tenantAdmin(ctx, ref, reason)
 			if err != nil {
 				return err
-			}
-			admin, err := in.ll.Admin(ctx, reason)
-			if err != nil {
-				return usageError{err}
 			}
 			t, err = admin.RestoreTenant(ctx, t.ID)
 			if purgeRefused(err) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,69 +40,6 @@ func drainSizes(sz sizes) (row, schema, database, perSecond int) {
 		return 9, 6, 3, 150
 	}
 	return 180, 90, 30, 500
-}
-
-// drainWriters insert into many tenants through the handle, one tenant
-// after the other, and record every call.
-type drainWriters struct {
-	mu    sync.Mutex
-	acked map[tenant.ID][]int64
-	calls []moveCall
-	errs  []string // the first few
-	nErrs int
-	stop  chan struct{}
-	wg    sync.WaitGroup
-}
-
-func startDrainWriters(ctx context.Context, h *landlord.Handle, ts []tenant.Tenant, perSecond int) *drainWriters {
-	const n = 8
-	w := &drainWriters{acked: map[tenant.ID][]int64{}, stop: make(chan struct{})}
-	every := time.Duration(n) * time.Second / time.Duration(perSecond)
-	for g := range n {
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for i := g; ; i += n {
-				select {
-				case <-w.stop:
-					return
-				case <-tick.C:
-				}
-				t := ts[i%len(ts)]
-				id := int64(100_000_000 + i)
-				start := time.Now()
-				_, err := h.Exec(landlord.WithTenant(ctx, t.ID), `INSERT INTO items (id, sku, secret) VALUES ($1, $2, 'draining')`, id, fmt.Sprint("w-", id))
-				took := time.Since(start)
-				w.mu.Lock()
-				if err != nil {
-					w.nErrs++
-					if len(w.errs) < 5 {
-						w.errs = append(w.errs, fmt.Sprintf("%s: %v", t.Slug, err))
-					}
-					w.calls = append(w.calls, moveCall{start, took})
-				} else {
-					w.acked[t.ID] = append(w.acked[t.ID], id)
-					w.calls = append(w.calls, moveCall{start, took})
-				}
-				w.mu.Unlock()
-			}
-		}()
-	}
-	return w
-}
-
-func (w *drainWriters) finish() {
-	close(w.stop)
-	w.wg.Wait()
-}
-
-// longest returns the longest call that started in [from, to).
-func (w *drainWriters) longest(from, to time.Time) (time.Duration, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return longestCall(w.calls, from, to)
 }
 
 func runDrain(ctx context.Context, e *env) ([]Result, error) {
@@ -162,7 +98,7 @@ func runDrain(ctx context.Context, e *env) ([]Result, error) {
 		}
 	}
 
-	wr := startDrainWriters(ctx, l.Handle(), ts, perSecond)
+	wr := startWriters(ctx, l.Handle(), ts, perSecond)
 	lead := 2 * time.Second
 	if !e.sz.quick {
 		lead = 10 * time.Second
@@ -185,14 +121,9 @@ func runDrain(ctx context.Context, e *env) ([]Result, error) {
 
 	before, nBefore := wr.longest(drainStart.Add(-lead), drainStart)
 	during, nDuring := wr.longest(drainStart, drainEnd)
-	lost, acked := 0, 0
-	for id, ids := range wr.acked {
-		var present int
-		if err := l.Handle().QueryRow(landlord.WithTenant(ctx, id), `SELECT count(*) FROM items WHERE id = ANY($1)`, ids).Scan(&present); err != nil {
-			return nil, err
-		}
-		acked += len(ids)
-		lost += len(ids) - present
+	lost, acked, err := wr.lost(ctx, l.Handle())
+	if err != nil {
+		return nil, err
 	}
 	var pauses []time.Duration
 	for _, m := range res.Moved {

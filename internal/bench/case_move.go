@@ -47,13 +47,15 @@ func moveSizes(sz sizes) (rows, perSecond int) {
 	return 1000000, 2000
 }
 
-// moveWriters insert into one tenant through the handle, each at its own
-// steady pace, and record every call.
-type moveWriters struct {
+// writers insert into tenants through the handle, one tenant after the
+// other, each of n goroutines at its own steady pace, and record every
+// call: the move's writers have one tenant, the drain's many.
+type writers struct {
 	mu    sync.Mutex
-	acked []int64
+	acked map[tenant.ID][]int64
 	calls []moveCall
-	errs  int
+	errs  []string // the first few
+	nErrs int
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -63,9 +65,9 @@ type moveCall struct {
 	took time.Duration
 }
 
-func startMoveWriters(ctx context.Context, h *landlord.Handle, perSecond int) *moveWriters {
+func startWriters(ctx context.Context, h *landlord.Handle, ts []tenant.Tenant, perSecond int) *writers {
 	const n = 8
-	w := &moveWriters{stop: make(chan struct{})}
+	w := &writers{acked: map[tenant.ID][]int64{}, stop: make(chan struct{})}
 	every := time.Duration(n) * time.Second / time.Duration(perSecond)
 	for g := range n {
 		w.wg.Add(1)
@@ -73,22 +75,26 @@ func startMoveWriters(ctx context.Context, h *landlord.Handle, perSecond int) *m
 			defer w.wg.Done()
 			tick := time.NewTicker(every)
 			defer tick.Stop()
-			for i := int64(g); ; i += n {
+			for i := g; ; i += n {
 				select {
 				case <-w.stop:
 					return
 				case <-tick.C:
 				}
-				id := 100_000_000 + i
+				t := ts[i%len(ts)]
+				id := int64(100_000_000 + i)
 				start := time.Now()
-				_, err := h.Exec(ctx, `INSERT INTO items (id, sku, secret) VALUES ($1, $2, 'moving')`, id, fmt.Sprint("w-", id))
+				_, err := h.Exec(landlord.WithTenant(ctx, t.ID), `INSERT INTO items (id, sku, secret) VALUES ($1, $2, 'written')`, id, fmt.Sprint("w-", id))
 				took := time.Since(start)
 				w.mu.Lock()
+				w.calls = append(w.calls, moveCall{start, took})
 				if err != nil {
-					w.errs++
+					w.nErrs++
+					if len(w.errs) < 5 {
+						w.errs = append(w.errs, fmt.Sprintf("%s: %v", t.Slug, err))
+					}
 				} else {
-					w.acked = append(w.acked, id)
-					w.calls = append(w.calls, moveCall{start, took})
+					w.acked[t.ID] = append(w.acked[t.ID], id)
 				}
 				w.mu.Unlock()
 			}
@@ -97,16 +103,30 @@ func startMoveWriters(ctx context.Context, h *landlord.Handle, perSecond int) *m
 	return w
 }
 
-func (w *moveWriters) finish() {
+func (w *writers) finish() {
 	close(w.stop)
 	w.wg.Wait()
 }
 
-// longest returns the longest call that started in [from, to).
-func (w *moveWriters) longest(from, to time.Time) (time.Duration, int) {
+// longest returns the longest call that started in [from, to), and how
+// many did.
+func (w *writers) longest(from, to time.Time) (time.Duration, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return longestCall(w.calls, from, to)
+}
+
+// lost counts the acknowledged writes that are not there.
+func (w *writers) lost(ctx context.Context, h *landlord.Handle) (lost, acked int, err error) {
+	for id, ids := range w.acked {
+		var present int
+		if err := h.QueryRow(landlord.WithTenant(ctx, id), `SELECT count(*) FROM items WHERE id = ANY($1)`, ids).Scan(&present); err != nil {
+			return 0, 0, err
+		}
+		acked += len(ids)
+		lost += len(ids) - present
+	}
+	return lost, acked, nil
 }
 
 // longestCall returns the longest of calls that started in [from, to), and
@@ -158,7 +178,7 @@ func runMove(ctx context.Context, e *env) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	wr := startMoveWriters(landlord.WithTenant(ctx, t.ID), l.Handle(), perSecond)
+	wr := startWriters(ctx, l.Handle(), []tenant.Tenant{t}, perSecond)
 	// An unmoved stretch first, as long as the move will be roughly: the
 	// baseline of the writes' longest call.
 	lead := 2 * time.Second
@@ -182,11 +202,10 @@ func runMove(ctx context.Context, e *env) ([]Result, error) {
 	}
 	before, nBefore := wr.longest(moveStart.Add(-lead), moveStart)
 	during, nDuring := wr.longest(moveStart, moveEnd)
-	var present int
-	if err := l.Handle().QueryRow(landlord.WithTenant(ctx, t.ID), `SELECT count(*) FROM items WHERE id = ANY($1)`, wr.acked).Scan(&present); err != nil {
+	lost, acked, err := wr.lost(ctx, l.Handle())
+	if err != nil {
 		return nil, err
 	}
-	lost := len(wr.acked) - present
 	rate := float64(res.Rows) / res.Copy.Seconds()
 	handRate := float64(rows) / hand.Seconds()
 	e.progressf("move: %d rows in %.1f s (%.0f rows/s), %d changes after, pause %.0f ms, longest write %.0f ms (before: %.0f ms), %d lost",
@@ -198,7 +217,7 @@ func runMove(ctx context.Context, e *env) ([]Result, error) {
 			"cutover_fence_ms": ms(res.Cutover.Fence), "cutover_level_ms": ms(res.Cutover.Level),
 			"cutover_sequences_ms": ms(res.Cutover.Sequences), "cutover_compare_ms": ms(res.Cutover.Compare),
 			"move_s": round3(moveEnd.Sub(moveStart).Seconds()), "writes_during": nDuring, "writes_before": nBefore,
-			"acknowledged": len(wr.acked), "failed_writes": wr.errs, "lost": lost,
+			"acknowledged": acked, "failed_writes": wr.nErrs, "lost": lost,
 			"hand_copy_s": round3(hand.Seconds()),
 		}
 		maps.Copy(d, extra)
