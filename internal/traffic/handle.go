@@ -177,16 +177,26 @@ func (h *Handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 	var deadline time.Time
 	for {
 		tag, err := h.exec(ctx, sql, args)
-		if fenced(err) {
-			id, _ := h.tenantOf(ctx)
-			h.t.routes.Invalidate(id)
-			if h.waitMove(ctx, &deadline) {
-				continue
-			}
-			return tag, movingErr(id, err)
+		again, err := h.afterFence(ctx, &deadline, err)
+		if !again {
+			return tag, err
 		}
-		return tag, err
 	}
+}
+
+// afterFence reports whether a call that met err goes again: when a
+// move's fence refused it, once its move has flipped (or, until
+// Config.MoveWait from the first wait, to look again). A call that stops
+// gets err, made to match tenant.ErrMoving when the fence refused it.
+func (h *Handle) afterFence(ctx context.Context, deadline *time.Time, err error) (bool, error) {
+	if !fenced(err) {
+		return false, err
+	}
+	if h.waitMove(ctx, deadline) {
+		return true, nil
+	}
+	id, _ := h.tenantOf(ctx)
+	return false, movingErr(id, err)
 }
 
 func (h *Handle) exec(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
@@ -245,10 +255,7 @@ func (h *Handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 // reached the caller.
 func (h *Handle) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	rows, _ := h.Query(ctx, sql, args...)
-	return row{rows: rows, again: func() pgx.Rows {
-		rows, _ := h.Query(ctx, sql, args...)
-		return rows
-	}, h: h, ctx: ctx}
+	return row{rows: rows, h: h, ctx: ctx, sql: sql, args: args}
 }
 
 // BeginTx starts a transaction as the tenant in ctx. BEGIN and the tenant

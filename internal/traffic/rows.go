@@ -77,31 +77,28 @@ func (r *tenantRows) Err() error {
 // Conn returns nil: the connection belongs to the pool, not to the caller.
 func (r *tenantRows) Conn() *pgx.Conn { return nil }
 
-// row is pgx.Row over any Rows, with pgx's QueryRow semantics. again,
-// when set, runs the query anew, for a row that a move's fence refused.
+// row is pgx.Row over any Rows, with pgx's QueryRow semantics. With h
+// set (Handle.QueryRow), a row that a move's fence refused is queried
+// again as h.Exec goes again.
 type row struct {
-	rows  pgx.Rows
-	again func() pgx.Rows
-	h     *Handle
-	ctx   context.Context
+	rows pgx.Rows
+	h    *Handle
+	ctx  context.Context
+	sql  string
+	args []any
 }
 
 func (r row) Scan(dest ...any) error {
-	if r.again == nil {
+	if r.h == nil {
 		return r.scan(dest...)
 	}
 	var deadline time.Time
 	for {
-		err := r.scan(dest...)
-		if !fenced(err) {
+		again, err := r.h.afterFence(r.ctx, &deadline, r.scan(dest...))
+		if !again {
 			return err
 		}
-		id, _ := r.h.tenantOf(r.ctx)
-		r.h.t.routes.Invalidate(id)
-		if !r.h.waitMove(r.ctx, &deadline) {
-			return movingErr(id, err)
-		}
-		r.rows = r.again()
+		r.rows, _ = r.h.Query(r.ctx, r.sql, r.args...)
 	}
 }
 
