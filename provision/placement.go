@@ -175,23 +175,31 @@ func (p *Provisioner) dropSharedRows(ctx context.Context, t tenant.Tenant) error
 			if tt.rls && !entered {
 				return fmt.Errorf("table %s is under row-level security, and the database has no landlord_context.enter to delete with", tt)
 			}
-			if err := p.asReader(ctx, tx, tt); err != nil {
-				return err
-			}
-			if err := deleteRows(ctx, tx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", ident.Quote(tt.schema, tt.name)), t.ID); err != nil {
-				return fmt.Errorf("delete rows of %s: %w", tt, err)
-			}
 		}
-		return nil
+		return p.deleteTenantRows(ctx, tx, t.ID, order)
 	})
+}
+
+// deleteTenantRows deletes tenant id's rows from tables, in their order,
+// each as a role that may read it (asReader), for Purge and DropPlacement.
+func (p *Provisioner) deleteTenantRows(ctx context.Context, tx pgx.Tx, id tenant.ID, tables []tenantTable) error {
+	for _, tt := range tables {
+		if err := p.asReader(ctx, tx, tt); err != nil {
+			return err
+		}
+		if err := deleteRows(ctx, tx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", ident.Quote(tt.schema, tt.name)), id); err != nil {
+			return fmt.Errorf("delete rows of %s: %w", tt, err)
+		}
+	}
+	return nil
 }
 
 // deleteRows runs a DELETE on a table that may be published, going again
 // when it met the publication race: PostgreSQL 15 reads the publications
 // of a table it updates or deletes from (for the replica identity check),
-// and a publication dropped meanwhile (another move's, done) fails the
-// statement with "cache lookup failed for publication". The publication is
-// gone for good once seen so: a second try reads the list without it.
+// and a publication dropped meanwhile (a move's, done) fails the statement
+// with "cache lookup failed for publication". The publication is gone for
+// good once seen so: a second try reads the list without it.
 func deleteRows(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
 	for attempt := 0; ; attempt++ {
 		if _, err := tx.Exec(ctx, "SAVEPOINT delete_rows"); err != nil {

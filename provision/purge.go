@@ -612,15 +612,7 @@ func (p *Provisioner) purgeRows(ctx context.Context, t tenant.Tenant) error {
 				}
 				logged = true
 			}
-			for _, tt := range order {
-				if err := p.asReader(ctx, tx, tt); err != nil {
-					return err
-				}
-				if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE tenant_id = $1", ident.Quote(tt.schema, tt.name)), t.ID); err != nil {
-					return fmt.Errorf("delete rows of %s: %w", tt, err)
-				}
-			}
-			return nil
+			return p.deleteTenantRows(ctx, tx, t.ID, order)
 		})
 	})
 }
