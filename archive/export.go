@@ -182,15 +182,7 @@ func readAsTenant(ctx context.Context, tx pgx.Tx, p *provision.Provisioner, id t
 // connect opens a connection as the administrator to the database that
 // holds t's tables.
 func connect(ctx context.Context, p *provision.Provisioner, t tenant.Tenant) (*pgx.Conn, error) {
-	cfg, err := p.ConnConfig(ctx, t.Server, t.Database, "")
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to database %s: %w", t.Database, err)
-	}
-	return conn, nil
+	return p.Connect(ctx, t.Server, t.Database)
 }
 
 // searchPath puts the tenant's schema first, so that format_type names

@@ -16,7 +16,7 @@ import (
 // sourceTables lists the tenant tables at t's placement: every table of
 // its schema with a tenant_id column, with its primary key.
 func sourceTables(ctx context.Context, p *provision.Provisioner, t tenant.Tenant) ([]changefeed.Table, error) {
-	conn, err := connectTo(ctx, p, t.Server, t.Database)
+	conn, err := p.Connect(ctx, t.Server, t.Database)
 	if err != nil {
 		return nil, err
 	}

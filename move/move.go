@@ -332,7 +332,7 @@ func chooseMode(ctx context.Context, p *provision.Provisioner, src, dst tenant.T
 // may replicate and write the new placement past row-level security with
 // triggers off.
 func onlineRefused(ctx context.Context, p *provision.Provisioner, src tenant.Tenant) (string, error) {
-	conn, err := connectTo(ctx, p, src.Server, src.Database)
+	conn, err := p.Connect(ctx, src.Server, src.Database)
 	if err != nil {
 		return "", err
 	}
@@ -349,18 +349,6 @@ func onlineRefused(ctx context.Context, p *provision.Provisioner, src tenant.Ten
 		return "needs a superuser administrator (to replicate, and to write the new placement with triggers off)", nil
 	}
 	return "", nil
-}
-
-func connectTo(ctx context.Context, p *provision.Provisioner, server, database string) (*pgx.Conn, error) {
-	cfg, err := p.ConnConfig(ctx, server, database, "")
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s on server %s: %w", database, server, err)
-	}
-	return conn, nil
 }
 
 // run is one move under way.
@@ -383,12 +371,12 @@ type run struct {
 // conns connects to both placements' databases, once per run.
 func (r *run) conns(ctx context.Context) (src, dst *pgx.Conn, err error) {
 	if r.srcConn == nil {
-		if r.srcConn, err = connectTo(ctx, r.p, r.m.From.Server, r.m.From.Database); err != nil {
+		if r.srcConn, err = r.p.Connect(ctx, r.m.From.Server, r.m.From.Database); err != nil {
 			return nil, nil, err
 		}
 	}
 	if r.dstConn == nil {
-		if r.dstConn, err = connectTo(ctx, r.p, r.m.To.Server, r.m.To.Database); err != nil {
+		if r.dstConn, err = r.p.Connect(ctx, r.m.To.Server, r.m.To.Database); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -724,7 +712,7 @@ func (r *run) fence(ctx context.Context, conn *pgx.Conn, t tenant.Tenant) error 
 
 // unfence removes the tenant's fence at t, if t's database is there.
 func (r *run) unfence(ctx context.Context, t tenant.Tenant) error {
-	conn, err := connectTo(ctx, r.p, t.Server, t.Database)
+	conn, err := r.p.Connect(ctx, t.Server, t.Database)
 	if err != nil {
 		if t.Model == tenant.ModelDatabase {
 			return nil // its database is gone, and the fence with it

@@ -22,7 +22,7 @@ import (
 // conn connects as the administrator to the database of t's placement.
 func conn(t *testing.T, p *provision.Provisioner, tn tenant.Tenant) *pgx.Conn {
 	t.Helper()
-	c, err := connectTo(t.Context(), p, tn.Server, tn.Database)
+	c, err := p.Connect(t.Context(), tn.Server, tn.Database)
 	must(t, err)
 	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
@@ -73,7 +73,7 @@ func TestMoveKeepsWhatTriggersMade(t *testing.T) {
 	written := 0
 	go func() {
 		defer close(stopped)
-		wc, err := connectTo(ctx, p, src.Server, src.Database)
+		wc, err := p.Connect(ctx, src.Server, src.Database)
 		if err != nil {
 			t.Error(err)
 			return
@@ -250,7 +250,7 @@ func TestCutoverFindsADifference(t *testing.T) {
 					}
 				case directory.MoveFenced:
 					if fenced++; fenced == 2 { // the database's fence is in place: the catch-up is over but the last round
-						dc, err := connectTo(ctx, p, dst.Server, dst.Database)
+						dc, err := p.Connect(ctx, dst.Server, dst.Database)
 						must(t, err)
 						defer dc.Close(context.Background())
 						_, err = dc.Exec(ctx, fmt.Sprintf(tc.tamper, ident.Quote(dst.Schema)), src.ID)

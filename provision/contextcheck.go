@@ -215,7 +215,7 @@ func (p *Provisioner) contextCheckTargets(ctx context.Context) ([]ContextCheckTa
 // bringDatabaseContextCheck connects to database on server and brings its
 // verifier to check. A database that is gone counts as NoContext.
 func (p *Provisioner) bringDatabaseContextCheck(ctx context.Context, server, database string, check migration.ContextCheck) (ContextCheckStatus, error) {
-	conn, err := p.connect(ctx, server, database)
+	conn, err := p.Connect(ctx, server, database)
 	if isCode(err, pgerrcode.InvalidCatalogName) {
 		return ContextCheckNoContext, nil
 	}

@@ -415,7 +415,7 @@ func (p *Provisioner) createSchemaTenant(ctx context.Context, conn *pgx.Conn, t 
 		// Another server's database: its role and schema are made there,
 		// and its tables migrated (the template is the control
 		// database's).
-		other, err := p.connect(ctx, t.Server, t.Database)
+		other, err := p.Connect(ctx, t.Server, t.Database)
 		if err != nil {
 			return 0, err
 		}
@@ -587,7 +587,7 @@ func (p *Provisioner) createDatabaseTenant(ctx context.Context, t tenant.Tenant,
 		GRANT CONNECT ON DATABASE %s TO %s`, ident.Quote(db), ident.Literal(pu.mark), ident.Quote(db), ident.Quote(db), ident.Quote(role))); err != nil {
 		return 0, fmt.Errorf("lock down database: %w", err)
 	}
-	conn, err := p.connect(ctx, t.Server, db)
+	conn, err := p.Connect(ctx, t.Server, db)
 	if err != nil {
 		return 0, err
 	}
@@ -795,14 +795,15 @@ func (p *Provisioner) ConnConfig(ctx context.Context, server, database, role str
 	return cfg, nil
 }
 
-func (p *Provisioner) connect(ctx context.Context, server, database string) (*pgx.Conn, error) {
+// Connect opens a connection to database on server as the administrator.
+func (p *Provisioner) Connect(ctx context.Context, server, database string) (*pgx.Conn, error) {
 	cfg, err := p.ConnConfig(ctx, server, database, "")
 	if err != nil {
 		return nil, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %s: %w", database, err)
+		return nil, fmt.Errorf("connect to database %s on server %s: %w", database, server, err)
 	}
 	return conn, nil
 }

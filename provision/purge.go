@@ -396,7 +396,7 @@ func (p *Provisioner) open(ctx context.Context, pl place) (dbConn, func(), error
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	conn, err := p.connect(cctx, pl.server.ID, pl.database)
+	conn, err := p.Connect(cctx, pl.server.ID, pl.database)
 	if err != nil {
 		return nil, nil, fmt.Errorf("server %s: %w", pl.server.ID, err)
 	}

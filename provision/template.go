@@ -83,7 +83,7 @@ func (p *Provisioner) WithTemplateDatabase(ctx context.Context, fn func(ctx cont
 		if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident.Quote(tpl))); err != nil {
 			return fmt.Errorf("open template database: %w", err)
 		}
-		conn, err := p.connect(ctx, directory.DefaultServer, tpl)
+		conn, err := p.Connect(ctx, directory.DefaultServer, tpl)
 		if err != nil {
 			return err
 		}
@@ -377,7 +377,7 @@ func (p *Provisioner) buildTemplateDatabase(ctx context.Context) (bool, error) {
 		tpl, ident.Literal(p.templateDatabaseMarkStale()), tpl)); err != nil {
 		return false, fmt.Errorf("lock down template database: %w", err)
 	}
-	conn, err := p.connect(ctx, directory.DefaultServer, p.TemplateDatabase())
+	conn, err := p.Connect(ctx, directory.DefaultServer, p.TemplateDatabase())
 	if err != nil {
 		return false, err
 	}
@@ -403,7 +403,7 @@ func (p *Provisioner) migrateTemplateDatabase(ctx context.Context) (bool, error)
 	if err := p.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", ident.Quote(tpl))); err != nil {
 		return false, fmt.Errorf("open template database: %w", err)
 	}
-	conn, err := p.connect(ctx, directory.DefaultServer, tpl)
+	conn, err := p.Connect(ctx, directory.DefaultServer, tpl)
 	if err != nil {
 		return false, err
 	}
