@@ -20,8 +20,12 @@ import (
 
 // TestOpenRefusesUnsafeAppRole: tenant traffic never runs as a role that
 // row-level security would not bind (SECURITY.md, I01, I02).
+//
+// Not parallel: roles are the server's, not a database's, and an app role
+// made a member of the owner shows in every other installation's audit
+// (I33) while it is one. Tests that are not parallel run before the others
+// start, and each case puts its role back before the next.
 func TestOpenRefusesUnsafeAppRole(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	cases := []struct {
 		name  string
@@ -33,7 +37,6 @@ func TestOpenRefusesUnsafeAppRole(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
 			app := fmt.Sprintf("unsafe_app_%d_%d", i, time.Now().UnixNano()%1e9)
 			db := server.NewDB(t, template)
 			l, err := Open(ctx, db.URL, testMigrations(), Config{AppRole: app})
@@ -43,13 +46,16 @@ func TestOpenRefusesUnsafeAppRole(t *testing.T) {
 			l.Close()
 			admin, err := pgx.Connect(ctx, db.AdminURL)
 			must(t, err)
-			defer admin.Close(ctx)
+			// The role is cluster-wide: leave nothing unsafe behind. (The
+			// connection stays open for this, past the function's end.)
+			t.Cleanup(func() {
+				defer admin.Close(ctx)
+				if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER ROLE %[1]s NOSUPERUSER NOBYPASSRLS; REVOKE landlord_owner FROM %[1]s", pgx.Identifier{app}.Sanitize())); err != nil {
+					t.Errorf("make role %s safe again: %v", app, err)
+				}
+			})
 			_, err = admin.Exec(ctx, fmt.Sprintf(c.setup, pgx.Identifier{app}.Sanitize()))
 			must(t, err)
-			t.Cleanup(func() {
-				// The role is cluster-wide: leave nothing unsafe behind.
-				_, _ = admin.Exec(context.Background(), fmt.Sprintf("ALTER ROLE %s NOSUPERUSER NOBYPASSRLS", pgx.Identifier{app}.Sanitize()))
-			})
 			l, err = Open(ctx, db.URL, testMigrations(), Config{AppRole: app})
 			if err == nil {
 				l.Close()
