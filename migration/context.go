@@ -109,20 +109,17 @@ CREATE TABLE IF NOT EXISTS landlord_context.key (
 	outer_pad bytea NOT NULL
 );
 REVOKE ALL ON TABLE landlord_context.key FROM PUBLIC;
--- fenced: whether fences holds a row; the verifier looks there only then.
-ALTER TABLE landlord_context.key ADD COLUMN IF NOT EXISTS fenced boolean NOT NULL DEFAULT false;
-
 -- A tenant's placement in this database that a move has closed (Fence):
--- transactions of the tenant under role that began at or after since are
--- refused with FenceCode. The owner, which copies and removes what is
--- fenced, enters tenants under its own role, which no fence names.
-CREATE TABLE IF NOT EXISTS landlord_context.fences (
-	tenant_id uuid NOT NULL,
-	role text NOT NULL,
-	since timestamptz NOT NULL,
-	PRIMARY KEY (tenant_id, role)
-);
-REVOKE ALL ON TABLE landlord_context.fences FROM PUBLIC;
+-- transactions of the tenant under a role that began at or after its time
+-- are refused with FenceCode. fence_keys holds "<tenant id>|<role>",
+-- fence_since the time at the same position. They live in the key row,
+-- which the verifier reads anyway, so checking them is an expression on
+-- that row, not a subquery planned with every statement. The owner, which
+-- copies and removes what is fenced, enters tenants under its own role,
+-- which no fence names.
+ALTER TABLE landlord_context.key
+	ADD COLUMN IF NOT EXISTS fence_keys text[] NOT NULL DEFAULT '{}',
+	ADD COLUMN IF NOT EXISTS fence_since timestamptz[] NOT NULL DEFAULT '{}';
 
 CREATE OR REPLACE FUNCTION landlord_context.fenced(tenant text) RETURNS uuid
 	LANGUAGE plpgsql STABLE PARALLEL SAFE AS $fn$
@@ -139,6 +136,21 @@ DROP FUNCTION IF EXISTS landlord_context.mac(text), landlord_context.inner_pad()
 
 ` + signedViewSQL + `REVOKE ALL ON landlord_context.verified FROM PUBLIC;
 GRANT SELECT ON landlord_context.verified TO PUBLIC;
+
+-- Version 4 kept the fences in a table of their own, which the verifier
+-- read with a subquery; they move into the key row.
+DO $fn$
+BEGIN
+	IF pg_catalog.to_regclass('landlord_context.fences') IS NOT NULL THEN
+		UPDATE landlord_context.key SET (fence_keys, fence_since) = (
+			SELECT coalesce(pg_catalog.array_agg(f.tenant_id::text || '|' || f.role ORDER BY f.since, f.tenant_id, f.role), '{}'),
+			       coalesce(pg_catalog.array_agg(f.since ORDER BY f.since, f.tenant_id, f.role), '{}')
+			FROM landlord_context.fences f);
+		DROP TABLE landlord_context.fences;
+	END IF;
+END
+$fn$;
+ALTER TABLE landlord_context.key DROP COLUMN IF EXISTS fenced;
 
 -- The same, as a function: for column defaults, which take no subquery,
 -- and for SQL that wants the verified tenant.
@@ -238,17 +250,17 @@ FROM landlord_context.key k;
 
 // fenceCheck is the verified tenant id (the setting, once the signature
 // verified), or a FenceCode error when a move has fenced the tenant's
-// placement here since before the transaction began (Fence). The fences
-// table is read only when the key row says it holds a row, so a database
-// with no move under way pays one boolean test per statement.
+// placement here since before the transaction began (Fence). It is an
+// expression on the key row the verifier reads already: with no fence in
+// the database it costs one test of the array's length per statement.
 //
 // The fences are compared as text: the planner evaluates the setting when
 // it estimates a condition, and a cast of an unset or garbled id to uuid
-// would fail there, for every caller.
-const fenceCheck = `CASE WHEN k.fenced AND EXISTS (SELECT FROM landlord_context.fences f
-		WHERE f.tenant_id::pg_catalog.text OPERATOR(pg_catalog.=) pg_catalog.current_setting('landlord.tenant_id', true)
-		  AND f.role OPERATOR(pg_catalog.=) pg_catalog.current_setting('role')
-		  AND f.since OPERATOR(pg_catalog.<=) pg_catalog.now())
+// would fail there, for every caller. A key not in the array has no
+// position, so its time is NULL and the condition is not true.
+const fenceCheck = `CASE WHEN pg_catalog.cardinality(k.fence_keys) OPERATOR(pg_catalog.>) 0
+	  AND k.fence_since[pg_catalog.array_position(k.fence_keys, pg_catalog.current_setting('landlord.tenant_id', true)
+	      OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) pg_catalog.current_setting('role'))] OPERATOR(pg_catalog.<=) pg_catalog.now()
 	THEN landlord_context.fenced(pg_catalog.current_setting('landlord.tenant_id', true))
 	ELSE pg_catalog.current_setting('landlord.tenant_id', true)::pg_catalog.uuid END`
 
@@ -261,7 +273,7 @@ const contextCheckSQL = `SELECT CASE WHEN to_regclass('landlord_context.verified
 // made it, so that an installation made by an earlier one is replaced.
 // What is built from tenant tables' policies (the clone script of the
 // template schema) is keyed by it too.
-const ContextVersion = "landlord tenant context 4"
+const ContextVersion = "landlord tenant context 5"
 
 // contextLock is the two-key advisory lock that serializes installations of
 // the context in one database ("LLCX", 1; SECURITY.md, I26: namespaced keys).

@@ -28,14 +28,16 @@ func Fence(ctx context.Context, conn Beginner, owner, id, role string) (since ti
 		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(owner)); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `INSERT INTO landlord_context.fences (tenant_id, role, since)
-			VALUES ($1, $2, clock_timestamp())
-			ON CONFLICT (tenant_id, role) DO UPDATE SET since = landlord_context.fences.since
-			RETURNING since`, id, role).Scan(&since); err != nil {
+		// The key row's lock serializes fences: a second fence of the
+		// same key finds it there and keeps its time.
+		if _, err := tx.Exec(ctx, `UPDATE landlord_context.key
+			SET fence_keys = fence_keys || ($1::uuid::text || '|' || $2::text),
+			    fence_since = fence_since || clock_timestamp()
+			WHERE ($1::uuid::text || '|' || $2::text) <> ALL (fence_keys)`, id, role); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE landlord_context.key SET fenced = true WHERE NOT fenced`)
-		return err
+		return tx.QueryRow(ctx, `SELECT fence_since[array_position(fence_keys, $1::uuid::text || '|' || $2::text)]
+			FROM landlord_context.key`, id, role).Scan(&since)
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("fence tenant %s (%s): %w", id, role, err)
@@ -50,11 +52,11 @@ func Unfence(ctx context.Context, conn Beginner, owner, id, role string) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(owner)); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM landlord_context.fences WHERE tenant_id = $1 AND role = $2`, id, role); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE landlord_context.key SET fenced = EXISTS (SELECT FROM landlord_context.fences)
-			WHERE fenced IS DISTINCT FROM EXISTS (SELECT FROM landlord_context.fences)`)
+		_, err := tx.Exec(ctx, `UPDATE landlord_context.key k SET (fence_keys, fence_since) = (
+				SELECT coalesce(array_agg(f.key ORDER BY f.n), '{}'), coalesce(array_agg(f.since ORDER BY f.n), '{}')
+				FROM unnest(k.fence_keys, k.fence_since) WITH ORDINALITY f(key, since, n)
+				WHERE f.key <> ($1::uuid::text || '|' || $2::text))
+			WHERE ($1::uuid::text || '|' || $2::text) = ANY (k.fence_keys)`, id, role)
 		return err
 	})
 	if err != nil {
@@ -71,7 +73,7 @@ func Fenced(ctx context.Context, conn Beginner, owner string) (map[string]time.T
 		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(owner)); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT tenant_id::text || '|' || role, since FROM landlord_context.fences`)
+		rows, err := tx.Query(ctx, `SELECT f.key, f.since FROM landlord_context.key, unnest(fence_keys, fence_since) f(key, since)`)
 		if err != nil {
 			return err
 		}

@@ -721,7 +721,7 @@ func (r *run) unfence(ctx context.Context, t tenant.Tenant) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var has bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('landlord_context.fences') IS NOT NULL`).Scan(&has); err != nil || !has {
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('landlord_context.key') IS NOT NULL`).Scan(&has); err != nil || !has {
 		return err
 	}
 	return migration.Unfence(ctx, conn, r.p.Roles().Owner, t.ID.String(), provision.PlacementRole(t))

@@ -274,7 +274,7 @@ func TestCutoverFindsADifference(t *testing.T) {
 				t.Errorf("after the failed move the tenant is %s, %s; want schema, active", got.Model, got.State)
 			}
 			var fences, dbs int
-			must(t, sc.QueryRow(ctx, `SELECT (SELECT count(*) FROM landlord_context.fences), (SELECT count(*) FROM pg_database WHERE datname = $1)`, dst.Database).Scan(&fences, &dbs))
+			must(t, sc.QueryRow(ctx, `SELECT (SELECT cardinality(fence_keys) FROM landlord_context.key), (SELECT count(*) FROM pg_database WHERE datname = $1)`, dst.Database).Scan(&fences, &dbs))
 			if fences != 0 || dbs != 0 {
 				t.Errorf("after the failed move: %d fences at the old placement, %d new databases", fences, dbs)
 			}
