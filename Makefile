@@ -48,6 +48,10 @@ fuzz: ## fuzz slugs, identifiers, hosts and JWTs for a while each (FUZZTIME=1m)
 	$(GO) test -run '^$$' -fuzz FuzzResolveHost -fuzztime $${FUZZTIME:-1m} ./httptenant/
 	$(GO) test -run '^$$' -fuzz FuzzJWT -fuzztime $${FUZZTIME:-1m} ./httptenant/
 
+.PHONY: fuzz-leaks
+fuzz-leaks: deps ## the pool-leak fuzz at length (LANDLORD_FUZZ_OPS, default 100000; make test runs 40000)
+	LANDLORD_FUZZ_OPS=$${LANDLORD_FUZZ_OPS:-100000} $(GO) test -race -count=1 -run TestLeakFuzz -timeout 60m -v ./landlordtest/
+
 GREMLINS_VERSION ?= v0.6.0
 GREMLINS ?= $(shell $(GO) env GOPATH)/bin/gremlins
 

@@ -186,6 +186,18 @@ func (a *Admin) SetState(ctx context.Context, id tenant.ID, s tenant.State) (ten
 	return t, a.l.dir.LogState(ctx, id, s, a.reason)
 }
 
+// SetSettings replaces a tenant's settings (tenant.Settings: the
+// PostgreSQL settings of its transactions and its connection cap) and
+// records them in its ledger. Every handle applies them from its next
+// call on: this process's at once, others' once the directory's
+// notification or their cache's MaxAge reaches them.
+func (a *Admin) SetSettings(ctx context.Context, id tenant.ID, s tenant.Settings) (tenant.Tenant, error) {
+	a.log(ctx, "set settings", slog.String("tenant", id.String()), slog.String("settings", s.String()))
+	t, err := a.l.dir.SetSettings(ctx, id, s)
+	a.l.traffic.Invalidate(id)
+	return t, err
+}
+
 // Reconcile finishes interrupted provisioning and deletion and removes
 // orphaned objects (see provision.Provisioner.Reconcile).
 func (a *Admin) Reconcile(ctx context.Context) (provision.Report, error) {

@@ -37,6 +37,7 @@ func TestAdminLogsEveryUse(t *testing.T) {
 			return a.Each(ctx, directory.Filter{}, func(context.Context, tenant.Tenant, Querier) error { return nil })
 		}},
 		{"admin: set state", true, func() error { _, err := a.SetState(ctx, tn.ID, tenant.StateActive); return err }},
+		{"admin: set settings", true, func() error { _, err := a.SetSettings(ctx, tn.ID, tenant.Settings{}); return err }},
 		{"admin: list incompatible tenants", false, func() error { _, err := a.Incompatible(ctx); return err }},
 		{"admin: reconcile", false, func() error { _, err := a.Reconcile(ctx); return err }},
 	}

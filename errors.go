@@ -31,6 +31,14 @@ var ErrNoReason = errors.New("admin scope needs a reason")
 // transaction (pgx.Batch.BeginTx); use Handle.BeginTx and Tx.SendBatch.
 var ErrBatchTx = traffic.ErrBatchTx
 
+// ErrResultFormats is returned, before anything is sent, by a Handle call
+// outside a transaction whose arguments begin with pgx.QueryResultFormats
+// or pgx.QueryResultFormatsByOID: a statement that goes in one round trip
+// with its tenant context cannot take them. A pgx.QueryExecMode option is
+// accepted and changes nothing: the handle decides how statements are
+// sent. Inside a transaction (Handle.BeginTx) both work as in pgx.
+var ErrResultFormats = traffic.ErrResultFormats
+
 // ErrSessionState is returned, before anything is sent, for a statement that
 // could leave session state on its server connection (a session-level SET,
 // DISCARD, DECLARE ... WITH HOLD, LISTEN, PREPARE, set_config, a session

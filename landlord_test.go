@@ -277,6 +277,17 @@ func TestBatchAndTx(t *testing.T) {
 			if name != "p2" {
 				t.Fatalf("named args read %q", name)
 			}
+			// An exec mode changes nothing; result formats are refused
+			// before anything is sent.
+			for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheDescribe} {
+				name = ""
+				if err := h.QueryRow(tctx, `SELECT name FROM parents WHERE id = $1`, mode, 2).Scan(&name); err != nil || name != "p2" {
+					t.Fatalf("with %v: read %q, %v", mode, name, err)
+				}
+			}
+			if _, err := h.Exec(tctx, `SELECT 1`, pgx.QueryResultFormats{pgx.BinaryFormatCode}); !errors.Is(err, ErrResultFormats) {
+				t.Fatalf("with result formats: %v, want ErrResultFormats", err)
+			}
 
 			err := pgx.BeginFunc(tctx, h, func(tx pgx.Tx) error {
 				if _, err := tx.Exec(tctx, `DELETE FROM parents WHERE id = 1`); err != nil {

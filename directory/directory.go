@@ -237,13 +237,19 @@ func (d *Directory) Servers(ctx context.Context) ([]Server, error) {
 	})
 }
 
-const tenantColumns = `id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version, routing_epoch, created_at, updated_at`
+const tenantColumns = `id, slug, display_name, model, server_id, schema_name, database_name, state, schema_version, routing_epoch, created_at, updated_at, settings`
 
 func scanTenant(r pgx.Row) (tenant.Tenant, error) {
 	var t tenant.Tenant
 	var model, state string
-	err := r.Scan(&t.ID, &t.Slug, &t.DisplayName, &model, &t.Server, &t.Schema, &t.Database, &state, &t.SchemaVersion, &t.Epoch, &t.CreatedAt, &t.UpdatedAt)
+	var settings map[string]string
+	err := r.Scan(&t.ID, &t.Slug, &t.DisplayName, &model, &t.Server, &t.Schema, &t.Database, &state, &t.SchemaVersion, &t.Epoch, &t.CreatedAt, &t.UpdatedAt, &settings)
 	t.Model, t.State = tenant.Model(model), tenant.State(state)
+	if err == nil {
+		if t.Settings, err = tenant.SettingsFromMap(settings); err != nil {
+			err = fmt.Errorf("tenant %s: its settings in the directory: %w", t.ID, err)
+		}
+	}
 	return t, err
 }
 
@@ -427,6 +433,28 @@ func (d *Directory) SetState(ctx context.Context, id tenant.ID, to tenant.State,
 	}
 	if err != nil {
 		return t, fmt.Errorf("set tenant %s %s: %w", id, to, err)
+	}
+	return t, nil
+}
+
+// SetSettings replaces the settings of tenant id and returns the updated
+// row. The change is recorded in the tenant's ledger in the same
+// transaction.
+func (d *Directory) SetSettings(ctx context.Context, id tenant.ID, s tenant.Settings) (tenant.Tenant, error) {
+	var t tenant.Tenant
+	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+		var err error
+		t, err = scanTenant(tx.QueryRow(ctx, `UPDATE landlord.tenants SET settings = $2 WHERE id = $1 RETURNING `+tenantColumns, id, s.Map()))
+		if err != nil {
+			return err
+		}
+		return logStep(ctx, tx, id, "settings", "set", s.String())
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("tenant %s: %w", id, tenant.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("set the settings of tenant %s: %w", id, err)
 	}
 	return t, nil
 }

@@ -298,6 +298,56 @@ func TestSetState(t *testing.T) {
 	}
 }
 
+// TestSetSettings: settings are stored, read back by every lookup, logged,
+// and replaced whole; an unknown tenant is not found; a row whose settings
+// were garbled by hand fails its lookup with a clear error.
+func TestSetSettings(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	tn := e.insert(t, "acme", tenant.ModelRow, tenant.StateActive)
+	if got := e.get(t, tn.ID); got.Settings != (tenant.Settings{}) {
+		t.Fatalf("a new tenant has settings %v", got.Settings)
+	}
+	s := tenant.Settings{StatementTimeout: 2 * time.Second, WorkMem: 8192, MaxConns: 2}
+	got, err := e.d.SetSettings(ctx, tn.ID, s)
+	if err != nil || got.Settings != s || got.Epoch != tn.Epoch {
+		t.Fatalf("SetSettings = %+v, %v; want the settings, epoch %d", got, err, tn.Epoch)
+	}
+	if got := e.get(t, tn.ID); got.Settings != s {
+		t.Errorf("Get after SetSettings: %v", got.Settings)
+	}
+	list, err := e.d.List(ctx, Filter{})
+	if err != nil || len(list) != 1 || list[0].Settings != s {
+		t.Errorf("List after SetSettings: %+v, %v", list, err)
+	}
+	if got, err := e.d.SetSettings(ctx, tn.ID, tenant.Settings{LockTimeout: time.Second}); err != nil || got.Settings != (tenant.Settings{LockTimeout: time.Second}) {
+		t.Errorf("SetSettings replaces the settings whole: %v, %v", got.Settings, err)
+	}
+	steps, err := e.d.Steps(ctx, tn.ID)
+	must(t, err)
+	var logged []string
+	for _, st := range steps {
+		if st.Operation == "settings" {
+			logged = append(logged, st.Detail)
+		}
+	}
+	if want := []string{s.String(), "lock_timeout=1s"}; !slices.Equal(logged, want) {
+		t.Errorf("ledger %q, want %q", logged, want)
+	}
+	if _, err := e.d.SetSettings(ctx, tenant.NewID(), s); !errors.Is(err, tenant.ErrNotFound) {
+		t.Errorf("SetSettings of an unknown id: %v, want ErrNotFound", err)
+	}
+	_, err = e.pool.Exec(ctx, `UPDATE landlord.tenants SET settings = '{"work_mem": "lots"}' WHERE id = $1`, tn.ID)
+	must(t, err)
+	if _, err := e.d.Get(ctx, tn.ID); !errors.Is(err, tenant.ErrBadSetting) {
+		t.Errorf("Get of a row with garbled settings: %v, want ErrBadSetting", err)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE landlord.tenants SET settings = '[]' WHERE id = $1`, tn.ID); err == nil {
+		t.Errorf("settings that are not an object were stored")
+	}
+}
+
 // TestEpoch: the routing epoch moves when where or whether a tenant is served
 // changes, and only then; updated_at moves on every change.
 func TestEpoch(t *testing.T) {

@@ -84,6 +84,10 @@ type Key struct {
 	// tenants share their tables, and a tenant database is one tenant, so
 	// neither sets it.
 	OwnTables bool
+	// MaxConns, when positive, lowers Config.MaxConnsPerTenant for this
+	// tenant (its tenant.Settings.MaxConns). The latest acquire's value
+	// holds for the tenant's connections on the server.
+	MaxConns int
 }
 
 // Manager hands out connections within the budget. It is safe for

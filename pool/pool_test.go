@@ -854,6 +854,47 @@ func TestTenantCapAcrossTargets(t *testing.T) {
 	c2.Release()
 }
 
+// TestTenantOwnCap: a key's MaxConns lowers the cap of its tenant alone,
+// and a waiter over it is served once the tenant gives a connection back.
+func TestTenantOwnCap(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	t1 := e.target(e.db)
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 3})
+	a, b := tenant.NewID(), tenant.NewID()
+	capped := key(t1, a)
+	capped.MaxConns = 1
+	c1 := acquire(t, m, capped)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := m.Acquire(ctx, capped); !errors.Is(err, ErrAcquireTimeout) {
+		t.Errorf("second connection for a tenant capped at 1 = %v, want ErrAcquireTimeout", err)
+	}
+	// Another tenant keeps the configured cap.
+	var bs []*Conn
+	for range 3 {
+		c := acquire(t, m, key(t1, b))
+		ping(t, c)
+		bs = append(bs, c)
+	}
+	for _, c := range bs {
+		c.Release()
+	}
+	got := make(chan *Conn)
+	go func() {
+		c, err := m.Acquire(t.Context(), capped)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	c1.Release()
+	if c := <-got; c != nil {
+		ping(t, c)
+		c.Release()
+	}
+}
+
 func TestCloseTarget(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

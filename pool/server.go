@@ -152,6 +152,7 @@ type conn struct {
 type tenantState struct {
 	id     tenant.ID
 	held   int
+	limit  int // the tenant's cap: Config.MaxConnsPerTenant, or its Key.MaxConns when lower
 	queue  ilist[waiter] // first come, first served
 	ring   links[tenantState]
 	inRing bool
@@ -209,7 +210,7 @@ func (s *server) tenant(id tenant.ID) *tenantState {
 		ts = &tenantState{}
 		ts.queue.at = func(w *waiter) *links[waiter] { return &w.q }
 	}
-	ts.id = id
+	ts.id, ts.limit = id, s.m.cfg.MaxConnsPerTenant
 	s.tenants[id] = ts
 	return ts
 }
@@ -257,10 +258,14 @@ func (s *server) acquire(ctx context.Context, key Key) (*conn, error) {
 	g := s.group(key.Target)
 	g.touch(now)
 	ts := s.tenant(key.Tenant)
+	ts.limit = s.m.cfg.MaxConnsPerTenant
+	if key.MaxConns > 0 && key.MaxConns < ts.limit {
+		ts.limit = key.MaxConns
+	}
 	// Take an idle connection at once unless the tenant is at its cap or
 	// already queued (first come, first served within a tenant). Waiters of
 	// other tenants cannot want it: dispatch would have served them.
-	if ts.queue.n == 0 && ts.held < s.m.cfg.MaxConnsPerTenant {
+	if ts.queue.n == 0 && ts.held < ts.limit {
 		if c := s.takeIdle(g, key, now, false); c != nil {
 			s.handOut(c, key, ts, 0)
 			s.mu.Unlock()
@@ -582,7 +587,6 @@ func (s *server) finishClose(c *conn, tracked bool) {
 // it (closing the least recently used idle connection of another target
 // when the budget is full), or it keeps waiting.
 func (s *server) dispatch(now int64) {
-	limit := s.m.cfg.MaxConnsPerTenant
 	for {
 		s.round++
 		progress := false
@@ -592,7 +596,7 @@ func (s *server) dispatch(now int64) {
 				return // nothing left to hand out or to dial with
 			}
 			next := ts.ring.next // serve only ever unlinks ts itself
-			if ts.held < limit && s.serve(ts.queue.head, now) {
+			if ts.held < ts.limit && s.serve(ts.queue.head, now) {
 				progress = true
 				if ts.inRing {
 					s.ring.moveToBack(ts)

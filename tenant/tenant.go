@@ -131,8 +131,9 @@ type Tenant struct {
 	Schema        string // schema holding the tenant's tables ("shared" for row tenants)
 	Database      string // database holding that schema
 	State         State
-	SchemaVersion int   // migration version of the tenant's tables
-	Epoch         int64 // routing epoch; bumped on every placement or state change
+	SchemaVersion int      // migration version of the tenant's tables
+	Epoch         int64    // routing epoch; bumped on every placement or state change
+	Settings      Settings // the tenant's own bounds on its work
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }

@@ -56,6 +56,10 @@ type sent struct {
 // send leases a connection and sends the enter statement and sql on it in
 // one round trip.
 func (h *Handle) send(ctx context.Context, sql string, args []any) (lease, sent, error) {
+	args, err := handleOptions(args)
+	if err != nil {
+		return lease{}, sent{}, err
+	}
 	if err := refuse(sql); err != nil {
 		return lease{}, sent{}, err
 	}
@@ -78,15 +82,16 @@ var eqbPool = sync.Pool{New: func() any { return new(pgx.ExtendedQueryBuilder) }
 // already, it is one write and one read.
 //
 // It takes the lean route through pgconn (prepared statements, no batch
-// bookkeeping) when the arguments are plain values; anything pgx interprets
-// itself (a QueryRewriter such as pgx.NamedArgs, a result-format option) goes
-// through a pgx batch, which costs a little more client CPU and the same
-// round trips.
+// bookkeeping) when the arguments are plain values; a QueryRewriter such as
+// pgx.NamedArgs, which pgx interprets itself, goes through a pgx batch,
+// which costs a little more client CPU and the same round trips.
 func start(ctx context.Context, r *route, c *pool.Conn, sql string, args []any) (sent, error) {
 	conn := c.Conn()
 	if r.pooled || !plainArgs(args) {
 		b := &pgx.Batch{}
-		r.queueEnter(b)
+		if err := r.queueEnter(ctx, conn, b); err != nil {
+			return sent{}, err
+		}
 		b.Queue(sql, args...)
 		br := conn.SendBatch(ctx, b)
 		if _, err := br.Exec(); err != nil {
@@ -137,8 +142,39 @@ func closeErr(mrr *pgconn.MultiResultReader) error {
 	return errors.New("landlord: server sent fewer results than statements")
 }
 
-// queueEnter queues r's enter statement on b.
-func (r *route) queueEnter(b *pgx.Batch) { b.Queue(r.enter.name, r.enterParams().any...) }
+// queueEnter queues r's enter statement on b, which goes to conn. A
+// statement that the connection did not prepare when it opened (one that
+// sets a tenant's settings) is prepared first, once per connection.
+func (r *route) queueEnter(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) error {
+	if !r.pooled {
+		if _, err := conn.Prepare(ctx, r.enter.name, r.enter.sql); err != nil {
+			return err
+		}
+	}
+	b.Queue(r.enter.name, r.enterParams().any...)
+	return nil
+}
+
+// handleOptions drops the pgx.QueryExecMode options that lead args: the
+// handle decides how a statement is sent (prepared, in one round trip with
+// the enter statement; as a plain execution behind a pooler), so a mode
+// chosen for a bare pgx connection, such as the simple protocol for a
+// pooler, changes nothing here. Result-format options are refused with
+// ErrResultFormats: a statement sent with its enter statement cannot take
+// them. A QueryRewriter (pgx.NamedArgs) stays.
+func handleOptions(args []any) ([]any, error) {
+	for len(args) > 0 {
+		switch args[0].(type) {
+		case pgx.QueryExecMode:
+			args = args[1:]
+			continue
+		case pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+			return nil, ErrResultFormats
+		}
+		break
+	}
+	return args, nil
+}
 
 // plainArgs reports whether args holds only values, none of the option types
 // pgx interprets when they come first.
@@ -266,7 +302,9 @@ func (h *Handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error
 	ls, err := h.open(ctx, false, func(r *route, c *pool.Conn) error {
 		b := &pgx.Batch{}
 		b.BeginTx(opts)
-		r.queueEnter(b)
+		if err := r.queueEnter(ctx, c.Conn(), b); err != nil {
+			return err
+		}
 		br := c.Conn().SendBatch(ctx, b)
 		_, err := br.Exec()
 		if err == nil {
@@ -301,7 +339,9 @@ func (h *Handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	var br pgx.BatchResults
 	ls, err := h.open(ctx, left, func(r *route, c *pool.Conn) error {
 		nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
-		r.queueEnter(nb)
+		if err := r.queueEnter(ctx, c.Conn(), nb); err != nil {
+			return err
+		}
 		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
 		br = c.Conn().SendBatch(ctx, nb)
 		if _, err := br.Exec(); err != nil {

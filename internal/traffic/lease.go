@@ -86,7 +86,7 @@ func (h *Handle) open(ctx context.Context, left bool, send func(r *route, c *poo
 		if r.calls != nil || r.waits != nil {
 			start = time.Now()
 		}
-		c, err := h.t.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: r.t.ID, OwnTables: r.t.Model == tenant.ModelSchema})
+		c, err := h.t.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: r.t.ID, OwnTables: r.t.Model == tenant.ModelSchema, MaxConns: r.t.Settings.MaxConns})
 		if r.waits != nil {
 			r.waits(time.Since(start))
 		}

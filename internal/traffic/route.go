@@ -43,7 +43,11 @@ import (
 //
 // With Config.TagSessions each transaction also sets application_name to
 // "landlord tenant <id>", so pg_stat_activity and server logs (%a in
-// log_line_prefix) show whose work a backend is doing.
+// log_line_prefix) show whose work a backend is doing. A tenant with
+// settings of its own (tenant.Settings: statement_timeout, work_mem, ...)
+// sets them too, transaction-locally like the rest; its enter statement
+// is prepared on a connection the first time that connection serves a
+// tenant with the same settings' names, not when it opens.
 type enter struct{ name, sql string }
 
 // dirtyCheck refuses a connection left with a session-level role;
@@ -78,8 +82,10 @@ const (
 // id, $2 its signature (migration.SignContext); for kindShared $3 the
 // connection's own search path, to check; for kindSchema and kindPooled $3
 // the role and $4 the search path, to set; when tagged, the application
-// name last.
-func enterFor(kind enterKind, readOnly, tagged bool) enter {
+// name; then the values of the settings named by settings, in order (the
+// names are PostgreSQL's, from tenant.Settings.ServerSettings, never user
+// text).
+func enterFor(kind enterKind, readOnly, tagged bool, settings ...string) enter {
 	var b strings.Builder
 	name := "landlord_enter"
 	b.WriteString("SELECT ")
@@ -103,6 +109,12 @@ func enterFor(kind enterKind, readOnly, tagged bool) enter {
 	if tagged {
 		fmt.Fprintf(&b, ", set_config('application_name', $%d, true)", next)
 		name += "_tagged"
+		next++
+	}
+	for _, n := range settings {
+		fmt.Fprintf(&b, ", set_config('%s', $%d, true)", n, next)
+		name += "_" + n
+		next++
 	}
 	if kind == kindPooled {
 		return enter{b.String(), b.String()}
@@ -210,7 +222,9 @@ func (tr *Traffic) buildRoute(t tenant.Tenant) (*route, error) {
 	if tr.cfg.TagSessions {
 		rest = append(rest, "landlord tenant "+id)
 	}
-	r.enter = enterFor(kind, readOnly, tr.cfg.TagSessions)
+	settings, values := t.Settings.ServerSettings()
+	rest = append(rest, values...)
+	r.enter = enterFor(kind, readOnly, tr.cfg.TagSessions, settings...)
 	key := tr.cfg.ContextKey
 	r.sign = func(now time.Time) *enterParams {
 		expires := now.Add(migration.ContextLifetime)

@@ -36,6 +36,12 @@ var ErrUnsafeRole = errors.New("role unsafe for tenant traffic")
 // transaction (pgx.Batch.BeginTx); use Handle.BeginTx and Tx.SendBatch.
 var ErrBatchTx = errors.New("batch begins a transaction")
 
+// ErrResultFormats is returned, before anything is sent, for a call whose
+// arguments begin with pgx.QueryResultFormats or QueryResultFormatsByOID,
+// which a statement sent in one round trip with its tenant context cannot
+// take. Inside a transaction (Handle.BeginTx) they work as in pgx.
+var ErrResultFormats = errors.New("result-format options are not supported outside a transaction")
+
 // ErrSessionState is returned, before anything is sent, for a statement that
 // could leave session state on its server connection when tenant traffic
 // goes through a transaction-pooling connection pooler: the pooler would
@@ -232,7 +238,7 @@ func (tr *Traffic) Inspect(ctx context.Context, id tenant.ID, fn func(*pgx.Conn)
 	if err != nil {
 		return err
 	}
-	c, err := tr.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: id, OwnTables: r.t.Model == tenant.ModelSchema})
+	c, err := tr.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: id, OwnTables: r.t.Model == tenant.ModelSchema, MaxConns: r.t.Settings.MaxConns})
 	if err != nil {
 		return err
 	}
