@@ -152,7 +152,7 @@ type conn struct {
 type tenantState struct {
 	id     tenant.ID
 	held   int
-	limit  int // the tenant's cap: Config.MaxConnsPerTenant, or its Key.MaxConns when lower
+	limit  int           // the tenant's cap: Config.MaxConnsPerTenant, or its Key.MaxConns when lower
 	queue  ilist[waiter] // first come, first served
 	ring   links[tenantState]
 	inRing bool
