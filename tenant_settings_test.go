@@ -3,11 +3,14 @@ package landlord
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/pool"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -132,12 +135,12 @@ func TestTenantSettings(t *testing.T) {
 			must(t, err)
 			var seen []string
 			for _, s := range steps {
-				if s.Operation == "settings" {
-					seen = append(seen, s.Detail)
+				if s.Operation == directory.SettingsOperation {
+					seen = append(seen, s.Step+": "+strings.SplitN(s.Detail, " (by ", 2)[0])
 				}
 			}
-			if len(seen) != 2 || seen[0] != set.String() || seen[1] != "none" {
-				t.Errorf("ledger: %q, want [%q none]", seen, set.String())
+			if want := []string{set.String() + ": test tenant settings", "none: test tenant settings"}; !slices.Equal(seen, want) {
+				t.Errorf("ledger: %q, want %q", seen, want)
 			}
 		})
 	}

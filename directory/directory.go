@@ -437,10 +437,15 @@ func (d *Directory) SetState(ctx context.Context, id tenant.ID, to tenant.State,
 	return t, nil
 }
 
+// SettingsOperation is the ledger operation of a change of a tenant's
+// settings: its step is the settings as they became (tenant.Settings'
+// String), its detail the reason and the database role that changed them.
+const SettingsOperation = "settings"
+
 // SetSettings replaces the settings of tenant id and returns the updated
-// row. The change is recorded in the tenant's ledger in the same
-// transaction.
-func (d *Directory) SetSettings(ctx context.Context, id tenant.ID, s tenant.Settings) (tenant.Tenant, error) {
+// row. The change is recorded in the tenant's ledger with reason, in the
+// same transaction.
+func (d *Directory) SetSettings(ctx context.Context, id tenant.ID, s tenant.Settings, reason string) (tenant.Tenant, error) {
 	var t tenant.Tenant
 	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
 		var err error
@@ -448,7 +453,9 @@ func (d *Directory) SetSettings(ctx context.Context, id tenant.ID, s tenant.Sett
 		if err != nil {
 			return err
 		}
-		return logStep(ctx, tx, id, "settings", "set", s.String())
+		_, err = tx.Exec(ctx, `INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
+			VALUES ($1, $2, $3, $4 || ' (by ' || session_user || ')')`, id, SettingsOperation, s.String(), reason)
+		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("tenant %s: %w", id, tenant.ErrNotFound)

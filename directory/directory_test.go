@@ -310,7 +310,7 @@ func TestSetSettings(t *testing.T) {
 		t.Fatalf("a new tenant has settings %v", got.Settings)
 	}
 	s := tenant.Settings{StatementTimeout: 2 * time.Second, WorkMem: 8192, MaxConns: 2}
-	got, err := e.d.SetSettings(ctx, tn.ID, s)
+	got, err := e.d.SetSettings(ctx, tn.ID, s, "ticket 1")
 	if err != nil || got.Settings != s || got.Epoch != tn.Epoch {
 		t.Fatalf("SetSettings = %+v, %v; want the settings, epoch %d", got, err, tn.Epoch)
 	}
@@ -321,21 +321,21 @@ func TestSetSettings(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Settings != s {
 		t.Errorf("List after SetSettings: %+v, %v", list, err)
 	}
-	if got, err := e.d.SetSettings(ctx, tn.ID, tenant.Settings{LockTimeout: time.Second}); err != nil || got.Settings != (tenant.Settings{LockTimeout: time.Second}) {
+	if got, err := e.d.SetSettings(ctx, tn.ID, tenant.Settings{LockTimeout: time.Second}, "ticket 2"); err != nil || got.Settings != (tenant.Settings{LockTimeout: time.Second}) {
 		t.Errorf("SetSettings replaces the settings whole: %v, %v", got.Settings, err)
 	}
 	steps, err := e.d.Steps(ctx, tn.ID)
 	must(t, err)
 	var logged []string
 	for _, st := range steps {
-		if st.Operation == "settings" {
-			logged = append(logged, st.Detail)
+		if st.Operation == SettingsOperation {
+			logged = append(logged, st.Step+": "+strings.SplitN(st.Detail, " (by ", 2)[0])
 		}
 	}
-	if want := []string{s.String(), "lock_timeout=1s"}; !slices.Equal(logged, want) {
+	if want := []string{s.String() + ": ticket 1", "lock_timeout=1s: ticket 2"}; !slices.Equal(logged, want) {
 		t.Errorf("ledger %q, want %q", logged, want)
 	}
-	if _, err := e.d.SetSettings(ctx, tenant.NewID(), s); !errors.Is(err, tenant.ErrNotFound) {
+	if _, err := e.d.SetSettings(ctx, tenant.NewID(), s, "ticket 3"); !errors.Is(err, tenant.ErrNotFound) {
 		t.Errorf("SetSettings of an unknown id: %v, want ErrNotFound", err)
 	}
 	_, err = e.pool.Exec(ctx, `UPDATE landlord.tenants SET settings = '{"work_mem": "lots"}' WHERE id = $1`, tn.ID)

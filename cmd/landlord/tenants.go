@@ -34,6 +34,7 @@ database (database). Commands that take one tenant accept its id or its slug.
   landlord tenants list --model database --json
   landlord tenants show acme
   landlord tenants suspend acme --reason "unpaid invoice #1234"
+  landlord tenants set acme statement_timeout=2s max_conns=2 --reason "runaway reports"
   landlord tenants top --window 1m
   landlord tenants delete acme --yes`,
 		Args: args(noSubcommand),
@@ -56,6 +57,7 @@ database (database). Commands that take one tenant accept its id or its slug.
 		newTenantsState(g, &migrationsDir, "read-only", tenant.StateReadOnly,
 			"Serve a tenant's reads and refuse its writes",
 			"read-only lets a tenant read but not write: its transactions run read-only,\nwhich PostgreSQL enforces."),
+		newTenantsSet(g, &migrationsDir),
 		newTenantsReconcile(g, &migrationsDir),
 		newTenantsTop(g, &migrationsDir),
 		newTenantsExport(g, &migrationsDir),
@@ -98,13 +100,16 @@ type tenantView struct {
 	Epoch       int64     `json:"epoch"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Settings are the tenant's own settings that are set, by name
+	// (tenants set).
+	Settings map[string]string `json:"settings"`
 }
 
 func viewOf(t tenant.Tenant) tenantView {
 	return tenantView{
 		ID: t.ID, Slug: t.Slug, DisplayName: t.DisplayName, Model: string(t.Model), Server: t.Server,
 		Schema: t.Schema, Database: t.Database, State: string(t.State), Version: t.SchemaVersion,
-		Epoch: t.Epoch, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		Epoch: t.Epoch, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Settings: t.Settings.Map(),
 	}
 }
 
@@ -132,6 +137,7 @@ func tenantFields(t tenant.Tenant) [][2]string {
 		{"State", string(t.State)},
 		{"Version", fmt.Sprint(t.SchemaVersion)},
 		{"Epoch", fmt.Sprint(t.Epoch)},
+		{"Settings", t.Settings.String()},
 		{"Created", timeText(t.CreatedAt)},
 		{"Updated", timeText(t.UpdatedAt)},
 	}
@@ -148,7 +154,7 @@ func printTenant(o *output, t tenant.Tenant) error {
 // badInput reports whether err is the library refusing what the user asked
 // for, as opposed to failing while doing it.
 func badInput(err error) bool {
-	for _, target := range []error{tenant.ErrBadSlug, tenant.ErrBadModel, tenant.ErrBadDisplayName, tenant.ErrBadID} {
+	for _, target := range []error{tenant.ErrBadSlug, tenant.ErrBadModel, tenant.ErrBadDisplayName, tenant.ErrBadID, tenant.ErrBadSetting} {
 		if errors.Is(err, target) {
 			return true
 		}
@@ -387,10 +393,13 @@ shared schema (row model).
 
 func printDetail(o *output, t tenant.Tenant, d tenantDetail) error {
 	pairs := tenantFields(t)
-	for i := len(d.Steps) - 1; i >= 0; i-- {
-		if s := d.Steps[i]; s.Operation == directory.StateOperation {
-			pairs = append(pairs, [2]string{"State set", fmt.Sprintf("%s at %s: %s", s.Step, timeText(s.At), oneLine(s.Detail))})
-			break
+	// Who set the state and the settings, when and why.
+	for _, last := range []struct{ operation, name string }{{directory.StateOperation, "State set"}, {directory.SettingsOperation, "Settings set"}} {
+		for i := len(d.Steps) - 1; i >= 0; i-- {
+			if s := d.Steps[i]; s.Operation == last.operation {
+				pairs = append(pairs, [2]string{last.name, fmt.Sprintf("%s at %s: %s", s.Step, timeText(s.At), oneLine(s.Detail))})
+				break
+			}
 		}
 	}
 	if err := fields(o.w, pairs); err != nil {
@@ -647,6 +656,79 @@ It runs in an admin scope: --reason says why, and is logged with the change
 			}
 			o.printf("Tenant %s (%s) is now %s.\n", t.Slug, t.ID, t.State)
 			return nil
+		})
+	}
+	return cmd
+}
+
+func newTenantsSet(g *globals, migrationsDir *string) *cobra.Command {
+	var reason string
+	var reset bool
+	cmd := &cobra.Command{
+		Use:   "set " + tenantArg + " NAME=VALUE... --reason TEXT",
+		Short: "Bound a tenant's work: its statement timeout, memory, connections",
+		Long: `set changes a tenant's own settings, which every handle of every application
+process applies to the tenant's calls from its next one on (at once in the
+process that changes them, within the routing cache's age elsewhere):
+
+  statement_timeout                     longest statement (2s, 500ms, 1m)
+  lock_timeout                          longest wait for a lock
+  idle_in_transaction_session_timeout   longest idle time inside a transaction
+  work_mem                              memory of one sort or hash (64MB, 4096kB)
+  max_conns                             connections the tenant holds at once
+                                        on a server, per process
+
+The first four are PostgreSQL's settings, set in each of the tenant's
+transactions; max_conns can only lower the handle's own cap. NAME=default
+unsets one; --reset unsets all before the new ones apply; settings not named
+keep their values. They bound the application's own work: SQL inside the
+tenant's transaction can still SET its own statement_timeout.
+
+It runs in an admin scope: --reason says why, and is logged with the change,
+which the tenant's ledger keeps (tenants show). The tenant is printed.
+` + helpMigrations + "\n" + helpExitCodes,
+		Example: `  landlord tenants set acme statement_timeout=2s work_mem=16MB --reason "ticket 4711"
+  landlord tenants set acme max_conns=default --reason "the reports are fixed"
+  landlord tenants set acme --reset --reason "back to the defaults" --json`,
+		Args: args(cobra.MinimumNArgs(1)),
+	}
+	asJSON := addJSONFlag(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the log (required)")
+	cmd.Flags().BoolVar(&reset, "reset", false, "unset every setting before the ones given apply")
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		ref, err := parseTenantRef(a[0])
+		if err != nil {
+			return err
+		}
+		pairs := a[1:]
+		if len(pairs) == 0 && !reset {
+			return usageError{errors.New("name at least one setting as NAME=VALUE, or give --reset; the settings are " + strings.Join(tenant.SettingNames, ", "))}
+		}
+		// Checked before anything is opened: a bad pair changes nothing.
+		if _, err := (tenant.Settings{}).ParseSettings(pairs); err != nil {
+			return usageError{err}
+		}
+		if strings.TrimSpace(reason) == "" {
+			return usageError{errors.New("--reason is required: say why the tenant's settings change; it is logged")}
+		}
+		o := newOutput(cmd, *asJSON)
+		ctx := cmd.Context()
+		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
+			t, admin, err := in.tenantAdmin(ctx, ref, reason)
+			if err != nil {
+				return err
+			}
+			s := t.Settings
+			if reset {
+				s = tenant.Settings{}
+			}
+			if s, err = s.ParseSettings(pairs); err != nil {
+				return usageError{err}
+			}
+			if t, err = admin.SetSettings(ctx, t.ID, s); err != nil {
+				return fmt.Errorf("set the settings of tenant %q: %w", ref.arg, err)
+			}
+			return printTenant(o, t)
 		})
 	}
 	return cmd

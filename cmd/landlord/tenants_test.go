@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -545,6 +546,63 @@ func TestStateChanges(t *testing.T) {
 	}
 	if want := []string{"suspended: test suspend", "suspended: test suspend", "read_only: test read-only", "active: test resume", "suspended: ticket 4711"}; !slices.Equal(reasons, want) {
 		t.Errorf("state steps %q, want %q", reasons, want)
+	}
+}
+
+// TestTenantsSet: set changes the named settings and keeps the others,
+// default and --reset unset them, show says who set them and why, and a
+// bad name or value, a missing reason or nothing to set exits 2 and
+// changes nothing.
+func TestTenantsSet(t *testing.T) {
+	t.Parallel()
+	db := setupDB(t, installed)
+	v := createTenant(t, db, "delta", tenant.ModelRow)
+	settings := func() map[string]string {
+		t.Helper()
+		var got tenantView
+		decode(t, mustRun(t, append([]string{"tenants", "show", "delta", "--json"}, dbFlag(db)...)...), &got)
+		return got.Settings
+	}
+	for _, bad := range [][]string{
+		{"delta", "statement_timeout=2s"},               // no reason
+		{"delta", "--reason", "x"},                      // nothing to set
+		{"delta", "nope=1", "--reason", "x"},            // unknown name
+		{"delta", "work_mem=1TB", "--reason", "x"},      // bad value
+		{"delta", "statement_timeout", "--reason", "x"}, // no value
+		{"delta", "statement_timeout=2s", "work_mem=lots", "--reason", "x"},
+	} {
+		_, errOut, code := cli(t, "", append(append([]string{"tenants", "set"}, bad...), dbFlag(db)...)...)
+		if code != exitUsage || errOut == "" {
+			t.Errorf("set %q: exit %d, %q; want %d and a message", bad, code, errOut, exitUsage)
+		}
+	}
+	if got := settings(); len(got) != 0 {
+		t.Fatalf("refused calls left settings %v", got)
+	}
+	if _, _, code := cli(t, "", append([]string{"tenants", "set", "nobody-here", "work_mem=1MB", "--reason", "x"}, dbFlag(db)...)...); code != exitError {
+		t.Errorf("set of an unknown tenant: exit %d, want %d", code, exitError)
+	}
+
+	var got tenantView
+	decode(t, mustRun(t, append([]string{"tenants", "set", v.ID.String(), "statement_timeout=2s", "work_mem=16MB", "max_conns=2", "--reason", "ticket 4711", "--json"}, dbFlag(db)...)...), &got)
+	if want := map[string]string{"statement_timeout": "2s", "work_mem": "16MB", "max_conns": "2"}; !maps.Equal(got.Settings, want) {
+		t.Errorf("set printed %v, want %v", got.Settings, want)
+	}
+	out := mustRun(t, append([]string{"tenants", "set", "delta", "max_conns=default", "lock_timeout=500ms", "--reason", "reports fixed"}, dbFlag(db)...)...)
+	if !regexp.MustCompile(`Settings +statement_timeout=2s lock_timeout=500ms work_mem=16MB\n`).MatchString(out) {
+		t.Errorf("set prints:\n%s", out)
+	}
+	if want := map[string]string{"statement_timeout": "2s", "lock_timeout": "500ms", "work_mem": "16MB"}; !maps.Equal(settings(), want) {
+		t.Errorf("after the second set: %v, want %v", settings(), want)
+	}
+	out = mustRun(t, append([]string{"tenants", "show", "delta"}, dbFlag(db)...)...)
+	if !regexp.MustCompile(`Settings set +statement_timeout=2s lock_timeout=500ms work_mem=16MB at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: reports fixed \(by \S+\)`).MatchString(out) {
+		t.Errorf("show does not say who set the settings, when and why:\n%s", out)
+	}
+	var reset tenantView // a fresh one: decoding merges into a map
+	decode(t, mustRun(t, append([]string{"tenants", "set", "delta", "--reset", "work_mem=8MB", "--reason", "defaults", "--json"}, dbFlag(db)...)...), &reset)
+	if want := map[string]string{"work_mem": "8MB"}; !maps.Equal(reset.Settings, want) {
+		t.Errorf("--reset work_mem=8MB: %v, want %v", reset.Settings, want)
 	}
 }
 

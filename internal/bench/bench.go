@@ -138,6 +138,7 @@ func suite() []benchCase {
 		drainCase(),
 		rowLookupCase(),
 		rowLookupUnsignedCase(),
+		noisyNeighbourCase(),
 		schemaLookupCase(),
 		mixedCase(),
 		storefrontCase(),
