@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/move"
@@ -156,11 +157,8 @@ It runs in an admin scope: --reason says why, and is logged.
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
-			t, admin, err := in.tenantAdmin(ctx, ref, reason)
-			if err != nil {
-				return err
-			}
+		return withTenantAdmin(ctx, g, cmd, *migrationsDir, ref, reason, func(in *installation, t tenant.Tenant, admin *landlord.Admin) error {
+			var err error
 			bar := newMoveProgress(cmd.ErrOrStderr(), "move "+t.Slug)
 			cfg.Progress = bar.update
 			var res move.Result

@@ -215,19 +215,23 @@ func (r tenantRef) lookup(ctx context.Context, dir *directory.Directory) (tenant
 	return dir.GetBySlug(ctx, r.slug)
 }
 
-// tenantAdmin looks up the tenant ref names and opens an admin scope
-// for reason (a refused scope is a usage error), for the commands that act
-// on one tenant as an administrator.
-func (in *installation) tenantAdmin(ctx context.Context, ref tenantRef, reason string) (tenant.Tenant, *landlord.Admin, error) {
-	t, err := ref.lookup(ctx, in.dir)
-	if err != nil {
-		return t, nil, err
-	}
-	admin, err := in.ll.Admin(ctx, reason)
-	if err != nil {
-		return t, nil, usageError{err}
-	}
-	return t, admin, nil
+// withTenantAdmin opens the existing installation, looks up the tenant ref
+// names, opens an admin scope for reason (a refused scope is a usage
+// error) and calls fn with them, for the commands that act on one tenant
+// as an administrator.
+func withTenantAdmin(ctx context.Context, g *globals, cmd *cobra.Command, migrationsDir string, ref tenantRef, reason string,
+	fn func(in *installation, t tenant.Tenant, admin *landlord.Admin) error) error {
+	return withInstallation(ctx, g, cmd.ErrOrStderr(), migrationsDir, provision.InstallExisting, func(in *installation) error {
+		t, err := ref.lookup(ctx, in.dir)
+		if err != nil {
+			return err
+		}
+		admin, err := in.ll.Admin(ctx, reason)
+		if err != nil {
+			return usageError{err}
+		}
+		return fn(in, t, admin)
+	})
 }
 
 // tenantArg is the usage text of commands that take one tenant.

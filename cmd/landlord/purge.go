@@ -376,11 +376,8 @@ It runs in an admin scope: --reason says why, and is logged with the change.
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
-			t, admin, err := in.tenantAdmin(ctx, ref, reason)
-			if err != nil {
-				return err
-			}
+		return withTenantAdmin(ctx, g, cmd, *migrationsDir, ref, reason, func(in *installation, t tenant.Tenant, admin *landlord.Admin) error {
+			var err error
 			t, err = admin.RestoreTenant(ctx, t.ID)
 			if purgeRefused(err) {
 				return usageError{fmt.Errorf("restore tenant %q: %w", ref.arg, err)}

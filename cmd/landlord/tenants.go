@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
@@ -638,11 +639,8 @@ It runs in an admin scope: --reason says why, and is logged with the change
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
-			t, admin, err := in.tenantAdmin(ctx, ref, reason)
-			if err != nil {
-				return err
-			}
+		return withTenantAdmin(ctx, g, cmd, *migrationsDir, ref, reason, func(in *installation, t tenant.Tenant, admin *landlord.Admin) error {
+			var err error
 			if to == tenant.StateActive && t.State == tenant.StateProvisioning {
 				t, err = admin.ResumeTenant(ctx, t.ID)
 			} else {
@@ -713,11 +711,8 @@ which the tenant's ledger keeps (tenants show). The tenant is printed.
 		}
 		o := newOutput(cmd, *asJSON)
 		ctx := cmd.Context()
-		return withInstallation(ctx, g, cmd.ErrOrStderr(), *migrationsDir, provision.InstallExisting, func(in *installation) error {
-			t, admin, err := in.tenantAdmin(ctx, ref, reason)
-			if err != nil {
-				return err
-			}
+		return withTenantAdmin(ctx, g, cmd, *migrationsDir, ref, reason, func(in *installation, t tenant.Tenant, admin *landlord.Admin) error {
+			var err error
 			s := t.Settings
 			if reset {
 				s = tenant.Settings{}

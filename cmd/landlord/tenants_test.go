@@ -128,7 +128,7 @@ func keys(m map[string]any) []string {
 }
 
 // tenantKeys are the JSON field names of a tenant, sorted.
-var tenantKeys = []string{"created_at", "database", "display_name", "epoch", "id", "model", "schema", "server", "slug", "state", "updated_at", "version"}
+var tenantKeys = []string{"created_at", "database", "display_name", "epoch", "id", "model", "schema", "server", "settings", "slug", "state", "updated_at", "version"}
 
 func dbFlag(db *pgtest.DB) []string { return []string{"--database-url", db.URL} }
 

@@ -35,7 +35,7 @@ type sizes struct {
 
 	fleetSchemas, fleetDBs int // fleet-migrate: targets per model
 	fleetRounds            int
-	statusTargets          int // fleet-status: schema tenants
+	statusTargets          int // fleet-status: schema tenants (the catalog case's, in a full run)
 	statusRounds           int
 
 	shopRow, shopSchema, shopDB int // storefront: stores per model
@@ -52,7 +52,7 @@ func sizesFor(cfg Config) sizes {
 		mixedRow: 1000, mixedSchema: 200, mixedDB: 50,
 		provisionN: 20, provisionRounds: 4, claimN: 10,
 		fleetSchemas: 1000, fleetDBs: 200, fleetRounds: 2,
-		statusTargets: 1000, statusRounds: 10,
+		statusTargets: 10000, statusRounds: 10,
 		shopRow: 800, shopSchema: 150, shopDB: 50, shopProducts: 20,
 	}
 	if cfg.Quick {
