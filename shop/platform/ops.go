@@ -92,20 +92,7 @@ func (p *Platform) Stores(ctx context.Context, op Operator) ([]StoreInfo, error)
 		if !ok {
 			return nil // a tenant that is not a store
 		}
-		info := &infos[i] // each goroutine has its own element
-		info.Tenant = t
-		info.Err = ""
-		if err := q.QueryRow(ctx, `SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM orders), (SELECT count(*) FROM users)`).
-			Scan(&info.Products, &info.Orders, &info.Users); err != nil {
-			info.Err = "counts: " + err.Error()
-			return nil
-		}
-		size, err := storeSize(ctx, t, q)
-		if err != nil {
-			info.Err = "size: " + err.Error()
-			return nil
-		}
-		info.SizeBytes = size
+		readHoldings(ctx, &infos[i], t, q) // each goroutine has its own element
 		return nil
 	})
 	if err != nil {
@@ -122,6 +109,59 @@ func (p *Platform) Stores(ctx context.Context, op Operator) ([]StoreInfo, error)
 		}
 	}
 	return infos, nil
+}
+
+// Store is Stores for the one store of tenant id, read from that store
+// alone; Traffic is left nil. A store that does not exist is
+// store.ErrNotFound.
+func (p *Platform) Store(ctx context.Context, op Operator, id tenant.ID) (StoreInfo, error) {
+	if err := checkOperator(op); err != nil {
+		return StoreInfo{}, err
+	}
+	rec, err := scanStore(p.db.QueryRow(ctx, `SELECT `+storeColumns+` FROM shop.stores WHERE tenant_id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return StoreInfo{}, fmt.Errorf("store %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return StoreInfo{}, fmt.Errorf("store %s: %w", id, err)
+	}
+	info := StoreInfo{StoreRecord: rec}
+	t, err := p.ll.Tenant(ctx, id)
+	switch {
+	case errors.Is(err, tenant.ErrNotFound):
+		info.Err = "the store's tenant is not in the directory"
+		return info, nil
+	case err != nil:
+		return StoreInfo{}, fmt.Errorf("store %s: %w", rec.Slug, err)
+	case !serving(t.State):
+		info.Tenant = t
+		info.Err = fmt.Sprintf("the store is %s", t.State)
+		return info, nil
+	}
+	admin, err := p.ll.Admin(ctx, fmt.Sprintf("operator %s: look at store %s", op.Email, rec.Slug))
+	if err != nil {
+		return StoreInfo{}, err
+	}
+	readHoldings(ctx, &info, t, admin.Tenant(ctx, id))
+	return info, nil
+}
+
+// readHoldings counts what the store of tenant t holds and its size, read
+// through q, into info; what fails is said in info.Err.
+func readHoldings(ctx context.Context, info *StoreInfo, t tenant.Tenant, q landlord.Querier) {
+	info.Tenant = t
+	info.Err = ""
+	if err := q.QueryRow(ctx, `SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM orders), (SELECT count(*) FROM users)`).
+		Scan(&info.Products, &info.Orders, &info.Users); err != nil {
+		info.Err = "counts: " + err.Error()
+		return
+	}
+	size, err := storeSize(ctx, t, q)
+	if err != nil {
+		info.Err = "size: " + err.Error()
+		return
+	}
+	info.SizeBytes = size
 }
 
 // storeSize measures what tenant t takes on disk (see Platform.Stores).

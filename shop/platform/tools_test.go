@@ -164,6 +164,20 @@ func TestOperatorTools(t *testing.T) {
 		if _, err := p.Stores(ctx, Operator{}); err == nil {
 			t.Error("Stores without an operator")
 		}
+		// One store, read from it alone: what the list says of it.
+		for _, in := range infos {
+			one, err := p.Store(ctx, op, in.TenantID)
+			in.Traffic = nil
+			if err != nil || one != in {
+				t.Errorf("Store(%s) = %+v, %v; want %+v", in.Slug, one, err, in)
+			}
+		}
+		if _, err := p.Store(ctx, op, tenant.NewID()); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Store of an unknown id: %v, want store.ErrNotFound", err)
+		}
+		if _, err := p.Store(ctx, Operator{}, infos[0].TenantID); err == nil {
+			t.Error("Store without an operator")
+		}
 	})
 
 	t.Run("set state", func(t *testing.T) {

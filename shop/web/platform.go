@@ -289,16 +289,7 @@ func (s *Server) adminSetState(w http.ResponseWriter, r *http.Request, op platfo
 }
 
 func (s *Server) adminStoreRecord(r *http.Request, op platform.Operator, id tenant.ID) (platform.StoreInfo, error) {
-	infos, err := s.cfg.Platform.Stores(r.Context(), op)
-	if err != nil {
-		return platform.StoreInfo{}, err
-	}
-	for _, in := range infos {
-		if in.TenantID == id {
-			return in, nil
-		}
-	}
-	return platform.StoreInfo{}, store.ErrNotFound
+	return s.cfg.Platform.Store(r.Context(), op, id)
 }
 
 type browseData struct {
