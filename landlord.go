@@ -143,6 +143,19 @@ type Config struct {
 	// hour are deleted. Default 5 seconds; negative: nothing is recorded.
 	// Never with provision.InstallNever, which writes nothing.
 	TenantStatsInterval time.Duration
+	// Prewarm is how many tenant databases Open connects before it
+	// returns: those of the database-model tenants that made the most
+	// calls over the last PrewarmWindow, as every process recorded them
+	// (TenantStatsInterval), busiest first, one connection each and never
+	// more than MaxConns. The first calls after a restart or a deploy then
+	// find their connections open instead of each paying a connect. Open
+	// waits for them at most PrewarmTimeout and logs what it warmed.
+	// Default 0: none.
+	Prewarm int
+	// PrewarmWindow is how far back Prewarm looks. Default 10 minutes.
+	PrewarmWindow time.Duration
+	// PrewarmTimeout bounds Open's wait for Prewarm. Default 5 seconds.
+	PrewarmTimeout time.Duration
 	// PurgeGrace is how long DeleteTenant keeps a deleted tenant before
 	// its purge is due: it is deleting at once (no traffic, its data
 	// untouched), Admin.RestoreTenant takes it back until then, and
@@ -199,6 +212,8 @@ func (c *Config) validate() error {
 		return errors.New("landlord config: DirectoryMaxAge must not be negative")
 	case c.MoveWait < 0:
 		return errors.New("landlord config: MoveWait must not be negative")
+	case c.Prewarm < 0 || c.PrewarmWindow < 0 || c.PrewarmTimeout < 0:
+		return errors.New("landlord config: Prewarm, PrewarmWindow and PrewarmTimeout must not be negative")
 	case c.MinSchemaVersion < 0 || c.MaxSchemaVersion < 0:
 		return errors.New("landlord config: MinSchemaVersion and MaxSchemaVersion must not be negative")
 	case c.MaxSchemaVersion != 0 && c.MaxSchemaVersion < c.MinSchemaVersion:
@@ -358,10 +373,82 @@ func (l *Landlord) open(ctx context.Context, set, global *migration.Set) error {
 	}
 	select {
 	case <-ready:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("listen for directory changes: %w", ctx.Err())
 	}
+	l.prewarm(ctx)
+	return nil
+}
+
+// prewarm connects the databases of the busiest database-model tenants of
+// the last Config.PrewarmWindow (Config.Prewarm), four at a time, for up
+// to Config.PrewarmTimeout. What fails is logged: warming is a shortcut,
+// never a condition of Open.
+func (l *Landlord) prewarm(ctx context.Context) {
+	n := min(l.cfg.Prewarm, l.traffic.MaxConns())
+	if n <= 0 {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(l.cfg.PrewarmTimeout, 5*time.Second))
+	defer cancel()
+	// The busiest tenants of every model: enough of them that n are
+	// tenant databases in most installations.
+	stats, err := tenantstats.Top(ctx, l.admin, cmp.Or(l.cfg.PrewarmWindow, 10*time.Minute), min(4*n, 10_000))
+	if err != nil {
+		l.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "prewarm: read the busiest tenants", slog.Any("error", err))
+		return
+	}
+	// Up to four connects at a time, in order of calls, while the ones
+	// done and under way are fewer than n: a tenant of another model
+	// frees its place for the next.
+	var (
+		mu                 sync.Mutex
+		cond               = sync.NewCond(&mu)
+		inflight, warmedOK int
+		firstErr           error
+	)
+	for _, st := range stats {
+		if st.Tenant.IsZero() {
+			continue // the tenants past a flush's limit, summed
+		}
+		mu.Lock()
+		for inflight >= 4 || inflight > 0 && warmedOK+inflight >= n {
+			cond.Wait()
+		}
+		done := warmedOK >= n || ctx.Err() != nil
+		if !done {
+			inflight++
+		}
+		mu.Unlock()
+		if done {
+			break
+		}
+		go func(id tenant.ID) {
+			ok, err := l.traffic.Warm(ctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			inflight--
+			if ok {
+				warmedOK++
+			}
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			cond.Broadcast()
+		}(st.Tenant)
+	}
+	mu.Lock()
+	for inflight > 0 {
+		cond.Wait()
+	}
+	warmed := warmedOK
+	mu.Unlock()
+	attrs := []slog.Attr{slog.Int("warmed", warmed), slog.Int("asked", n), slog.Duration("took", time.Since(start))}
+	if firstErr != nil {
+		attrs = append(attrs, slog.Any("first_error", firstErr))
+	}
+	l.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "prewarm: connected the busiest tenant databases", attrs...)
 }
 
 // repairRoles runs the role repair every Config.RoleRepairInterval until

@@ -112,6 +112,10 @@ type Manager struct {
 	wg     sync.WaitGroup
 }
 
+// MaxConns is the budget of server connections per server in force
+// (Config.MaxConns, or its default).
+func (m *Manager) MaxConns() int { return m.cfg.MaxConns }
+
 // New returns a manager that opens connections with the settings resolve
 // returns. It opens nothing until the first Acquire.
 func New(resolve Resolver, cfg Config) (*Manager, error) {

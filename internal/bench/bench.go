@@ -143,6 +143,7 @@ func suite() []benchCase {
 		mixedCase(),
 		storefrontCase(),
 		databaseZipfCase(),
+		databaseRestartCase(),
 		catalogMemoryCase(),
 		fleetStatusCase(),
 		fleetMigrateCase(),

@@ -228,6 +228,30 @@ func (t *Traffic) connReplaced() {
 	}
 }
 
+// MaxConns is the connection budget per server in force.
+func (tr *Traffic) MaxConns() int { return tr.conns.MaxConns() }
+
+// Warm opens a connection for the traffic of tenant id, a tenant in the
+// database model, and leaves it idle in the pool with its enter statements
+// prepared, so that the tenant's next call finds it. It reports false,
+// and does nothing, for a tenant of another model (they share the app
+// role's connections) or one that must not get traffic.
+func (tr *Traffic) Warm(ctx context.Context, id tenant.ID) (bool, error) {
+	r, err := tr.routes.Get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil || r.t.Model != tenant.ModelDatabase {
+		return false, nil
+	}
+	c, err := tr.conns.Acquire(ctx, pool.Key{Target: r.target, Tenant: id, MaxConns: r.t.Settings.MaxConns})
+	if err != nil {
+		return false, err
+	}
+	c.Release()
+	return true, nil
+}
+
 // Inspect runs fn on a connection of tenant id's traffic, outside any
 // transaction and without entering the tenant, and returns the connection
 // to the pool: for tests that look at what a connection carries between
