@@ -28,9 +28,9 @@ demo: deps ## the toolkit demo: one tenant per model on a private PostgreSQL, is
 	$(GO) run ./cmd/landlord demo
 
 .PHONY: test
-test: deps-test check ## gofmt, vet, every test with the race detector (browser tests in headless Chromium), then the quick benchmark suite once
+test: deps-test check ## gofmt, vet, every test with the race detector (browser tests in headless Chromium), then the quick benchmark suite once, 3 rounds a case
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) run ./cmd/landlord bench --quick
+	$(GO) run ./cmd/landlord bench --quick --rounds 3
 
 .PHONY: bench
 bench: deps ## the full benchmark suite, each case next to its baseline (about 40 minutes; the README's table)
@@ -49,7 +49,7 @@ fuzz: ## fuzz slugs, identifiers, hosts and JWTs for a while each (FUZZTIME=1m)
 	$(GO) test -run '^$$' -fuzz FuzzJWT -fuzztime $${FUZZTIME:-1m} ./httptenant/
 
 .PHONY: fuzz-leaks
-fuzz-leaks: deps ## the pool-leak fuzz at length (LANDLORD_FUZZ_OPS, default 100000; make test runs 40000)
+fuzz-leaks: deps ## the pool-leak fuzz at length (LANDLORD_FUZZ_OPS, default 100000; make test runs 24000)
 	LANDLORD_FUZZ_OPS=$${LANDLORD_FUZZ_OPS:-100000} $(GO) test -race -count=1 -run TestLeakFuzz -timeout 60m -v ./landlordtest/
 
 GREMLINS_VERSION ?= v0.6.0

@@ -72,12 +72,12 @@ func TestAttacks(t *testing.T) {
 	landlordtest.Attacks(t, k)
 }
 
-// TestLeakFuzz runs 40,000 operations, with a new seed each run, so that
+// TestLeakFuzz runs 24,000 operations, with a new seed each run, so that
 // the suite stays within its time on two cores; LANDLORD_FUZZ_OPS asks for
 // more (make fuzz-leaks: the library's default of 100,000).
 func TestLeakFuzz(t *testing.T) {
 	t.Parallel()
-	ops := 40_000
+	ops := 24_000
 	if os.Getenv(landlordtest.EnvFuzzOps) != "" {
 		ops = 0 // LeakFuzz reads it
 	}
