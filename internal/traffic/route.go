@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -113,13 +114,24 @@ func enterFor(kind enterKind, readOnly, tagged bool, settings ...string) enter {
 	}
 	for _, n := range settings {
 		fmt.Fprintf(&b, ", set_config('%s', $%d, true)", n, next)
-		name += "_" + n
+		name += "_" + cmp.Or(settingCodes[n], n)
 		next++
 	}
 	if kind == kindPooled {
 		return enter{b.String(), b.String()}
 	}
 	return enter{name, b.String()}
+}
+
+// settingCodes shorten the names of a tenant's settings in the names of
+// enter statements: the server keeps only the first 63 bytes of a prepared
+// statement's name, and two statements whose names agree that far would
+// be taken for one.
+var settingCodes = map[string]string{
+	tenant.SettingStatementTimeout:         "st",
+	tenant.SettingLockTimeout:              "lt",
+	tenant.SettingIdleInTransactionTimeout: "it",
+	tenant.SettingWorkMem:                  "wm",
 }
 
 // preparedEnters are the enter statements prepared on every tenant

@@ -2,6 +2,8 @@ package traffic
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,6 +41,53 @@ func TestEnterNames(t *testing.T) {
 		}
 	}
 }
+
+// TestEnterNamesFitTheServer: every enter statement a tenant's settings
+// can call for has a name of its own within the 63 bytes the server keeps
+// of a prepared statement's name, and sets each setting once, with the
+// parameters numbered in order.
+func TestEnterNamesFitTheServer(t *testing.T) {
+	names := []string{tenant.SettingStatementTimeout, tenant.SettingLockTimeout, tenant.SettingIdleInTransactionTimeout, tenant.SettingWorkMem}
+	seen := map[string]string{}
+	for mask := range 1 << len(names) {
+		var settings []string
+		for i, n := range names {
+			if mask&(1<<i) != 0 {
+				settings = append(settings, n)
+			}
+		}
+		for _, kind := range []enterKind{kindShared, kindSchema} {
+			for _, ro := range []bool{false, true} {
+				for _, tagged := range []bool{false, true} {
+					e := enterFor(kind, ro, tagged, settings...)
+					if len(e.name) > 63 {
+						t.Errorf("enter %q is %d bytes long", e.name, len(e.name))
+					}
+					if other, ok := seen[e.name]; ok && other != e.sql {
+						t.Errorf("two enter statements named %q:\n%s\n%s", e.name, other, e.sql)
+					}
+					seen[e.name] = e.sql
+					for _, n := range settings {
+						if strings.Count(e.sql, "set_config('"+n+"'") != 1 {
+							t.Errorf("%s sets %s other than once: %s", e.name, n, e.sql)
+						}
+					}
+					params := map[string]bool{}
+					for _, m := range paramRE.FindAllString(e.sql, -1) {
+						params[m] = true
+					}
+					for i := 1; i <= len(params); i++ {
+						if !params[fmt.Sprintf("$%d", i)] {
+							t.Errorf("%s: parameters not numbered 1 to %d: %s", e.name, len(params), e.sql)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+var paramRE = regexp.MustCompile(`\$[0-9]+`)
 
 // TestRouteRenewsBeforeExpiry: a route's signed context is renewed while
 // the signature it holds is still valid, so that no call sends an expired
