@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -49,7 +50,7 @@ func TestPrewarm(t *testing.T) {
 		return out
 	}
 	var logs syncBuffer
-	warm, err := Open(ctx, db.URL, testMigrations(), Config{Prewarm: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	warm, err := Open(ctx, db.URL, testMigrations(), Config{Prewarm: 2, PrewarmTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	must(t, err)
 	defer warm.Close()
 	want := []string{byName["busier"].Database, byName["busy"].Database}
