@@ -19,6 +19,9 @@ var ErrStatementRefused = errors.New("statement refused in tenant traffic")
 // fenced reports whether err is a move's fence refusing the tenant at its
 // old placement (migration.FenceCode): the statement ran nothing.
 func fenced(err error) bool {
+	if err == nil {
+		return false // without the variable below escaping, on every call
+	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == migration.FenceCode
 }
