@@ -31,6 +31,8 @@ package landlordtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"sync"
@@ -130,6 +132,12 @@ func pgtestKit(srv *pgtest.Server, migrations, global fs.FS, seed func(ctx conte
 	var once sync.Once
 	var tmpl *pgtest.Template
 	var loadErr error
+	// app is the kit's own app role. Installations cloned from one
+	// template share its secret, so their app role's password agrees; a
+	// kit of other migrations has another template and secret, and on a
+	// shared role each Open would set its own password and fail the
+	// other kit's logins that check it (PgBouncer's).
+	var app string
 	template := func() (*pgtest.Template, error) {
 		once.Do(func() {
 			set, err := migration.Load(migrations)
@@ -146,10 +154,12 @@ func pgtestKit(srv *pgtest.Server, migrations, global fs.FS, seed func(ctx conte
 				}
 				name += "-" + g.Hash()[:12]
 			}
+			h := sha256.Sum256([]byte(name))
+			app = "landlordtest_app_" + hex.EncodeToString(h[:6])
 			tmpl = &pgtest.Template{
 				Name: name,
 				Setup: func(ctx context.Context, db *pgtest.DB) error {
-					l, err := landlord.Open(ctx, db.URL, migrations, landlord.Config{Global: global})
+					l, err := landlord.Open(ctx, db.URL, migrations, landlord.Config{Global: global, AppRole: app})
 					if err != nil {
 						return err
 					}
@@ -171,6 +181,9 @@ func pgtestKit(srv *pgtest.Server, migrations, global fs.FS, seed func(ctx conte
 			}
 			if cfg.Global == nil {
 				cfg.Global = global
+			}
+			if cfg.AppRole == "" {
+				cfg.AppRole = app
 			}
 			db := srv.NewDB(t, tmpl)
 			l, err := landlord.Open(context.Background(), db.URL, migrations, cfg)

@@ -384,9 +384,9 @@ func TestTenantJobs(t *testing.T) {
 				}
 			}
 		}
-		// The app role (landlord.Config.AppRole's default) and PUBLIC hold
-		// no right on the schema or any of its tables.
-		for _, role := range []string{"landlord_app", "public"} {
+		// The app role and PUBLIC hold no right on the schema or any of
+		// its tables.
+		for _, role := range []string{f.ll.Provisioner().Roles().App, "public"} {
 			var usage, any bool
 			err := f.pool.QueryRow(ctx, `
 				SELECT has_schema_privilege($1, 'river', 'USAGE'),
