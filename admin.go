@@ -188,9 +188,9 @@ func (a *Admin) SetState(ctx context.Context, id tenant.ID, s tenant.State) (ten
 
 // SetSettings replaces a tenant's settings (tenant.Settings: the
 // PostgreSQL settings of its transactions and its connection cap) and
-// records them in its ledger with the scope's reason. Every handle applies them from its next
-// call on: this process's at once, others' once the directory's
-// notification or their cache's MaxAge reaches them.
+// records them in its ledger with the scope's reason. Every handle applies
+// them from its next call on: this process's at once, others' once the
+// directory's notification or their cache's MaxAge reaches them.
 func (a *Admin) SetSettings(ctx context.Context, id tenant.ID, s tenant.Settings) (tenant.Tenant, error) {
 	a.log(ctx, "set settings", slog.String("tenant", id.String()), slog.String("settings", s.String()))
 	t, err := a.l.dir.SetSettings(ctx, id, s, a.reason)

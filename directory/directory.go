@@ -453,9 +453,7 @@ func (d *Directory) SetSettings(ctx context.Context, id tenant.ID, s tenant.Sett
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
-			VALUES ($1, $2, $3, $4 || ' (by ' || session_user || ')')`, id, SettingsOperation, s.String(), reason)
-		return err
+		return logBy(ctx, tx, id, SettingsOperation, s.String(), reason)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("tenant %s: %w", id, tenant.ErrNotFound)
@@ -491,12 +489,18 @@ const StateOperation = "state"
 // LogState records in the ledger that id was set to state, why, and by
 // which database role (session_user).
 func (d *Directory) LogState(ctx context.Context, id tenant.ID, state tenant.State, reason string) error {
-	_, err := d.db.Exec(ctx, `INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
-		VALUES ($1, $2, $3, $4 || ' (by ' || session_user || ')')`, id, StateOperation, string(state), reason)
-	if err != nil {
+	if err := logBy(ctx, d.db, id, StateOperation, string(state), reason); err != nil {
 		return fmt.Errorf("log state %s of %s: %w", state, id, err)
 	}
 	return nil
+}
+
+// logBy appends a step done by hand to the ledger: its detail is reason
+// and the database role (session_user) that did it.
+func logBy(ctx context.Context, db execer, id tenant.ID, operation, step, reason string) error {
+	_, err := db.Exec(ctx, `INSERT INTO landlord.provisioning_ledger (tenant_id, operation, step, detail)
+		VALUES ($1, $2, $3, $4 || ' (by ' || session_user || ')')`, id, operation, step, reason)
+	return err
 }
 
 // Log appends one step to the provisioning ledger.
