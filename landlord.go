@@ -399,51 +399,42 @@ func (l *Landlord) prewarm(ctx context.Context) {
 		l.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "prewarm: read the busiest tenants", slog.Any("error", err))
 		return
 	}
-	// Up to four connects at a time, in order of calls, while the ones
-	// done and under way are fewer than n: a tenant of another model
-	// frees its place for the next.
-	var (
-		mu                 sync.Mutex
-		cond               = sync.NewCond(&mu)
-		inflight, warmedOK int
-		firstErr           error
-	)
+	// The first n of them in the database model that get traffic (never
+	// the zero id, the tenants past a flush's limit summed), then up to
+	// four connects at a time.
+	var ids []tenant.ID
 	for _, st := range stats {
-		if st.Tenant.IsZero() {
-			continue // the tenants past a flush's limit, summed
-		}
-		mu.Lock()
-		for inflight >= 4 || inflight > 0 && warmedOK+inflight >= n {
-			cond.Wait()
-		}
-		done := warmedOK >= n || ctx.Err() != nil
-		if !done {
-			inflight++
-		}
-		mu.Unlock()
-		if done {
+		if len(ids) == n {
 			break
 		}
-		go func(id tenant.ID) {
+		t, err := l.CachedTenant(ctx, st.Tenant)
+		if err == nil && t.Model == tenant.ModelDatabase && (t.State == tenant.StateActive || t.State == tenant.StateReadOnly) {
+			ids = append(ids, t.ID)
+		}
+	}
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, 4)
+		mu       sync.Mutex
+		warmed   int
+		firstErr error
+	)
+	for _, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			ok, err := l.traffic.Warm(ctx, id)
 			mu.Lock()
 			defer mu.Unlock()
-			inflight--
 			if ok {
-				warmedOK++
+				warmed++
 			}
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
-			cond.Broadcast()
-		}(st.Tenant)
+		})
 	}
-	mu.Lock()
-	for inflight > 0 {
-		cond.Wait()
-	}
-	warmed := warmedOK
-	mu.Unlock()
+	wg.Wait()
 	attrs := []slog.Attr{slog.Int("warmed", warmed), slog.Int("asked", n), slog.Duration("took", time.Since(start))}
 	if firstErr != nil {
 		attrs = append(attrs, slog.Any("first_error", firstErr))
