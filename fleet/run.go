@@ -199,12 +199,6 @@ func (f *Fleet) sweep(ctx context.Context) error {
 	return nil
 }
 
-const (
-	setRowVersionsSQL = `UPDATE landlord.tenants SET schema_version = $2
-		WHERE model = 'row' AND server_id = $1 AND schema_version <> $2`
-	setTenantVersionSQL = `UPDATE landlord.tenants SET schema_version = $2 WHERE id = $1 AND schema_version <> $2`
-)
-
 // run is one Up under way.
 type run struct {
 	f       *Fleet
@@ -498,6 +492,13 @@ const (
 		WHERE target = $1 AND run_id = $2 AND status = 'pending' RETURNING attempts`
 	finishSQL = `UPDATE landlord.migration_targets SET status = $3, version = $4, duration_ms = $5, error = $6, finished_at = now()
 		WHERE target = $1 AND run_id = $2`
+	// finishSharedSQL and finishTenantSQL are finishSQL that also set the
+	// directory's schema_version: of the row tenants of server $7, or of
+	// tenant $7.
+	finishSharedSQL = `WITH f AS (` + finishSQL + ` RETURNING 1)
+		UPDATE landlord.tenants SET schema_version = $4 WHERE model = 'row' AND server_id = $7 AND schema_version <> $4`
+	finishTenantSQL = `WITH f AS (` + finishSQL + ` RETURNING 1)
+		UPDATE landlord.tenants SET schema_version = $4 WHERE id = $7 AND schema_version <> $4`
 )
 
 // migrate brings one target to the head and records the outcome. It
@@ -538,22 +539,19 @@ func (r *run) migrate(ctx context.Context, it *item) bool {
 	// must not be left looking as if it were still under way.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	werr := pgx.BeginFunc(wctx, f.admin, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(wctx, finishSQL, it.Key, r.id, res.Status, res.To, res.Duration.Milliseconds(), res.Error); err != nil {
-			return err
-		}
-		if applyErr != nil && len(out.Applied) == 0 {
-			return nil // no version reached; the directory already has the one before
-		}
-		var err error
+	// One statement, so one round trip and one commit: the outcome and,
+	// when a version was reached, the directory's schema_version.
+	sql, args := finishSQL, []any{it.Key, r.id, res.Status, res.To, res.Duration.Milliseconds(), res.Error}
+	if applyErr == nil || len(out.Applied) > 0 {
+		// Without a version reached the directory has the one before.
 		switch it.Kind {
 		case KindShared:
-			_, err = tx.Exec(wctx, setRowVersionsSQL, it.Server, res.To)
+			sql, args = finishSharedSQL, append(args, it.Server)
 		case KindSchema, KindDatabase:
-			_, err = tx.Exec(wctx, setTenantVersionSQL, it.Tenant, res.To)
+			sql, args = finishTenantSQL, append(args, it.Tenant)
 		}
-		return err
-	})
+	}
+	_, werr := f.admin.Exec(wctx, sql, args...)
 	if werr != nil {
 		res.Status = StateFailed
 		res.Error = fmtJoin(res.Error, "record outcome: "+werr.Error())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -358,9 +359,6 @@ func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) 
 				if err != nil || done {
 					return err
 				}
-				if err := m.enter(ctx, tx, t); err != nil {
-					return err
-				}
 				if _, err := tx.Exec(ctx, mg.SQL); err != nil {
 					return err
 				}
@@ -400,24 +398,41 @@ func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) 
 }
 
 // lockAndCheck takes the target's migration lock for the rest of tx, or
-// returns errBusy when another migrator holds it, and reports whether mg is
-// already recorded (by a concurrent migrator).
+// returns errBusy when another migrator holds it, reports whether mg is
+// already recorded (by a concurrent migrator), and enters the target (see
+// enter) for mg's statements.
 func (m *Migrator) lockAndCheck(ctx context.Context, tx pgx.Tx, t Target, mg Migration) (done bool, err error) {
+	// One round trip: the ledger is read in the statement after the lock
+	// (each with a snapshot of its own, so a migrator that released the
+	// lock before this one took it has its ledger row seen), and used only
+	// when the lock was taken.
 	var locked bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext($2))`, lockNamespace, t.Schema).Scan(&locked); err != nil {
-		return false, err
-	}
-	if !locked {
-		return false, errBusy
-	}
-	var sum string
-	err = tx.QueryRow(ctx, `SELECT checksum FROM landlord.target_migrations WHERE target = $1 AND version = $2`, t.Schema, mg.Version).Scan(&sum)
+	var sum *string
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_try_advisory_xact_lock($1, hashtext($2))`, lockNamespace, t.Schema).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&locked)
+	})
+	b.Queue(`SELECT checksum FROM landlord.target_migrations WHERE target = $1 AND version = $2`, t.Schema, mg.Version).Query(func(rows pgx.Rows) error {
+		var err error
+		sum, err = pgx.CollectOneRow(rows, pgx.RowTo[*string])
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	// Entering is harmless when the step is not to run: the transaction
+	// then ends with nothing done.
+	sql, args := m.enterSQL(t)
+	b.Queue(sql, args...)
+	err = tx.SendBatch(ctx, b).Close()
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return false, nil
 	case err != nil:
 		return false, err
-	case !mg.Matches(sum):
+	case !locked:
+		return false, errBusy
+	case sum == nil:
+		return false, nil
+	case !mg.Matches(*sum):
 		return false, ErrChecksumMismatch
 	}
 	return true, nil
@@ -426,14 +441,22 @@ func (m *Migrator) lockAndCheck(ctx context.Context, tx pgx.Tx, t Target, mg Mig
 // enter makes the transaction run as the owner with the target schema first
 // on the search path, so unqualified DDL lands in the target.
 func (m *Migrator) enter(ctx context.Context, tx pgx.Tx, t Target) error {
-	var b strings.Builder
-	if m.cfg.Owner != "" {
-		b.WriteString("SET LOCAL ROLE " + ident.Quote(m.cfg.Owner) + ";")
-	}
-	fmt.Fprintf(&b, "SET LOCAL search_path = %s, pg_catalog, pg_temp; SET LOCAL lock_timeout = %d;",
-		ident.Quote(t.Schema), m.cfg.LockTimeout.Milliseconds())
-	_, err := tx.Exec(ctx, b.String())
+	sql, args := m.enterSQL(t)
+	_, err := tx.Exec(ctx, sql, args...)
 	return err
+}
+
+// enterSQL is enter's statement: set_config of each setting, local to the
+// transaction, as SET LOCAL would (role included), in one statement that
+// a batch can carry.
+func (m *Migrator) enterSQL(t Target) (string, []any) {
+	path := ident.Quote(t.Schema) + ", pg_catalog, pg_temp"
+	timeout := strconv.FormatInt(m.cfg.LockTimeout.Milliseconds(), 10)
+	if m.cfg.Owner == "" {
+		return `SELECT set_config('search_path', $1, true), set_config('lock_timeout', $2, true)`, []any{path, timeout}
+	}
+	return `SELECT set_config('role', $3, true), set_config('search_path', $1, true), set_config('lock_timeout', $2, true)`,
+		[]any{path, timeout, m.cfg.Owner}
 }
 
 // finish secures the target's tables, checks their shape and records mg.

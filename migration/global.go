@@ -114,8 +114,11 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')`
 // PUBLIC is exactly those roles there, including the tenant roles created
 // later, and a new tenant needs no grant of its own.
 func SecureGlobal(ctx context.Context, tx pgx.Tx, t Target) error {
-	var rels, seqs string
+	var was, rels, seqs string
 	var hasUsage bool
+	if err := tx.QueryRow(ctx, catalogPathSQL).Scan(&was, nil); err != nil {
+		return fmt.Errorf("set the search path for the catalog checks: %w", err)
+	}
 	if err := tx.QueryRow(ctx, globalGrantsSQL, t.Schema).Scan(&rels, &seqs, &hasUsage); err != nil {
 		return fmt.Errorf("list global relations: %w", err)
 	}
@@ -134,7 +137,13 @@ func SecureGlobal(ctx context.Context, tx pgx.Tx, t Target) error {
 			return fmt.Errorf("secure global tables: %w", err)
 		}
 	}
-	return CheckGlobalShape(ctx, tx, t.Schema)
+	if err := CheckGlobalShape(ctx, tx, t.Schema); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, restorePathSQL, was); err != nil {
+		return fmt.Errorf("restore the search path: %w", err)
+	}
+	return nil
 }
 
 // GlobalTarget is the target of the global set: schema GlobalSchema with

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/migration"
 )
 
@@ -268,5 +269,44 @@ func TestSecureLeavesGrantedSchemaAlone(t *testing.T) {
 	}
 	if !tables || !seq {
 		t.Errorf("grantee: INSERT on app.notes %v, USAGE on app.notes_id_seq %v; want both", tables, seq)
+	}
+}
+
+// Secure runs its catalog queries under a search path of its own (so that
+// their cached plans serve every target) and leaves the caller's path as it
+// found it, also when the shape check refuses a table.
+func TestSecureKeepsTheSearchPath(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name, ddl string
+		refused   bool
+	}{
+		{"good", productsSQL, false},
+		{"refused", `CREATE TABLE notes (id bigint PRIMARY KEY);`, true},
+	} {
+		tx, err := e.conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const path = `app, pg_catalog, pg_temp`
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+ident.Quote(e.owner)+"; SET LOCAL search_path = "+path+"; "+tc.ddl); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		err = migration.Secure(ctx, tx, e.target("app"))
+		if tc.refused != errors.Is(err, migration.ErrShape) {
+			t.Fatalf("%s: Secure: %v, want refused %v", tc.name, err, tc.refused)
+		}
+		var got string
+		if err := tx.QueryRow(ctx, `SELECT current_setting('search_path')`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != path {
+			t.Errorf("%s: search_path after Secure %q, want %q", tc.name, got, path)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
