@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -218,6 +219,17 @@ func TestBadArchivesCreateNothing(t *testing.T) {
 		{"data after the manifest", append(slices.Clone(data), data...), ErrBadArchive, "follows the manifest"},
 		{"newer format", rewrite(t, data, setField(t, "format", 2)), ErrBadArchive, "newer than this Landlord reads"},
 		{"other schema version", rewrite(t, data, setField(t, "schema_version", 7)), ErrIncompatible, "version 7"},
+		{"a setting out of range", rewrite(t, data, func(kind byte, p []byte) []byte {
+			if kind != frameHeader && kind != frameManifest {
+				return p
+			}
+			var m map[string]any
+			must(t, json.Unmarshal(p, &m))
+			m["tenant"].(map[string]any)["settings"] = map[string]string{"work_mem": "1kB"}
+			b, err := json.Marshal(m)
+			must(t, err)
+			return b
+		}), ErrBadArchive, "work_mem"},
 		// A forger's archive, digests and all, still lands nowhere but in
 		// its target: a row cannot carry a field more (another tenant's
 		// id, say), nor the archive a tenant_id column of its own.
@@ -598,5 +610,54 @@ func TestChangedSums(t *testing.T) {
 		if _, err := sums(map[string]Keys{"nope": {Columns: []string{"id"}, Values: [][]string{{"1"}}}}); err == nil {
 			t.Errorf("%s: keys of a table that is not there were taken", m)
 		}
+	}
+}
+
+// A tenant's own limits travel with its archive: a new tenant imported or
+// cloned from it gets them before it serves, and a tenant imported over
+// keeps its own.
+func TestSettingsTravel(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	dir := e.p.Directory()
+	src := e.create(t, "limited", tenant.ModelRow)
+	e.seed(t, src, 5)
+	limits := tenant.Settings{StatementTimeout: 2 * time.Second, WorkMem: 8192, MaxConns: 3}
+	_, err := dir.SetSettings(ctx, src.ID, limits, "test")
+	must(t, err)
+	data, m := e.exportBytes(t, src)
+	if m.Tenant.Settings != limits {
+		t.Fatalf("manifest settings %v, want %v", m.Tenant.Settings, limits)
+	}
+	settingsOf := func(id tenant.ID) tenant.Settings {
+		got, err := dir.Get(ctx, id)
+		must(t, err)
+		return got.Settings
+	}
+	imported, _, err := Import(ctx, e.p, bytes.NewReader(data), ImportOptions{Slug: "imported", Model: tenant.ModelSchema})
+	must(t, err)
+	if got := settingsOf(imported.ID); got != limits {
+		t.Errorf("imported tenant's settings %v, want %v", got, limits)
+	}
+	twin, _, err := Clone(ctx, e.p, src.ID, ImportOptions{Slug: "twin"})
+	must(t, err)
+	if got := settingsOf(twin.ID); got != limits {
+		t.Errorf("clone's settings %v, want %v", got, limits)
+	}
+	own := tenant.Settings{LockTimeout: time.Second}
+	dst := e.create(t, "target", tenant.ModelRow)
+	_, err = dir.SetSettings(ctx, dst.ID, own, "test")
+	must(t, err)
+	_, _, err = Import(ctx, e.p, bytes.NewReader(data), ImportOptions{Replace: dst.ID})
+	must(t, err)
+	if got := settingsOf(dst.ID); got != own {
+		t.Errorf("tenant imported over: settings %v, want its own %v", got, own)
+	}
+	// Without settings the manifest has none to write.
+	plain := e.create(t, "plain", tenant.ModelRow)
+	raw, _ := e.exportBytes(t, plain)
+	if bytes.Contains(raw, []byte(`"settings"`)) {
+		t.Error("an archive of a tenant without settings names settings")
 	}
 }

@@ -114,7 +114,7 @@ func exportPlacement(ctx context.Context, p *provision.Provisioner, t tenant.Ten
 		}
 		m = Manifest{
 			Format: FormatVersion, Landlord: moduleVersion(),
-			Tenant:        Source{ID: t.ID, Slug: t.Slug, DisplayName: t.DisplayName, Model: t.Model, Server: t.Server},
+			Tenant:        Source{ID: t.ID, Slug: t.Slug, DisplayName: t.DisplayName, Model: t.Model, Server: t.Server, Settings: t.Settings},
 			SchemaVersion: t.SchemaVersion, Tables: []Table{},
 		}
 		if err := tx.QueryRow(ctx, `SELECT current_setting('server_version'), now()`).Scan(&m.PostgreSQL, &m.CreatedAt); err != nil {

@@ -71,6 +71,9 @@ type Source struct {
 	DisplayName string       `json:"display_name"`
 	Model       tenant.Model `json:"model"`
 	Server      string       `json:"server"`
+	// Settings are the tenant's own limits (tenant.Settings) when the
+	// archive was taken; a new tenant imported from it gets them.
+	Settings tenant.Settings `json:"settings,omitzero"`
 }
 
 // Table is one tenant table of an archive. Its rows are in COPY text

@@ -128,6 +128,15 @@ func importArchive(ctx context.Context, p *provision.Provisioner, r io.Reader, o
 	fill := func(ctx context.Context, t tenant.Tenant) error {
 		got, err := fillTenant(ctx, p, t, rd, fillOptions{replace: !opt.Replace.IsZero(), direct: asSuper, total: total, progress: opt.Progress})
 		m = got
+		if err != nil || !opt.Replace.IsZero() || m.Tenant.Settings == (tenant.Settings{}) {
+			// A tenant imported over keeps its own settings: they are
+			// its operator's, not the archive's.
+			return err
+		}
+		// Before activation: the new tenant never runs without the
+		// limits its source had.
+		_, err = p.Directory().SetSettings(ctx, t.ID, m.Tenant.Settings,
+			fmt.Sprintf("imported from the archive of %s (%s)", m.Tenant.Slug, m.Tenant.ID))
 		return err
 	}
 	var t tenant.Tenant

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -179,6 +180,25 @@ func SettingsFromMap(m map[string]string) (Settings, error) {
 		}
 	}
 	return s, nil
+}
+
+// MarshalJSON writes the settings that are set as an object of names and
+// values, as Map returns them.
+func (s Settings) MarshalJSON() ([]byte, error) { return json.Marshal(s.Map()) }
+
+// UnmarshalJSON reads an object of names and values, refusing what
+// SettingsFromMap refuses (an error wrapping ErrBadSetting).
+func (s *Settings) UnmarshalJSON(b []byte) error {
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("%w: want an object of names and values: %v", ErrBadSetting, err)
+	}
+	v, err := SettingsFromMap(m)
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }
 
 // String lists the settings that are set as name=value, in SettingNames'

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -86,5 +87,26 @@ func TestServerSettings(t *testing.T) {
 	}
 	if n, v := (Settings{MaxConns: 2}).ServerSettings(); n != nil || v != nil {
 		t.Errorf("max_conns alone sets %q %q on the server", n, v)
+	}
+}
+
+func TestSettingsJSON(t *testing.T) {
+	s := Settings{StatementTimeout: 1500 * time.Millisecond, WorkMem: 65536, MaxConns: 2}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"max_conns":"2","statement_timeout":"1.5s","work_mem":"64MB"}`; string(b) != want {
+		t.Errorf("json %s, want %s", b, want)
+	}
+	var back Settings
+	if err := json.Unmarshal(b, &back); err != nil || back != s {
+		t.Errorf("round trip: %v, %v", back, err)
+	}
+	for _, bad := range []string{`{"work_mem":"1kB"}`, `{"colour":"red"}`, `[1]`, `{"max_conns":3}`} {
+		var got Settings
+		if err := json.Unmarshal([]byte(bad), &got); !errors.Is(err, ErrBadSetting) {
+			t.Errorf("%s: %v, want ErrBadSetting", bad, err)
+		}
 	}
 }
