@@ -32,7 +32,7 @@ const (
 
 	// DefaultMaxTenantsPerConn bounds the distinct schema tenants one
 	// connection serves before it is replaced, so that a backend stays under
-	// about 64 MB.
+	// about 128 MB.
 	//
 	// A backend caches the catalog entries of every table it touches
 	// (relation, attributes, indexes, constraints, policies, the plans of
@@ -49,25 +49,21 @@ const (
 	// and an insert in each about 385 KB (360 KB), linear over 100 tenants.
 	// A fresh backend holds 2.7 MB, and the statements the root package
 	// keeps prepared per connection (at most 2,048, about 25 KB each with
-	// their generic plans) more. 96 tenants that read and write come to
-	// about 51 MB with a full statement cache, which leaves some room for
-	// wider tables under 64 MB; a replacement costs one dial (about 3 ms)
-	// per 96 tenants served, while each first touch of a tenant on a
-	// connection costs its catalog reads anyway. (The budget was 128 MB
-	// and 256 tenants until the catalog memory goal was halved, so that
-	// twice as many connections fit in a server's memory.) This count is
-	// the fallback: with Config.ConnMemory the backend's measured memory
-	// decides.
+	// their generic plans) more. 256 tenants that read and write come to
+	// about 113 MB, which leaves some room for wider tables under 128 MB; a
+	// replacement costs one dial (about 3 ms) per 256 tenants served. This
+	// count is the fallback: with Config.ConnMemory the backend's measured
+	// memory decides.
 	//
 	// Tenants of the row model share tables and do not count (see
 	// Key.OwnTables).
-	DefaultMaxTenantsPerConn = 96
+	DefaultMaxTenantsPerConn = 256
 
 	// DefaultMaxConnMemory is the memory of a backend past which a
 	// connection is replaced, when Config.ConnMemory can measure it. It
-	// leaves room under 64 MB for what the backend adds between two
+	// leaves room under 128 MB for what the backend adds between two
 	// checks: at most MemoryCheckTenants tenants of about 385 KB each.
-	DefaultMaxConnMemory = 52 << 20
+	DefaultMaxConnMemory = 100 << 20
 
 	// MemoryCheckTenants is how many new OwnTables tenants a connection
 	// serves between two measurements of its backend's memory.

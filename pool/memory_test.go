@@ -18,7 +18,7 @@ import (
 
 // catalogBudget is the per-backend catalog memory DefaultMaxTenantsPerConn
 // aims to stay under.
-const catalogBudget = 64 << 20
+const catalogBudget = 128 << 20
 
 const memTables = 10
 
