@@ -28,13 +28,13 @@ import (
 func catalogMemoryCase() benchCase {
 	return benchCase{
 		name:  "schema-catalog-memory",
-		what:  "10,000 schema tenants × 10 tables, uniform traffic, pool of 20: largest CacheMemoryContext of a backend (goal <= 128 MB), first vs last minute",
+		what:  "10,000 schema tenants × 10 tables, uniform traffic, pool of 20: largest CacheMemoryContext of a backend (goal <= 64 MB), first vs last minute",
 		needs: func(sz sizes) needs { return needs{schemaTenants: sz.catalogTenants} },
 		run:   runCatalogMemory,
 	}
 }
 
-const catalogGoalMB = 128
+const catalogGoalMB = 64
 
 // catalogTables are the ten tables of sql/app. Read only.
 var catalogTables = []string{"parents", "items", "customers", "addresses", "orders", "order_lines", "payments", "stock", "staff", "audit"}
