@@ -407,6 +407,9 @@ func (l *Landlord) prewarm(ctx context.Context) {
 		if len(ids) == n {
 			break
 		}
+		if st.Tenant.IsZero() {
+			continue
+		}
 		t, err := l.CachedTenant(ctx, st.Tenant)
 		if err == nil && t.Model == tenant.ModelDatabase && (t.State == tenant.StateActive || t.State == tenant.StateReadOnly) {
 			ids = append(ids, t.ID)

@@ -495,9 +495,9 @@ const (
 	// finishSharedSQL and finishTenantSQL are finishSQL that also set the
 	// directory's schema_version: of the row tenants of server $7, or of
 	// tenant $7.
-	finishSharedSQL = `WITH f AS (` + finishSQL + ` RETURNING 1)
+	finishSharedSQL = `WITH f AS (` + finishSQL + `)
 		UPDATE landlord.tenants SET schema_version = $4 WHERE model = 'row' AND server_id = $7 AND schema_version <> $4`
-	finishTenantSQL = `WITH f AS (` + finishSQL + ` RETURNING 1)
+	finishTenantSQL = `WITH f AS (` + finishSQL + `)
 		UPDATE landlord.tenants SET schema_version = $4 WHERE id = $7 AND schema_version <> $4`
 )
 
