@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -659,5 +660,32 @@ func TestSettingsTravel(t *testing.T) {
 	raw, _ := e.exportBytes(t, plain)
 	if bytes.Contains(raw, []byte(`"settings"`)) {
 		t.Error("an archive of a tenant without settings names settings")
+	}
+}
+
+// TestClonesStoreWithoutCompressing: the archive that Clone and Copy pass
+// from the export to the import inside the process is stored, not
+// compressed (compressing it was most of the client's work in a move);
+// a file is compressed.
+func TestClonesStoreWithoutCompressing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	src := e.create(t, "stored", tenant.ModelRow)
+	e.seed(t, src, 200)
+	for _, tc := range []struct {
+		name  string
+		store bool
+	}{{"file", false}, {"clone", true}} {
+		var buf bytes.Buffer
+		if _, err := exportPlacement(t.Context(), e.p, src, &buf, ExportOptions{store: tc.store}); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		gz, err := gzip.NewReader(bytes.NewReader(buf.Bytes()))
+		must(t, err)
+		plain, err := io.ReadAll(gz)
+		must(t, err)
+		if stored := buf.Len() >= len(plain); stored != tc.store {
+			t.Errorf("%s: %d bytes written for %d bytes of archive: stored %v, want %v", tc.name, buf.Len(), len(plain), stored, tc.store)
+		}
 	}
 }

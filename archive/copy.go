@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -44,7 +43,7 @@ func Copy(ctx context.Context, p *provision.Provisioner, src, dst tenant.Tenant,
 	pr, pw := io.Pipe()
 	exported := make(chan error, 1)
 	go func() {
-		_, err := exportPlacement(ctx, p, src, pw, ExportOptions{level: gzip.NoCompression, snapshot: opt.Snapshot})
+		_, err := exportPlacement(ctx, p, src, pw, ExportOptions{store: true, snapshot: opt.Snapshot})
 		pw.CloseWithError(err)
 		exported <- err
 	}()

@@ -45,8 +45,9 @@ type ExportOptions struct {
 	// Progress, when set, is called as rows are written, from the
 	// exporting goroutine.
 	Progress func(Progress)
-	// level is the gzip level; Clone stores without compressing.
-	level int
+	// store writes the archive without compressing it: Clone and Copy,
+	// whose archive never leaves the process.
+	store bool
 	// snapshot, when set, is an exported snapshot to read in (a move's
 	// logical replication slot's).
 	snapshot string
@@ -91,9 +92,9 @@ func exportPlacement(ctx context.Context, p *provision.Provisioner, t tenant.Ten
 		return Manifest{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	level := opt.level
-	if level == 0 {
-		level = gzip.BestSpeed
+	level := gzip.BestSpeed
+	if opt.store {
+		level = gzip.NoCompression
 	}
 	var m Manifest
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {

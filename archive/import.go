@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -534,7 +533,7 @@ func Clone(ctx context.Context, p *provision.Provisioner, id tenant.ID, opt Impo
 	pr, pw := io.Pipe()
 	exported := make(chan error, 1)
 	go func() {
-		_, err := export(ctx, p, id, pw, ExportOptions{level: gzip.NoCompression})
+		_, err := export(ctx, p, id, pw, ExportOptions{store: true})
 		pw.CloseWithError(err)
 		exported <- err
 	}()
