@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -137,4 +138,32 @@ func BenchmarkRowLookup(b *testing.B) {
 	lb := setupLookup(b)
 	b.Run("raw", func(b *testing.B) { runParallel(b, lb.rawOp) })
 	b.Run("landlord", func(b *testing.B) { runParallel(b, lb.ourOp) })
+}
+
+// insertID numbers the rows BenchmarkRowInsert writes, past the seeded ones.
+var insertID atomic.Int64
+
+func (lb *lookupBench) rawInsert(ctx context.Context, r *rand.Rand) error {
+	n := benchRows + insertID.Add(1)
+	_, err := lb.raw.Exec(ctx, `INSERT INTO raw.items (tenant_id, id, sku, secret) VALUES ($1, $2, $3, 'written')`,
+		lb.ids[r.IntN(len(lb.ids))], n, fmt.Sprint("w-", n))
+	return err
+}
+
+func (lb *lookupBench) ourInsert(ctx context.Context, r *rand.Rand) error {
+	n := benchRows + insertID.Add(1)
+	_, err := lb.l.Handle().Exec(WithTenant(ctx, lb.ids[r.IntN(len(lb.ids))]), `INSERT INTO items (id, sku, secret) VALUES ($1, $2, 'written')`,
+		n, fmt.Sprint("w-", n))
+	return err
+}
+
+// BenchmarkRowInsert is BenchmarkRowLookup's INSERT: one row of a random
+// tenant, its tenant_id from the column's default (the verified context)
+// on Landlord's side, given on the baseline's.
+//
+//	go test -run '^$' -bench 'RowInsert/' -cpuprofile cpu.prof .
+func BenchmarkRowInsert(b *testing.B) {
+	lb := setupLookup(b)
+	b.Run("raw", func(b *testing.B) { runParallel(b, lb.rawInsert) })
+	b.Run("landlord", func(b *testing.B) { runParallel(b, lb.ourInsert) })
 }
