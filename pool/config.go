@@ -32,7 +32,7 @@ const (
 
 	// DefaultMaxTenantsPerConn bounds the distinct schema tenants one
 	// connection serves before it is replaced, so that a backend stays under
-	// about 128 MB.
+	// about 64 MB.
 	//
 	// A backend caches the catalog entries of every table it touches
 	// (relation, attributes, indexes, constraints, policies, the plans of
@@ -49,21 +49,23 @@ const (
 	// and an insert in each about 385 KB (360 KB), linear over 100 tenants.
 	// A fresh backend holds 2.7 MB, and the statements the root package
 	// keeps prepared per connection (at most 2,048, about 25 KB each with
-	// their generic plans) more. 256 tenants that read and write come to
-	// about 113 MB, which leaves some room for wider tables under 128 MB; a
-	// replacement costs one dial (about 3 ms) per 256 tenants served. This
+	// their generic plans) more. 128 tenants that read and write come to
+	// about 52 MB, which leaves some room for wider tables under 64 MB; a
+	// replacement costs one dial (about 3 ms) per 128 tenants served. This
 	// count is the fallback: with Config.ConnMemory the backend's measured
-	// memory decides.
+	// memory decides. A schema tenant keeps to two connections of its
+	// pool (its homes, see server.go), so a pool of n connections serves
+	// about 2/n of the tenants on each before this count applies.
 	//
 	// Tenants of the row model share tables and do not count (see
 	// Key.OwnTables).
-	DefaultMaxTenantsPerConn = 256
+	DefaultMaxTenantsPerConn = 128
 
 	// DefaultMaxConnMemory is the memory of a backend past which a
 	// connection is replaced, when Config.ConnMemory can measure it. It
-	// leaves room under 128 MB for what the backend adds between two
+	// leaves room under 64 MB for what the backend adds between two
 	// checks: at most MemoryCheckTenants tenants of about 385 KB each.
-	DefaultMaxConnMemory = 100 << 20
+	DefaultMaxConnMemory = 52 << 20
 
 	// MemoryCheckTenants is how many new OwnTables tenants a connection
 	// serves between two measurements of its backend's memory.

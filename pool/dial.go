@@ -63,7 +63,8 @@ func (s *server) dial(g *group, victim *conn) {
 	}
 	g.failures, g.retryAt, g.lastErr = 0, 0, nil
 	s.failing, s.failures, s.retryAt, s.lastErr = false, 0, 0, nil
-	c := &conn{pgx: pc, s: s, g: g}
+	c := &conn{pgx: pc, s: s, g: g, seed: rand.Uint64()}
+	g.addConn(c)
 	if lt := m.cfg.MaxConnLifetime; lt > 0 {
 		c.expires = now + int64(lt) - rand.Int64N(int64(lt)/5+1)
 	}

@@ -151,6 +151,98 @@ func TestAffinityReservesHotTenants(t *testing.T) {
 	}
 }
 
+// Schema tenants (OwnTables) keep to their homes: with the pool's
+// connections all idle each tenant gets the same one every time, so a
+// connection serves a share of the tenants, not all of them; when both of
+// a tenant's homes are in use it waits briefly for one, then takes
+// another idle connection rather than waiting on.
+func TestSchemaTenantsKeepToTheirHomes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	m := e.manager(Config{MaxConns: 4, MaxConnsPerTenant: 4})
+	tg := e.target(e.db)
+	own := func(id tenant.ID) Key { return Key{Target: tg, Tenant: id, OwnTables: true} }
+	// Four connections, all idle.
+	var held []*Conn
+	for range 4 {
+		held = append(held, acquire(t, m, own(tenant.NewID())))
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	ids := make([]tenant.ID, 40)
+	served := map[uint32]map[tenant.ID]bool{}
+	for i := range ids {
+		ids[i] = tenant.NewID()
+	}
+	for round := range 3 {
+		// Other tenants in between, so that the last connection a tenant
+		// used is rarely the one it finds idle first.
+		for _, id := range ids {
+			c := acquire(t, m, own(id))
+			p := pid(c)
+			c.Release()
+			if served[p] == nil {
+				served[p] = map[tenant.ID]bool{}
+			}
+			served[p][id] = true
+			if round == 0 {
+				continue
+			}
+			for q, ts := range served {
+				if q != p && ts[id] {
+					t.Fatalf("tenant %s on backends %d and %d with every connection idle", id, q, p)
+				}
+			}
+		}
+	}
+	if st := serverStats(t, m); st.Dials != 4 {
+		t.Errorf("%d dials, want 4", st.Dials)
+	}
+	for p, ts := range served {
+		if len(ts) == len(ids) {
+			t.Errorf("backend %d served every tenant", p)
+		}
+	}
+
+	// Hold every connection but one, and both homes of a tenant among
+	// them: it waits for a home, then takes the idle one.
+	held = held[:0]
+	for range 4 {
+		held = append(held, acquire(t, m, own(tenant.NewID())))
+	}
+	last := held[3]
+	idle, idleSeed := pid(last), last.c.seed
+	last.Release()
+	held = held[:3]
+	var tn tenant.ID
+	for {
+		tn = tenant.NewID()
+		// Its homes are the two of the four seeds that score highest.
+		above := 0
+		for _, c := range held {
+			if homeScore(tn, c.c.seed) > homeScore(tn, idleSeed) {
+				above++
+			}
+		}
+		if above >= homes {
+			break
+		}
+	}
+	start := time.Now()
+	c := acquire(t, m, own(tn))
+	if waited := time.Since(start); pid(c) != idle || waited < homeWait {
+		t.Errorf("with its homes busy, tenant got backend %d after %s, want the idle %d after at least %s", pid(c), waited, idle, homeWait)
+	}
+	c.Release()
+	for _, c := range held {
+		c.Release()
+	}
+	if st := serverStats(t, m); st.Dials != 4 {
+		t.Errorf("%d dials after the wait, want 4: it took the idle connection, it did not open one", st.Dials)
+	}
+}
+
 // Schema tenants (OwnTables) wear a connection out after MaxTenantsPerConn
 // distinct tenants; row tenants never do.
 func TestRecycleByTenants(t *testing.T) {
