@@ -26,9 +26,13 @@
 //     Config.MaxConnsPerTenant connections of a server.
 //   - Acquires name their tenant, and an idle connection that last served it
 //     is preferred, so its prepared statements and catalog entries are
-//     reused. Connections are replaced by age and after serving
-//     Config.MaxTenantsPerConn schema tenants, which bounds catalog memory
-//     per backend.
+//     reused. A schema tenant (Key.OwnTables) keeps to two home connections
+//     of its target, waiting briefly for one that is in use, so that each
+//     connection loads and plans a share of the schema tenants, not all of
+//     them. Connections are replaced by age and by their backend's memory
+//     (Config.ConnMemory, MaxConnMemory) or, where that cannot be measured,
+//     after serving Config.MaxTenantsPerConn schema tenants, which bounds
+//     catalog memory per backend.
 //
 // Acquire honours its context and returns typed errors (ErrAcquireTimeout,
 // ErrClosed, *DialError); Stats returns counters and gauges per server and
@@ -80,7 +84,8 @@ type Key struct {
 	Tenant tenant.ID
 	// OwnTables says the tenant has tables of its own on Target (the schema
 	// model): serving it grows the backend's catalog cache by the size of
-	// those tables, so it counts toward Config.MaxTenantsPerConn. Row-model
+	// those tables, so it counts toward Config.MaxTenantsPerConn, and it
+	// keeps to its home connections (see homes in server.go). Row-model
 	// tenants share their tables, and a tenant database is one tenant, so
 	// neither sets it.
 	OwnTables bool

@@ -66,8 +66,8 @@ type group struct {
 	// aff indexes idle connections by the tenant they last served: the
 	// most recently released of each tenant's chain.
 	aff map[tenant.ID]*conn
-	// conns holds the group's established connections that are not being
-	// closed, idle or in use: the candidates for a tenant's homes.
+	// conns holds the group's established connections, idle or in use,
+	// but not those being closed: the candidates for a tenant's homes.
 	conns   []*conn
 	waiters int
 	ticks   uint64 // acquires served, the clock of affinity (see victimFor)
