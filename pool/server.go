@@ -725,9 +725,7 @@ func (s *server) dispatch(now int64) {
 // place of the least recently used idle connection of another target.
 func (s *server) serve(w *waiter, now int64) bool {
 	g := w.g
-	if c := s.takeIdle(g, w.key, now, false); c != nil {
-		s.handOut(c, w.key, w.ts, max(1, now-w.start))
-		s.finishWaiter(w, c, nil)
+	if s.serveIdle(w, now, false) {
 		return true
 	}
 	if g.claimRound != s.round {
@@ -749,9 +747,7 @@ func (s *server) serve(w *waiter, now int64) bool {
 			s.wakeAt(w.start+int64(homeWait), now)
 			return false
 		}
-		if c := s.takeIdle(g, w.key, now, true); c != nil {
-			s.handOut(c, w.key, w.ts, max(1, now-w.start))
-			s.finishWaiter(w, c, nil)
+		if s.serveIdle(w, now, true) {
 			return true
 		}
 	}
@@ -760,9 +756,7 @@ func (s *server) serve(w *waiter, now int64) bool {
 		s.startDial(g, nil)
 		return true
 	}
-	if c := s.takeIdle(g, w.key, now, true); c != nil {
-		s.handOut(c, w.key, w.ts, max(1, now-w.start))
-		s.finishWaiter(w, c, nil)
+	if s.serveIdle(w, now, true) {
 		return true
 	}
 	victim := s.evictionVictim(now)
@@ -779,6 +773,18 @@ func (s *server) serve(w *waiter, now int64) bool {
 	vg.st.Evictions++
 	s.groupChanged(vg)
 	s.startDial(g, victim)
+	return true
+}
+
+// serveIdle hands w an idle connection of its target (see takeIdle for
+// force) and reports whether there was one.
+func (s *server) serveIdle(w *waiter, now int64, force bool) bool {
+	c := s.takeIdle(w.g, w.key, now, force)
+	if c == nil {
+		return false
+	}
+	s.handOut(c, w.key, w.ts, max(1, now-w.start))
+	s.finishWaiter(w, c, nil)
 	return true
 }
 
