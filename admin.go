@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/move"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -198,11 +200,52 @@ func (a *Admin) SetSettings(ctx context.Context, id tenant.ID, s tenant.Settings
 	return t, err
 }
 
-// Reconcile finishes interrupted provisioning and deletion and removes
-// orphaned objects (see provision.Provisioner.Reconcile).
-func (a *Admin) Reconcile(ctx context.Context) (provision.Report, error) {
+// ReconcileReport is what Reconcile did: provision's report, whose
+// Skipped and Failures count moves too, and the moves it took over.
+type ReconcileReport struct {
+	provision.Report
+	MovesFinished []tenant.ID // moves past their fence, finished
+	MovesUndone   []tenant.ID // moves stopped before their fence, undone
+}
+
+// Reconcile finishes interrupted provisioning and deletion, removes
+// orphaned objects (see provision.Provisioner.Reconcile), and takes over
+// the moves whose mover is gone (move.ResumeIdle): one stopped before its
+// fence is undone, which frees its replication slot, one past it is
+// finished, which ends the tenant's wait. Tenants another session works
+// on are skipped; fences of finished moves that have settled are removed.
+func (a *Admin) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	a.log(ctx, "reconcile")
-	return a.l.prov.Reconcile(ctx)
+	var rep ReconcileReport
+	var err error
+	if rep.Report, err = a.l.prov.Reconcile(ctx); err != nil {
+		return rep, err
+	}
+	moves, err := a.l.dir.Moves(ctx, tenant.ID{}, true, math.MaxInt32)
+	if err != nil {
+		return rep, err
+	}
+	// A finished move's old fence is left to settle, for the Sweep below
+	// or a later one: Reconcile does not wait for it.
+	cfg := move.Config{Settle: -1, Logger: a.l.cfg.Logger}
+	for _, m := range moves {
+		_, aborted, busy, err := move.ResumeIdle(ctx, a.l.prov, m.Tenant, cfg)
+		a.l.traffic.Invalidate(m.Tenant)
+		switch {
+		case err != nil:
+			rep.Failures = append(rep.Failures, fmt.Errorf("move %d of tenant %s (%s): %w", m.ID, m.Tenant, m.From.Slug, err))
+		case busy:
+			rep.Skipped = append(rep.Skipped, m.Tenant)
+		case aborted:
+			rep.MovesUndone = append(rep.MovesUndone, m.Tenant)
+		default:
+			rep.MovesFinished = append(rep.MovesFinished, m.Tenant)
+		}
+	}
+	if err := move.Sweep(ctx, a.l.prov, 0, false); err != nil {
+		rep.Failures = append(rep.Failures, fmt.Errorf("remove settled fences: %w", err))
+	}
+	return rep, nil
 }
 
 // ResumeTenant finishes the provisioning of a tenant.

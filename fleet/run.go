@@ -519,7 +519,13 @@ func (r *run) migrate(ctx context.Context, it *item) bool {
 		return false
 	}
 	start := time.Now()
-	out, applyErr := r.apply(ctx, it)
+	var out migration.Result
+	lock, applyErr := r.lockTenant(ctx, it)
+	if applyErr == nil {
+		// Held until the outcome and the directory's version are written.
+		defer r.unlockTenant(ctx, lock, it)
+		out, applyErr = r.apply(ctx, it, lock)
+	}
 	res.Duration = time.Since(start)
 	res.Applied = append(res.Applied, out.Applied...)
 	switch {
@@ -590,12 +596,13 @@ func (r *run) report(res *TargetResult) {
 const deadlockRetries = 10
 
 // apply runs the migrator on the target, retrying a step that lost a
-// deadlock.
-func (r *run) apply(ctx context.Context, it *item) (migration.Result, error) {
+// deadlock. lock is the connection that holds the target's tenant lock,
+// if any (lockTenant).
+func (r *run) apply(ctx context.Context, it *item, lock *pgxpool.Conn) (migration.Result, error) {
 	var total migration.Result
 	read := false // a try got as far as reading the ledger
 	for attempt := 0; ; attempt++ {
-		res, err := r.applyOnce(ctx, it)
+		res, err := r.applyOnce(ctx, it, lock)
 		// Apply returns a zero Result when it failed before reading the
 		// ledger; otherwise From and To are what the ledger said.
 		if err == nil || len(res.Applied) > 0 || res.From > 0 || res.To > 0 {
@@ -625,8 +632,9 @@ func isTransient(err error) bool {
 }
 
 // applyOnce runs the migrator on the target over a connection to its
-// database.
-func (r *run) applyOnce(ctx context.Context, it *item) (migration.Result, error) {
+// database: in the control database, the one that holds its tenant lock
+// when there is one.
+func (r *run) applyOnce(ctx context.Context, it *item, lock *pgxpool.Conn) (migration.Result, error) {
 	if it.templateDB {
 		// The provisioner opens the template database for the length of
 		// the call, under the lock that keeps copies off it.
@@ -640,6 +648,9 @@ func (r *run) applyOnce(ctx context.Context, it *item) (migration.Result, error)
 			return err
 		})
 		return res, err
+	}
+	if it.control && lock != nil {
+		return r.f.mig.Apply(ctx, lock, it.mt)
 	}
 	if it.control {
 		pool, err := r.workPool(ctx)
@@ -682,16 +693,22 @@ func (r *run) applyGlobal(ctx context.Context, conn *pgx.Conn, it *item) error {
 }
 
 // workPool returns the pool of control database connections the workers
-// migrate over: its own, so that a small administrator pool never leaves
-// a worker waiting for a connection another worker holds.
+// migrate over and hold their tenants' locks on: its own, so that a small
+// administrator pool never leaves a worker waiting for a connection
+// another worker holds. A worker holds one at a time, and every server has
+// Config.Parallel workers.
 func (r *run) workPool(ctx context.Context) (*pgxpool.Pool, error) {
 	r.workMu.Lock()
 	defer r.workMu.Unlock()
 	if r.work != nil {
 		return r.work, nil
 	}
+	servers := map[string]bool{}
+	for _, res := range r.results {
+		servers[res.Server] = true
+	}
 	cfg := r.f.admin.Config().Copy()
-	cfg.MaxConns = int32(r.f.cfg.Parallel)
+	cfg.MaxConns = int32(r.f.cfg.Parallel * max(1, len(servers)))
 	cfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -220,6 +220,11 @@ func Move(ctx context.Context, p *provision.Provisioner, id tenant.ID, model ten
 		if dst.Model == t.Model && dst.Server == t.Server {
 			return fmt.Errorf("tenant %s is %s on %s: %w", t.Slug, t.Model, t.Server, ErrSamePlacement)
 		}
+		release, err := holdShared(ctx, p, t, dst, true)
+		if err != nil {
+			return err
+		}
+		defer release()
 		online, err := chooseMode(ctx, p, t, dst, cfg.Mode)
 		if err != nil {
 			return err
@@ -247,35 +252,60 @@ func Move(ctx context.Context, p *provision.Provisioner, id tenant.ID, model ten
 func Resume(ctx context.Context, p *provision.Provisioner, id tenant.ID, cfg Config) (res Result, aborted bool, err error) {
 	cfg.defaults()
 	err = p.WithTenantLock(ctx, id, func(conn *pgx.Conn) error {
-		m, ok, err := p.Directory().UnfinishedMove(ctx, id)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNoMove
-		}
-		r := &run{p: p, cfg: cfg, conn: conn, m: m}
-		switch m.Phase {
-		case directory.MovePlanned, directory.MoveTarget, directory.MoveCopied:
-			aborted = true
-			res.Move, err = r.undo(ctx, errors.New("resumed after the mover stopped before the fence"))
-			return err
-		}
-		t, err := p.Directory().Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		r.state = tenant.StateActive
-		if t.State == tenant.StateReadOnly {
-			r.state = t.State
-		}
-		res, err = r.forward(ctx)
+		res, aborted, err = resume(ctx, p, conn, id, cfg)
 		return err
 	})
 	if err != nil {
 		return res, aborted, fmt.Errorf("resume the move of tenant %s: %w", id, err)
 	}
 	return res, aborted, nil
+}
+
+// ResumeIdle is Resume for a move whose mover is gone: when another
+// session holds the tenant's lock (the mover is alive, or another
+// operation runs) it does nothing and reports busy.
+func ResumeIdle(ctx context.Context, p *provision.Provisioner, id tenant.ID, cfg Config) (res Result, aborted, busy bool, err error) {
+	cfg.defaults()
+	ok, err := p.TryTenantLock(ctx, id, func(conn *pgx.Conn) error {
+		res, aborted, err = resume(ctx, p, conn, id, cfg)
+		return err
+	})
+	if err != nil {
+		return res, aborted, false, fmt.Errorf("resume the move of tenant %s: %w", id, err)
+	}
+	return res, aborted, !ok, nil
+}
+
+// resume is Resume's work, on conn, which holds the tenant's lock.
+func resume(ctx context.Context, p *provision.Provisioner, conn *pgx.Conn, id tenant.ID, cfg Config) (res Result, aborted bool, err error) {
+	m, ok, err := p.Directory().UnfinishedMove(ctx, id)
+	if err != nil {
+		return res, false, err
+	}
+	if !ok {
+		return res, false, ErrNoMove
+	}
+	release, err := holdShared(ctx, p, m.From, m.To, false)
+	if err != nil {
+		return res, false, err
+	}
+	defer release()
+	r := &run{p: p, cfg: cfg, conn: conn, m: m}
+	switch m.Phase {
+	case directory.MovePlanned, directory.MoveTarget, directory.MoveCopied:
+		res.Move, err = r.undo(ctx, errors.New("resumed after the mover stopped before the fence"))
+		return res, true, err
+	}
+	t, err := p.Directory().Get(ctx, id)
+	if err != nil {
+		return res, false, err
+	}
+	r.state = tenant.StateActive
+	if t.State == tenant.StateReadOnly {
+		r.state = t.State
+	}
+	res, err = r.forward(ctx)
+	return res, false, err
 }
 
 // Abort undoes tenant id's unfinished move that has not reached its fence:
@@ -295,6 +325,11 @@ func Abort(ctx context.Context, p *provision.Provisioner, id tenant.ID, cfg Conf
 		case directory.MoveFenced, directory.MoveFlipped:
 			return fmt.Errorf("move %d is %s: %w", m.ID, m.Phase, ErrRollsForward)
 		}
+		release, err := holdShared(ctx, p, m.From, m.To, false)
+		if err != nil {
+			return err
+		}
+		defer release()
 		r := &run{p: p, cfg: cfg, conn: conn, m: m}
 		out, err = r.undo(ctx, errors.New("aborted"))
 		return err
@@ -303,6 +338,43 @@ func Abort(ctx context.Context, p *provision.Provisioner, id tenant.ID, cfg Conf
 		return out, fmt.Errorf("abort the move of tenant %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// holdShared holds the shared tables of each server where src or dst is a
+// row placement (provision.HoldSharedTables) for the rest of the move, so
+// that no migration changes them between the copy and the cutover, and
+// returns what lets go. With atHead each must be at the migration set's
+// head, as the tenant itself: a fleet run that migrated them before the
+// lock was taken is not half-seen.
+func holdShared(ctx context.Context, p *provision.Provisioner, src, dst tenant.Tenant, atHead bool) (release func(), err error) {
+	var servers []string
+	for _, t := range []tenant.Tenant{src, dst} {
+		if t.Model == tenant.ModelRow && !slices.Contains(servers, t.Server) {
+			servers = append(servers, t.Server)
+		}
+	}
+	slices.Sort(servers) // one order for every move: none waits on another's second
+	var releases []func()
+	release = func() {
+		for _, f := range releases {
+			f()
+		}
+	}
+	head := p.Migrator().Set().Head()
+	for _, s := range servers {
+		v, rel, err := p.HoldSharedTables(ctx, s)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		releases = append(releases, rel)
+		if atHead && v != head {
+			release()
+			return nil, fmt.Errorf("%w: the shared tables of server %s are at migration version %d, this move's migrations at %d: migrate them first",
+				archive.ErrIncompatible, s, v, head)
+		}
+	}
+	return release, nil
 }
 
 // feedName is the slot and publication of tenant id's online move. It

@@ -284,3 +284,66 @@ func TestCutoverFindsADifference(t *testing.T) {
 		})
 	}
 }
+
+// TestMoveHoldsTheSharedTables: a move into or out of the shared tables
+// keeps migrators off them from the copy to the cutover, since rows of one
+// shape are copied into tables of another otherwise; and a move refuses to
+// start when those tables are not at its migrations' head.
+func TestMoveHoldsTheSharedTables(t *testing.T) {
+	p := setup(t)
+	ctx := t.Context()
+	admin := conn(t, p, create(t, p, "bystander", tenant.ModelRow))
+	// What a migrator of the shared tables does first in each step.
+	migratorMay := func() bool {
+		t.Helper()
+		tx, err := admin.Begin(ctx)
+		must(t, err)
+		defer tx.Rollback(ctx)
+		var ok bool
+		must(t, tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(1280068935, hashtext('shared'))`).Scan(&ok))
+		return ok
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to tenant.Model
+	}{{"out of", tenant.ModelRow, tenant.ModelSchema}, {"into", tenant.ModelSchema, tenant.ModelRow}} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := create(t, p, "held-"+string(tc.from), tc.from)
+			phases := map[directory.MovePhase]bool{}
+			_, err := Move(ctx, p, src.ID, tc.to, "", Config{Settle: time.Millisecond, Progress: func(pr Progress) {
+				if !phases[pr.Phase] && pr.Phase != directory.MoveDone {
+					phases[pr.Phase] = true
+					if migratorMay() {
+						t.Errorf("a migrator could take the shared tables' lock in phase %s", pr.Phase)
+					}
+				}
+			}})
+			must(t, err)
+			if len(phases) < 3 {
+				t.Errorf("saw phases %v, want the copy, the fence and the flip", phases)
+			}
+			if !migratorMay() {
+				t.Error("the shared tables' lock is still held after the move")
+			}
+		})
+	}
+
+	t.Run("refused behind the head", func(t *testing.T) {
+		src := create(t, p, "behind", tenant.ModelSchema)
+		head := p.Migrator().Set().Head()
+		_, err := admin.Exec(ctx, `DELETE FROM landlord.target_migrations WHERE target = 'shared' AND version = $1`, head)
+		must(t, err)
+		_, err = Move(ctx, p, src.ID, tenant.ModelRow, "", Config{Settle: time.Millisecond})
+		if !errors.Is(err, archive.ErrIncompatible) || !strings.Contains(err.Error(), "the shared tables of server") {
+			t.Fatalf("move into shared tables behind the head: %v, want ErrIncompatible naming them", err)
+		}
+		if _, ok, err := p.Directory().UnfinishedMove(ctx, src.ID); err != nil || ok {
+			t.Fatalf("a refused move left a record (%v, %v)", ok, err)
+		}
+		got, err := p.Directory().Get(ctx, src.ID)
+		must(t, err)
+		if got.Model != tenant.ModelSchema || got.State != tenant.StateActive {
+			t.Fatalf("refused move left the tenant %s %s", got.Model, got.State)
+		}
+	})
+}

@@ -397,6 +397,12 @@ func unlock(ctx context.Context, conn *pgx.Conn, id tenant.ID) {
 // (SECURITY.md, I26: namespaced keys).
 const lockNamespace = 0x4c4c5052 // "LLPR"
 
+// TenantLockKeys are the two keys of tenant id's provisioning lock, a
+// session advisory lock in the control database. Work on the tenant's tables
+// outside this package (a fleet run's migration step) holds it too, so that
+// no create, purge or move of the tenant runs meanwhile.
+func TenantLockKeys(id tenant.ID) (int32, int32) { return lockKeys(id) }
+
 func lockKeys(id tenant.ID) (int32, int32) {
 	return lockNamespace, int32(uint32(id[12])<<24 | uint32(id[13])<<16 | uint32(id[14])<<8 | uint32(id[15]))
 }

@@ -58,6 +58,13 @@ func (p *Provisioner) WithTenantLock(ctx context.Context, id tenant.ID, fn func(
 	return p.withTenantLock(ctx, id, fn)
 }
 
+// TryTenantLock is WithTenantLock that skips fn (ok false) when another
+// session holds the lock: for work that must not wait behind a live
+// operation on the tenant, as Reconcile.
+func (p *Provisioner) TryTenantLock(ctx context.Context, id tenant.ID, fn func(conn *pgx.Conn) error) (ok bool, err error) {
+	return p.tryTenantLock(ctx, id, fn)
+}
+
 // MakePlacement creates what tenant t needs at the placement t names, at
 // the migration set's head, and returns the version: nothing in the row
 // model (the server's shared tables), the role, schema and tables in the
@@ -239,4 +246,42 @@ func (p *Provisioner) openPlace(ctx context.Context, server, database string) (q
 		return nil, nil, err
 	}
 	return p.open(ctx, place{server: srv, database: database, control: srv.Host == "" && database == control})
+}
+
+// HoldSharedTables takes the migration lock of server's shared tables (the
+// row model's placement there) in shared mode, on a session of its own, and
+// returns the migration version the tables are at and the function that
+// lets go. Until then no migrator changes those tables: a fleet run's step
+// waits. Moves that copy rows out of or into the tables hold it, so that
+// the rows keep one shape from the copy to the cutover; several moves hold
+// it at once.
+func (p *Provisioner) HoldSharedTables(ctx context.Context, server string) (version int, release func(), err error) {
+	srv, err := p.server(ctx, server)
+	if err != nil {
+		return 0, nil, err
+	}
+	conn, err := p.Connect(ctx, srv.ID, srv.Database)
+	if err != nil {
+		return 0, nil, err
+	}
+	release = func() {
+		// Let go before the connection closes, which would too, but only
+		// once its server process has ended.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock_shared($1, hashtext($2))`, migrationLockNamespace, SharedSchema)
+		conn.Close(uctx)
+	}
+	// The version is read in the statement after the lock, with a
+	// snapshot that sees the last migration its holder committed.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_lock_shared($1, hashtext($2))`, migrationLockNamespace, SharedSchema)
+	b.Queue(`SELECT coalesce(max(version), 0) FROM landlord.target_migrations WHERE target = $1`, SharedSchema).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&version)
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		release()
+		return 0, nil, fmt.Errorf("hold the shared tables of server %s: %w", server, err)
+	}
+	return version, release, nil
 }

@@ -736,6 +736,9 @@ type reconcileView struct {
 	Skipped  []tenant.ID  `json:"skipped"`
 	Dropped  []objectName `json:"dropped"`
 	Failures []string     `json:"failures"`
+	// Moves whose mover was gone: finished (past their fence) or undone.
+	MovesFinished []tenant.ID `json:"moves_finished"`
+	MovesUndone   []tenant.ID `json:"moves_undone"`
 }
 
 // objectName names a dropped catalog object.
@@ -748,13 +751,16 @@ func newTenantsReconcile(g *globals, migrationsDir *string) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:   "reconcile",
-		Short: "Finish interrupted creations and deletions, drop orphaned objects",
+		Short: "Finish interrupted creations, deletions and moves, drop orphaned objects",
 		Long: `reconcile cleans up after crashes: it finishes every provisioning and every
 deletion that was interrupted, and drops the schemas, databases and roles that
-carry this installation's mark but belong to no tenant in the directory.
-Tenants another process is working on are skipped; objects of other
-installations are never touched. It prints what it resumed, deleted, skipped
-and dropped, and goes on past failures, which make it exit with 1.
+carry this installation's mark but belong to no tenant in the directory. A
+move whose mover stopped is undone when it had not reached its fence (the
+tenant stays where it was, its replication slot goes) and finished when it
+had (the tenant's calls stop waiting). Tenants another process is working on
+are skipped; objects of other installations are never touched. It prints
+what it resumed, deleted, finished, undone, skipped and dropped, and goes on
+past failures, which make it exit with 1.
 ` + helpMigrations + "\n" + helpExitCodes,
 		Example: `  landlord tenants reconcile
   landlord tenants reconcile --reason "after the outage of 2026-11-23" --json`,
@@ -780,6 +786,7 @@ and dropped, and goes on past failures, which make it exit with 1.
 			v := reconcileView{
 				Resumed: orEmpty(rep.Resumed), Deleted: orEmpty(rep.Deleted), Skipped: orEmpty(rep.Skipped),
 				Dropped: []objectName{}, Failures: []string{},
+				MovesFinished: orEmpty(rep.MovesFinished), MovesUndone: orEmpty(rep.MovesUndone),
 			}
 			for _, ob := range rep.Orphans {
 				kind, name, _ := strings.Cut(ob, " ")
@@ -847,6 +854,8 @@ func printReconcile(ctx context.Context, o *output, in *installation, v reconcil
 	_ = fields(o.w, [][2]string{
 		{"Resumed:", names(v.Resumed)},
 		{"Deleted:", names(v.Deleted)},
+		{"Moves finished:", names(v.MovesFinished)},
+		{"Moves undone:", names(v.MovesUndone)},
 		{"Skipped (busy):", names(v.Skipped)},
 		{"Dropped orphans:", dropped},
 		{"Failures:", fmt.Sprint(len(v.Failures))},

@@ -618,7 +618,7 @@ func TestReconcileOrphan(t *testing.T) {
 
 	var rep reconcileView
 	m := decode(t, mustRun(t, append([]string{"tenants", "reconcile", "--json"}, dbFlag(db)...)...), &rep)
-	if got, want := keys(m), []string{"deleted", "dropped", "failures", "resumed", "skipped"}; !slices.Equal(got, want) {
+	if got, want := keys(m), []string{"deleted", "dropped", "failures", "moves_finished", "moves_undone", "resumed", "skipped"}; !slices.Equal(got, want) {
 		t.Errorf("reconcile --json fields: %v, want %v", got, want)
 	}
 	want := []objectName{
