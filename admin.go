@@ -229,8 +229,7 @@ func (a *Admin) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	// or a later one: Reconcile does not wait for it.
 	cfg := move.Config{Settle: -1, Logger: a.l.cfg.Logger}
 	for _, m := range moves {
-		_, aborted, busy, err := move.ResumeIdle(ctx, a.l.prov, m.Tenant, cfg)
-		a.l.traffic.Invalidate(m.Tenant)
+		_, aborted, busy, err := a.ResumeStoppedMove(ctx, m.Tenant, cfg)
 		switch {
 		case err != nil:
 			rep.Failures = append(rep.Failures, fmt.Errorf("move %d of tenant %s (%s): %w", m.ID, m.Tenant, m.From.Slug, err))

@@ -25,6 +25,16 @@ func (a *Admin) ResumeMove(ctx context.Context, id tenant.ID, cfg move.Config) (
 	return move.Resume(ctx, a.l.prov, id, cfg)
 }
 
+// ResumeStoppedMove is ResumeMove for a move whose mover is gone: when
+// another session holds the tenant's lock (its mover is alive) it does
+// nothing and reports busy (see move.ResumeIdle).
+func (a *Admin) ResumeStoppedMove(ctx context.Context, id tenant.ID, cfg move.Config) (res move.Result, aborted, busy bool, err error) {
+	a.log(ctx, "resume stopped move", slog.String("tenant", id.String()))
+	res, aborted, busy, err = move.ResumeIdle(ctx, a.l.prov, id, cfg)
+	a.l.traffic.Invalidate(id)
+	return res, aborted, busy, err
+}
+
 // AbortMove undoes tenant id's unfinished move that has not reached its
 // fence.
 func (a *Admin) AbortMove(ctx context.Context, id tenant.ID) (directory.Move, error) {

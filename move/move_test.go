@@ -169,6 +169,33 @@ func TestAbortAndResume(t *testing.T) {
 	}
 }
 
+// TestUndoBeforeTheTarget: a mover that stopped right after recording its
+// move, before it made the new placement, is undone by Resume in every
+// model: there is nothing to remove, and that is no error.
+func TestUndoBeforeTheTarget(t *testing.T) {
+	p := setup(t)
+	ctx := t.Context()
+	for _, to := range []tenant.Model{tenant.ModelRow, tenant.ModelSchema, tenant.ModelDatabase} {
+		from := tenant.ModelSchema
+		if to == tenant.ModelSchema {
+			from = tenant.ModelRow
+		}
+		src := create(t, p, "unmade-"+string(to), from)
+		dst, err := p.Placement(ctx, src, to, src.Server)
+		must(t, err)
+		_, err = p.Directory().StartMove(ctx, directory.Move{Tenant: src.ID, From: src, To: dst})
+		must(t, err)
+		if _, aborted, err := Resume(ctx, p, src.ID, Config{}); err != nil || !aborted {
+			t.Errorf("to %s: resume of a move stopped before its target: aborted %v, %v", to, aborted, err)
+		}
+		got, err := p.Directory().Get(ctx, src.ID)
+		must(t, err)
+		if got.Model != from || got.State != tenant.StateActive {
+			t.Errorf("to %s: after the undo the tenant is %s, %s", to, got.Model, got.State)
+		}
+	}
+}
+
 // TestSweep: a row tenant's old placement keeps its fence after the move
 // until it has settled; Sweep lifts it then, and only then.
 func TestSweep(t *testing.T) {

@@ -794,6 +794,9 @@ func dropRole(ctx context.Context, q dbConn, role string) error {
 func dropDatabaseOn(ctx context.Context, q dbConn, id tenant.ID) error {
 	db := id.DatabaseName()
 	if _, err := q.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false", ident.Quote(db))); err != nil {
+		if isCode(err, pgerrcode.InvalidCatalogName) {
+			return nil // gone already, or never made (a move stopped before it)
+		}
 		return err
 	}
 	for attempt := 0; ; attempt++ {

@@ -171,10 +171,30 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stop = stop
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go a.keepReserve(bg)
+	go a.resumePlanChanges(bg)
 	a.Refill()
 	return a, nil
+}
+
+// resumePlanChanges takes over the plan changes of stopped processes
+// (platform.ResumePlanChanges) at start and every minute, so that a store
+// whose move was cut off does not stay fenced or keep its replication slot.
+func (a *App) resumePlanChanges(ctx context.Context) {
+	defer a.wg.Done()
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		if _, err := a.Platform.ResumePlanChanges(ctx); err != nil && ctx.Err() == nil {
+			a.log.LogAttrs(ctx, slog.LevelWarn, "resume the plan changes of stopped processes", slog.Any("error", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Handler is the shop's HTTP handler.

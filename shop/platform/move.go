@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/move"
 	"github.com/landlordhq/landlord/tenant"
@@ -94,6 +96,64 @@ func (p *Platform) ChangePlan(ctx context.Context, op Operator, id tenant.ID, pl
 		p.log.LogAttrs(mctx, slog.LevelInfo, "store plan changed", slog.String("tenant", id.String()), slog.String("plan", string(plan)))
 	}()
 	return nil
+}
+
+// planOfTenantSQL is the plan whose stores live where tenant t is (Plan.Model
+// the other way round).
+const planOfTenantSQL = `CASE t.model WHEN 'row' THEN 'free' WHEN 'schema' THEN 'pro' WHEN 'database' THEN 'enterprise' END`
+
+// ResumePlanChanges takes over the plan changes whose process stopped
+// (the shop runs it at start and every minute): a store's move whose mover
+// is gone is finished when it had reached its fence and undone before,
+// which also frees its replication slot; a store whose move finished but
+// whose plan was not recorded (the process stopped between the two, or an
+// operator moved it with the landlord command) gets the plan of the model
+// it is in. Moves that this or another live process runs are left alone.
+// It returns the stores whose plan it recorded.
+func (p *Platform) ResumePlanChanges(ctx context.Context) ([]tenant.ID, error) {
+	ms, err := p.ll.Directory().Moves(ctx, tenant.ID{}, true, 1000)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	if len(ms) > 0 {
+		admin, err := p.ll.Admin(ctx, "shop: resume the plan changes of stopped processes")
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if p.Moving(m.Tenant) {
+				continue
+			}
+			_, aborted, busy, err := admin.ResumeStoppedMove(ctx, m.Tenant, move.Config{Logger: p.log, Settle: -1})
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case !busy:
+				p.log.LogAttrs(ctx, slog.LevelInfo, "store plan change of a stopped process taken over", slog.String("tenant", m.Tenant.String()),
+					slog.String("from", string(m.From.Model)), slog.String("to", string(m.To.Model)), slog.Bool("undone", aborted))
+			}
+		}
+	}
+	// A plan is recorded only after its move is done, and a store whose
+	// move is under way keeps the plan it had.
+	rows, err := p.db.Query(ctx, `UPDATE shop.stores s SET plan = `+planOfTenantSQL+`
+		FROM landlord.tenants t
+		WHERE t.id = s.tenant_id AND s.plan <> `+planOfTenantSQL+`
+		  AND t.state IN ('active', 'read_only', 'suspended')
+		  AND NOT EXISTS (SELECT FROM landlord.moves m WHERE m.tenant_id = t.id AND m.phase NOT IN ('done', 'aborted'))
+		RETURNING s.tenant_id`)
+	if err != nil {
+		return nil, errors.Join(append(errs, fmt.Errorf("record the plans of moved stores: %w", err))...)
+	}
+	changed, err := pgx.CollectRows(rows, pgx.RowTo[tenant.ID])
+	if err != nil {
+		errs = append(errs, fmt.Errorf("record the plans of moved stores: %w", err))
+	}
+	for _, id := range changed {
+		p.log.LogAttrs(ctx, slog.LevelInfo, "store plan recorded after its move", slog.String("tenant", id.String()))
+	}
+	return changed, errors.Join(errs...)
 }
 
 // setPlan records the store's plan.

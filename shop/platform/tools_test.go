@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord"
 	"github.com/landlordhq/landlord/archive"
+	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/move"
 	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/shop/store"
 	"github.com/landlordhq/landlord/tenant"
@@ -534,4 +537,88 @@ func TestOperatorTools(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestResumePlanChanges: the plan changes of a process that stopped are
+// taken over. A move that stopped before its fence is undone, one whose
+// mover is alive is left alone, and a store moved without its plan
+// recorded gets the plan of the model it is in.
+func TestResumePlanChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.p
+	admin, err := e.ll.Admin(ctx, "plan change test")
+	must(t, err)
+	prov := e.ll.Provisioner()
+
+	// Moved by an operator with the landlord command: the shop never
+	// recorded the plan.
+	byHand := openShop(t, e, "moved-by-hand", PlanFree, map[string]int64{"A": 100})
+	_, err = admin.MoveTenant(ctx, byHand.rec.TenantID, tenant.ModelSchema, "", move.Config{Settle: time.Millisecond})
+	must(t, err)
+	// stopped records a move to a database that no process runs, as a
+	// mover that died right after it began leaves it.
+	stopped := func(s *testShop) {
+		t.Helper()
+		tn, err := e.ll.Tenant(ctx, s.rec.TenantID)
+		must(t, err)
+		dst, err := prov.Placement(ctx, tn, tenant.ModelDatabase, tn.Server)
+		must(t, err)
+		_, err = prov.Directory().StartMove(ctx, directory.Move{Tenant: tn.ID, From: tn, To: dst})
+		must(t, err)
+	}
+	dead := openShop(t, e, "mover-died", PlanPro, nil)
+	stopped(dead)
+	alive := openShop(t, e, "mover-alive", PlanPro, nil)
+	stopped(alive)
+	release, held := make(chan struct{}), make(chan error, 1)
+	locked := make(chan struct{})
+	go func() {
+		held <- prov.WithTenantLock(ctx, alive.rec.TenantID, func(*pgx.Conn) error {
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+
+	changed, err := p.ResumePlanChanges(ctx)
+	close(release)
+	must(t, <-held)
+	must(t, err)
+	if len(changed) != 1 || changed[0] != byHand.rec.TenantID {
+		t.Errorf("plans recorded for %v, want only %s", changed, byHand.rec.TenantID)
+	}
+	plan := func(s *testShop) Plan {
+		t.Helper()
+		rec, err := p.StoreBySlug(ctx, s.rec.Slug)
+		must(t, err)
+		return rec.Plan
+	}
+	if got := plan(byHand); got != PlanPro {
+		t.Errorf("the store moved to a schema by hand is on plan %s, want pro", got)
+	}
+	for _, s := range []*testShop{dead, alive} {
+		m, unfinished, err := prov.Directory().UnfinishedMove(ctx, s.rec.TenantID)
+		must(t, err)
+		tn, err := e.ll.Tenant(ctx, s.rec.TenantID)
+		must(t, err)
+		if s == dead && unfinished {
+			t.Errorf("the move whose mover died is still %s", m.Phase)
+		}
+		if s == alive && !unfinished {
+			t.Error("the move whose mover holds the lock was taken over")
+		}
+		if tn.Model != tenant.ModelSchema || tn.State != tenant.StateActive || plan(s) != PlanPro {
+			t.Errorf("%s is %s, %s on plan %s; want schema, active, pro", s.rec.Slug, tn.Model, tn.State, plan(s))
+		}
+	}
+	// Its mover gone too now, the second move is undone by the next call;
+	// nothing else changes.
+	changed, err = p.ResumePlanChanges(ctx)
+	must(t, err)
+	if _, unfinished, _ := prov.Directory().UnfinishedMove(ctx, alive.rec.TenantID); unfinished || len(changed) != 0 {
+		t.Errorf("second call: move unfinished %v, plans recorded %v", unfinished, changed)
+	}
 }
