@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord/directory"
+	"github.com/landlordhq/landlord/internal/changefeed"
 	"github.com/landlordhq/landlord/internal/ident"
 	"github.com/landlordhq/landlord/tenant"
 )
@@ -463,8 +464,10 @@ func (p *Provisioner) purgeReplication(ctx context.Context, t tenant.Tenant) err
 			}
 		}
 		for _, pub := range pubs {
-			if _, err := q.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident.Quote(pub)); err != nil {
-				return fmt.Errorf("drop publication %s: %w", pub, err)
+			// In two steps: a publication on the shared tables is read by
+			// every tenant's writes there.
+			if err := changefeed.DropPublication(ctx, q, "", pub); err != nil {
+				return err
 			}
 		}
 		return nil
