@@ -149,6 +149,8 @@ func TestChecks(t *testing.T) {
 			[]key{{"stat_activity_public", "pg_catalog.pg_stat_activity", "I35", wrn}}},
 		{"backend signals for PUBLIC", closedServer + `GRANT EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) TO PUBLIC`,
 			[]key{{"signal_functions_public", "pg_catalog.pg_terminate_backend", "I37", wrn}}},
+		{"two-key advisory locks for PUBLIC", closedServer + `GRANT EXECUTE ON FUNCTION pg_try_advisory_xact_lock(integer, integer) TO PUBLIC`,
+			[]key{{"advisory_locks_public", "advisory-lock functions of two keys", "I39", wrn}}},
 		{"temporary files without a limit", closedServer + `SET LOCAL temp_file_limit = -1`,
 			[]key{{"temp_file_unlimited", "setting temp_file_limit", "I40", wrn}}},
 		{"maintenance database for PUBLIC", closedServer + `GRANT TEMPORARY ON DATABASE template1 TO PUBLIC`,
@@ -210,6 +212,12 @@ END $$;
 REVOKE SELECT ON pg_stat_activity FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pg_stat_get_activity(integer), pg_stat_get_backend_activity(integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pg_cancel_backend(integer), pg_terminate_backend(integer, bigint) FROM PUBLIC;
+DO $$ DECLARE f regprocedure; BEGIN
+	FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND proname LIKE 'pg\_%advisory%' AND proargtypes = '23 23'::oidvector LOOP
+		EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+END $$;
 REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
 `
 

@@ -512,6 +512,14 @@ SELECT 'pg_catalog.pg_terminate_backend', 'PUBLIC may cancel and terminate the b
 FROM params p
 WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND (has_function_privilege('public', 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE')
    OR has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE'))`},
+		{"advisory_locks_public", "I39", SeverityWarning, `
+SELECT 'advisory-lock functions of two keys', format('PUBLIC may run %s advisory-lock functions of two int4 keys: Landlord coordinates provisioning, migrations and the tenant context with such locks, and a tenant transaction that takes one of their keys and stays open holds that work up', count(*)),
+       'REVOKE EXECUTE ON FUNCTION ' || string_agg(format('pg_catalog.%I(%s)', f.proname, pg_get_function_identity_arguments(f.oid)), ', ' ORDER BY f.proname) || ' FROM PUBLIC; GRANT EXECUTE ON FUNCTION ' ||
+       string_agg(format('pg_catalog.%I(%s)', f.proname, pg_get_function_identity_arguments(f.oid)), ', ' ORDER BY f.proname) || format(' TO %I', p.owner)
+FROM params p, pg_proc f
+WHERE NOT p.tenant_db AND current_setting('landlord.own_server', true) = 'on' AND f.pronamespace = 'pg_catalog'::regnamespace
+  AND f.proname LIKE 'pg\_%advisory%' AND f.proargtypes = '23 23'::oidvector AND has_function_privilege('public', f.oid, 'EXECUTE')
+GROUP BY p.tenant_db, p.owner`},
 		{"temp_file_unlimited", "I40", SeverityWarning, `
 SELECT 'setting temp_file_limit', 'statements may write temporary files without a limit: one tenant''s sort or hash over generate_series fills the server''s disk, which stops every tenant',
        'ALTER SYSTEM SET temp_file_limit = ''4GB''; SELECT pg_reload_conf()'

@@ -75,34 +75,68 @@ var landlordLocks = []struct{ name, keys string }{
 }
 
 // attackI39LockSquatting: advisory locks share one key space per database
-// (I26), and Landlord coordinates its own work with advisory locks in the
-// control database, where row and schema tenants run. Their keys are
-// constants or derived from names, so a tenant transaction that takes one
-// and stays open (an injected pg_sleep is enough) makes Landlord's
-// provisioning, migrations or context changes wait as long as it likes.
-// A known gap (SECURITY.md, gap 17): the case asserts that the lock can
-// still be squatted, so the day Landlord's locks move out of reach this
-// case must change.
+// (I26), and Landlord coordinates its own work with advisory locks of two
+// keys in the control database, where row and schema tenants run. Their
+// keys are constants or derived from names, so a tenant transaction that
+// took one and stayed open (an injected pg_sleep is enough) made
+// Landlord's provisioning, migrations or context changes wait as long as
+// it liked. Where a superuser bootstraps, PUBLIC loses the advisory-lock
+// functions of two keys (the owner role keeps them): tenant SQL cannot
+// take such a lock at all, while the one-key locks that applications
+// coordinate with stay. defense-off grants them back to PUBLIC: A's
+// transaction takes each of Landlord's keys, and Landlord's try-lock fails.
 func (f *fx) attackI39LockSquatting(t *testing.T) {
 	ctx := context.Background()
 	super := f.super(t, f.a).conn
-	for _, l := range landlordLocks {
-		t.Run(l.name, func(t *testing.T) {
-			tx, err := f.h.Begin(f.ctxA)
+	squat := func(t *testing.T, keys string) error {
+		tx, err := f.h.Begin(f.ctxA)
+		must(t, err)
+		defer tx.Rollback(ctx)
+		_, err = tx.Exec(f.ctxA, `SELECT pg_advisory_xact_lock(`+keys+`)`)
+		if err != nil {
+			return err
+		}
+		var got bool
+		must(t, super.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+keys+`)`).Scan(&got))
+		if got {
+			_, err := super.Exec(ctx, `SELECT pg_advisory_unlock(`+keys+`)`)
 			must(t, err)
-			defer tx.Rollback(ctx)
-			_, err = tx.Exec(f.ctxA, `SELECT pg_advisory_xact_lock(`+l.keys+`)`)
-			must(t, err)
-			var got bool
-			must(t, super.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+l.keys+`)`).Scan(&got))
-			if got {
-				_, err := super.Exec(ctx, `SELECT pg_advisory_unlock(`+l.keys+`)`)
-				must(t, err)
-				t.Fatalf("the known gap no longer shows: Landlord's %s lock was free while A's transaction held its keys; mark gap 17 fixed here and in SECURITY.md", l.name)
-			}
-			t.Logf("known gap, as documented: A's transaction holds Landlord's %s lock", l.name)
-		})
+			t.Fatalf("Landlord's lock %s was free while A's transaction held its keys", keys)
+		}
+		return nil
 	}
+	t.Run("defense-off", func(t *testing.T) {
+		const fn = `pg_catalog.pg_advisory_xact_lock(integer, integer)`
+		var held bool
+		must(t, super.QueryRow(ctx, `SELECT has_function_privilege('public', '`+fn+`', 'EXECUTE')`).Scan(&held))
+		if !held {
+			_, err := super.Exec(ctx, `GRANT EXECUTE ON FUNCTION `+fn+` TO PUBLIC`)
+			must(t, err)
+			defer func() {
+				_, err := super.Exec(ctx, `REVOKE EXECUTE ON FUNCTION `+fn+` FROM PUBLIC`)
+				must(t, err)
+			}()
+		}
+		for _, l := range landlordLocks {
+			if err := squat(t, l.keys); err != nil {
+				t.Fatalf("%s: A could not take the keys with the function open to PUBLIC: %v", l.name, err)
+			}
+		}
+	})
+	t.Run("handle", func(t *testing.T) {
+		f.bootstrapAsSuperuser(t)
+		for _, l := range landlordLocks {
+			if err := squat(t, l.keys); !isPgCode(err, pgerrcode.InsufficientPrivilege) {
+				t.Fatalf("%s: A's transaction took Landlord's keys (%v), want permission denied", l.name, err)
+			}
+		}
+		// The one-key locks that applications coordinate with stay open.
+		tx, err := f.h.Begin(f.ctxA)
+		must(t, err)
+		defer tx.Rollback(ctx)
+		_, err = tx.Exec(f.ctxA, `SELECT pg_advisory_xact_lock(4246)`)
+		must(t, err)
+	})
 }
 
 // attackI40TempFiles: a sort or hash over generate_series writes temporary

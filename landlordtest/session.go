@@ -498,7 +498,7 @@ func (f *fx) attackI26AdvisoryLocks(t *testing.T) {
 			}
 		})
 	}
-	for _, lock := range []string{`SELECT pg_advisory_lock(4244)`, `SELECT pg_try_advisory_lock(4244)`, `SELECT pg_advisory_lock(1, 4244)`, `SELECT pg_advisory_lock_shared(4244)`} {
+	for _, lock := range []string{`SELECT pg_advisory_lock(4244)`, `SELECT pg_try_advisory_lock(4244)`, `SELECT pg_try_advisory_lock_shared(4244)`, `SELECT pg_advisory_lock_shared(4244)`} {
 		t.Run("handle/"+strings.TrimPrefix(lock, "SELECT "), func(t *testing.T) {
 			_, err := f.h.Exec(f.ctxB, lock)
 			must(t, err)

@@ -49,13 +49,20 @@ var maintenanceDatabases = []string{"postgres", "template1"}
 //     every other tenant's connection (pids are small numbers to try, with
 //     or without pg_stat_activity). Landlord signals backends as the
 //     administrator only.
+//   - the advisory-lock functions of two int4 keys (I39): Landlord
+//     coordinates its own work with them (namespaced keys, I26), and a
+//     tenant transaction that took one of its keys and stayed open held up
+//     provisioning, migrations or the tenant context as long as it liked.
+//     Applications keep the functions of one bigint key, whose locks never
+//     meet those of two keys; the owner role, which takes some of
+//     Landlord's locks, gets the two-key ones back.
 //
 // Only the objects' owner (the bootstrap superuser) can revoke these: run
 // by another administrator the statements warn and change nothing, or fail
 // once PUBLIC no longer holds them, which lockDown reports and the audit
 // finds.
 const lockDownSQL = `REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC;
-GRANT USAGE ON LANGUAGE plpgsql TO %s;
+GRANT USAGE ON LANGUAGE plpgsql TO %[1]s;
 REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),
 	pg_catalog.lo_open(oid, integer), pg_catalog.lo_close(integer),
 	pg_catalog.loread(integer, integer), pg_catalog.lowrite(integer, bytea),
@@ -67,7 +74,21 @@ REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(intege
 	FROM PUBLIC;
 REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer), pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC`
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer), pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ` + twoKeyLockFuncs + ` FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ` + twoKeyLockFuncs + ` TO %[1]s`
+
+// twoKeyLockFuncs are the advisory-lock functions of two int4 keys, which
+// Landlord's own locks use.
+const twoKeyLockFuncs = `pg_catalog.pg_advisory_lock(integer, integer), pg_catalog.pg_advisory_lock_shared(integer, integer),
+	pg_catalog.pg_try_advisory_lock(integer, integer), pg_catalog.pg_try_advisory_lock_shared(integer, integer),
+	pg_catalog.pg_advisory_xact_lock(integer, integer), pg_catalog.pg_advisory_xact_lock_shared(integer, integer),
+	pg_catalog.pg_try_advisory_xact_lock(integer, integer), pg_catalog.pg_try_advisory_xact_lock_shared(integer, integer),
+	pg_catalog.pg_advisory_unlock(integer, integer), pg_catalog.pg_advisory_unlock_shared(integer, integer)`
+
+// twoKeyLocksPublicSQL is true when PUBLIC may run one of twoKeyLockFuncs.
+const twoKeyLocksPublicSQL = `EXISTS (SELECT FROM pg_proc f WHERE f.pronamespace = 'pg_catalog'::regnamespace
+		AND f.proname LIKE 'pg\_%advisory%' AND f.proargtypes = '23 23'::oidvector AND has_function_privilege('public', f.oid, 'EXECUTE'))`
 
 // lockedDownSQL reads whether PUBLIC still holds what lockDownSQL revokes.
 const lockedDownSQL = `SELECT has_language_privilege('public', 'plpgsql', 'USAGE')
@@ -77,7 +98,8 @@ const lockedDownSQL = `SELECT has_language_privilege('public', 'plpgsql', 'USAGE
 	OR has_function_privilege('public', 'pg_catalog.pg_stat_get_activity(integer)', 'EXECUTE')
 	OR has_function_privilege('public', 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE')
 	OR has_function_privilege('public', 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE')
-	OR has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE')`
+	OR has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE')
+	OR ` + twoKeyLocksPublicSQL
 
 // lockConn is what lockDown needs of a connection: *pgx.Conn and
 // *pgxpool.Pool have it.
@@ -103,13 +125,13 @@ func (p *Provisioner) lockDown(ctx context.Context, conn lockConn, db string) er
 		return err
 	})
 	if err != nil && !isCode(err, pgerrcode.InsufficientPrivilege) {
-		return fmt.Errorf("revoke PL/pgSQL, large objects, pg_stat_activity and the signal functions from PUBLIC in %s: %w", ident.Quote(db), err)
+		return fmt.Errorf("revoke PL/pgSQL, large objects, pg_stat_activity, the signal functions and the two-key advisory locks from PUBLIC in %s: %w", ident.Quote(db), err)
 	}
 	if open, err = publicHolds(ctx, conn, db); err != nil {
 		return err
 	}
 	if open {
-		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "PUBLIC keeps PL/pgSQL, the large-object functions, pg_stat_activity or the signal functions: only a superuser can revoke them (SECURITY.md, I32, I35, I37)",
+		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "PUBLIC keeps PL/pgSQL, the large-object functions, pg_stat_activity, the signal functions or the two-key advisory locks: only a superuser can revoke them (SECURITY.md, I32, I35, I37, I39)",
 			slog.String("database", db))
 	}
 	return p.closeMaintenance(ctx, conn)

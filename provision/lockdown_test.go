@@ -19,11 +19,12 @@ var publicPrivileges = map[string]string{
 	"query text":       `SELECT has_function_privilege('public', 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE')`,
 	"cancel":           `SELECT has_function_privilege('public', 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE')`,
 	"terminate":        `SELECT has_function_privilege('public', 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE')`,
+	"two-key locks":    `SELECT ` + twoKeyLocksPublicSQL,
 }
 
 // TestLockDown bootstraps with a superuser as the administrator: PUBLIC
-// loses PL/pgSQL, the large-object functions and other sessions' query text
-// in the control database and in a new tenant database (a copy of the
+// loses PL/pgSQL, the large-object functions, other sessions' query text and
+// the two-key advisory locks in the control database and in a new tenant database (a copy of the
 // template database), and the owner keeps PL/pgSQL. An administrator that
 // is not a superuser cannot revoke them, and bootstrap still succeeds.
 func TestLockDown(t *testing.T) {
@@ -41,6 +42,17 @@ func TestLockDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The administrator that is not a superuser still takes Landlord's
+	// locks, as a member of the owner role: it provisions, and migrates.
+	own, err := New(t.Context(), e.pool, testMigrations(), Config{})
+	if err != nil {
+		t.Fatalf("open as the administrator after the lock-down: %v", err)
+	}
+	for _, m := range []tenant.Model{tenant.ModelSchema, tenant.ModelDatabase} {
+		if _, err := own.Create(t.Context(), Request{Slug: "after-lock-down-" + string(m), Model: m}); err != nil {
+			t.Fatalf("create a %s tenant as the administrator after the lock-down: %v", m, err)
+		}
+	}
 	tdb := openPool(t, e.db.Server.AdminURL(tn.Database), 0)
 	for name, q := range map[string]interface {
 		QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -52,6 +64,10 @@ func TestLockDown(t *testing.T) {
 		}
 		if !queryBool(t, q, `SELECT has_language_privilege('landlord_owner', 'plpgsql', 'USAGE')`) {
 			t.Errorf("%s: the owner lost PL/pgSQL", name)
+		}
+		if !queryBool(t, q, `SELECT has_function_privilege('landlord_owner', 'pg_catalog.pg_try_advisory_xact_lock(integer, integer)', 'EXECUTE')
+			AND has_function_privilege('landlord_owner', 'pg_catalog.pg_advisory_unlock_shared(integer, integer)', 'EXECUTE')`) {
+			t.Errorf("%s: the owner lost the two-key advisory locks", name)
 		}
 	}
 }

@@ -16,9 +16,11 @@ import (
 // set river.Config.Schema to it.
 const Schema = "river"
 
-// migrateLock is the transaction-level advisory lock that serializes
-// concurrent Migrate calls (several processes starting at once).
-const migrateLock = "landlord tenantjob migrate"
+// migrateLock is the pair of keys of the session advisory lock that
+// serializes migrations of River's schema ("LLRJ" in ASCII, and 1): two
+// keys, which are out of tenant SQL's reach where a superuser bootstrapped
+// the installation (SECURITY.md, I39), so no tenant can hold them up.
+var migrateLock = [2]int32{0x4c4c524a, 1}
 
 // Migrate creates Schema if it is missing and brings River's tables in it up
 // to date with pool (the installation's administrator:
@@ -47,11 +49,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("tenantjob: migrate: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext($1))`, migrateLock); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, migrateLock[0], migrateLock[1]); err != nil {
 		return fmt.Errorf("tenantjob: migrate: lock: %w", err)
 	}
 	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext($1))`, migrateLock); err != nil {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, $2)`, migrateLock[0], migrateLock[1]); err != nil {
 			conn.Conn().Close(context.WithoutCancel(ctx)) // closing the session frees its lock
 		}
 	}()

@@ -21,11 +21,13 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrationLock is the key of the session advisory lock that serializes the
-// platform's migrations across processes opening the same control database.
-// It is a constant of this package's own ("shop.pl" in ASCII), apart from
-// the keys Landlord uses.
-const migrationLock int64 = 0x73686f702e706c
+// migrationLock is the pair of keys of the session advisory lock that
+// serializes the platform's migrations across processes opening the same
+// control database ("shop" in ASCII, and 1), apart from the keys Landlord
+// uses. Locks of two keys are out of tenant SQL's reach where a superuser
+// bootstrapped the installation (SECURITY.md, I39), so no store can hold
+// up the platform's start.
+var migrationLock = [2]int32{0x73686f70, 1}
 
 // platformMigration is one NNN_name.up.sql file.
 type platformMigration struct {
@@ -78,11 +80,11 @@ func migrate(ctx context.Context, db *pgxpool.Pool, ms []platformMigration, log 
 		return fmt.Errorf("platform migrations: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, migrationLock[0], migrationLock[1]); err != nil {
 		return fmt.Errorf("platform migrations: lock: %w", err)
 	}
 	defer func() {
-		if _, uerr := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock); uerr != nil {
+		if _, uerr := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, $2)`, migrationLock[0], migrationLock[1]); uerr != nil {
 			// A connection that may still hold the lock must not go back
 			// to the pool: closing it ends the session and the lock.
 			_ = conn.Conn().Close(context.WithoutCancel(ctx))
