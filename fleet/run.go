@@ -506,7 +506,14 @@ const (
 func (r *run) migrate(ctx context.Context, it *item) bool {
 	f := r.f
 	res := r.results[it.Key]
-	if err := f.admin.QueryRow(ctx, claimSQL, it.Key, r.id).Scan(&res.Attempts); err != nil {
+	var lock *pgxpool.Conn // holds the tenant's lock, for a tenant's target
+	var claimErr, lockErr error
+	if it.Tenant.IsZero() {
+		claimErr = f.admin.QueryRow(ctx, claimSQL, it.Key, r.id).Scan(&res.Attempts)
+	} else {
+		res.Attempts, lock, claimErr, lockErr = r.claimTenant(ctx, it)
+	}
+	if err := claimErr; err != nil {
 		if ctx.Err() != nil {
 			return true // left pending: the run is being cancelled
 		}
@@ -520,7 +527,7 @@ func (r *run) migrate(ctx context.Context, it *item) bool {
 	}
 	start := time.Now()
 	var out migration.Result
-	lock, applyErr := r.lockTenant(ctx, it)
+	applyErr := lockErr
 	if applyErr == nil {
 		// Held until the outcome and the directory's version are written.
 		defer r.unlockTenant(ctx, lock, it)
@@ -597,7 +604,7 @@ const deadlockRetries = 10
 
 // apply runs the migrator on the target, retrying a step that lost a
 // deadlock. lock is the connection that holds the target's tenant lock,
-// if any (lockTenant).
+// if any (claimTenant).
 func (r *run) apply(ctx context.Context, it *item, lock *pgxpool.Conn) (migration.Result, error) {
 	var total migration.Result
 	read := false // a try got as far as reading the ledger

@@ -22,41 +22,42 @@ var ErrTenantChanged = errors.New("tenant changed while the run waited for it")
 // placementSQL reads a tenant's placement and state from the directory.
 const placementSQL = `SELECT model, server_id, database_name, schema_name, state FROM landlord.tenants WHERE id = $1`
 
-// lockTenant takes the provisioning lock of a tenant's target
+// claimTenant claims a tenant's target as claimSQL does, in the same round
+// trip as it takes the tenant's provisioning lock
 // (provision.TenantLockKeys) on a control database connection of the run,
-// and returns that connection, which holds it until unlockTenant. So no
-// create, purge or move of the tenant runs while its tables are migrated
-// and its directory version written, and none starts from a step half
-// done. A target whose tenant is busy waits for it. Under the lock the
-// directory is read again: a tenant that is no longer at the target, or
-// no longer in a state fleet runs migrate, fails with ErrTenantChanged.
-// Targets of no tenant get nil.
-func (r *run) lockTenant(ctx context.Context, it *item) (*pgxpool.Conn, error) {
-	if it.Tenant.IsZero() {
-		return nil, nil
-	}
+// and returns that connection, which holds the lock until unlockTenant. So
+// no create, purge or move of the tenant runs while its tables are
+// migrated and its directory version written, and none starts from a step
+// half done. A target whose tenant is busy waits for it. Under the lock
+// the directory is read again: a tenant that is no longer at the target,
+// or no longer in a state fleet runs migrate, fails with ErrTenantChanged.
+// claimErr says the target was not claimed; lockErr that it was, and its
+// tenant could not be locked or changed (conn is nil then).
+func (r *run) claimTenant(ctx context.Context, it *item) (attempts int, conn *pgxpool.Conn, claimErr, lockErr error) {
 	pool, err := r.workPool(ctx)
 	if err != nil {
-		return nil, err
+		return 0, nil, err, nil
 	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the control database: %w", err)
+	if conn, err = pool.Acquire(ctx); err != nil {
+		return 0, nil, fmt.Errorf("connect to the control database: %w", err), nil
 	}
 	k1, k2 := provision.TenantLockKeys(it.Tenant)
-	// One round trip when the lock is free: the directory is read in the
-	// statement after the lock, with a snapshot that sees what the last
-	// holder committed.
+	// The directory is read in the statement after the lock, with a
+	// snapshot that sees what the last holder committed.
 	var locked bool
 	var p placement
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_try_advisory_lock($1, $2)`, k1, k2).QueryRow(func(row pgx.Row) error { return row.Scan(&locked) })
+	b.Queue(claimSQL, it.Key, r.id).QueryRow(func(row pgx.Row) error { return row.Scan(&attempts) })
 	b.Queue(placementSQL, it.Tenant).Query(func(rows pgx.Rows) (err error) {
 		p, err = collectPlacement(rows)
 		return err
 	})
-	err = conn.SendBatch(ctx, b).Close()
-	if err == nil && !locked {
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		r.unlockTenant(ctx, conn, it)
+		return 0, nil, err, nil
+	}
+	if !locked {
 		r.f.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "target waits for its tenant: a create, purge or move of it holds the tenant's lock",
 			slog.Int("run", r.id), slog.String("target", it.Key), slog.String("slug", it.Slug))
 		if _, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, k1, k2); err == nil {
@@ -65,19 +66,19 @@ func (r *run) lockTenant(ctx context.Context, it *item) (*pgxpool.Conn, error) {
 				p, err = collectPlacement(rows)
 			}
 		}
-	}
-	if err != nil {
-		r.unlockTenant(ctx, conn, it)
-		return nil, fmt.Errorf("take the tenant's lock: %w", err)
+		if err != nil {
+			r.unlockTenant(ctx, conn, it)
+			return attempts, nil, nil, fmt.Errorf("take the tenant's lock: %w", err)
+		}
 	}
 	if why := p.differs(it); why != "" {
 		r.unlockTenant(ctx, conn, it)
-		return nil, fmt.Errorf("%w: %s", ErrTenantChanged, why)
+		return attempts, nil, nil, fmt.Errorf("%w: %s", ErrTenantChanged, why)
 	}
-	return conn, nil
+	return attempts, conn, nil, nil
 }
 
-// unlockTenant lets go of what lockTenant took. A connection whose unlock
+// unlockTenant lets go of what claimTenant took. A connection whose unlock
 // failed is closed, which lets go too.
 func (r *run) unlockTenant(ctx context.Context, conn *pgxpool.Conn, it *item) {
 	if conn == nil {
