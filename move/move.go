@@ -34,7 +34,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/directory"
@@ -401,8 +403,10 @@ func chooseMode(ctx context.Context, p *provision.Provisioner, src, dst tenant.T
 
 // onlineRefused says why the source's server cannot serve an online move,
 // or "" when it can: it needs logical decoding, and an administrator that
-// may replicate and write the new placement past row-level security with
-// triggers off.
+// may replicate (REPLICATION) and write the new placement past row-level
+// security with triggers off (BYPASSRLS, and SET of
+// session_replication_role): a superuser, or on a managed server without
+// one, a role given those three (README, Moving a tenant).
 func onlineRefused(ctx context.Context, p *provision.Provisioner, src tenant.Tenant) (string, error) {
 	conn, err := p.Connect(ctx, src.Server, src.Database)
 	if err != nil {
@@ -410,15 +414,34 @@ func onlineRefused(ctx context.Context, p *provision.Provisioner, src tenant.Ten
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var wal string
-	var super, repl bool
-	if err := conn.QueryRow(ctx, `SELECT current_setting('wal_level'), rolsuper, rolreplication FROM pg_roles WHERE rolname = current_user`).Scan(&wal, &super, &repl); err != nil {
+	var super, repl, bypass bool
+	if err := conn.QueryRow(ctx, `SELECT current_setting('wal_level'), rolsuper, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&wal, &super, &repl, &bypass); err != nil {
 		return "", err
 	}
 	switch {
 	case wal != "logical":
 		return fmt.Sprintf("needs wal_level = logical on server %s (it is %s)", src.Server, wal), nil
-	case !super:
-		return "needs a superuser administrator (to replicate, and to write the new placement with triggers off)", nil
+	case super:
+		return "", nil
+	case !repl || !bypass:
+		return "needs an administrator that is a superuser, or has REPLICATION and BYPASSRLS (to replicate, and to write the new placement past row-level security)", nil
+	}
+	// The parameter is a superuser's unless granted (GRANT SET ON
+	// PARAMETER): try it.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	_, err = tx.Exec(ctx, `SET LOCAL session_replication_role = replica`)
+	if rerr := tx.Rollback(ctx); rerr != nil {
+		return "", rerr
+	}
+	var pgErr *pgconn.PgError
+	if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != pgerrcode.InsufficientPrivilege) {
+		return "", err
+	}
+	if err != nil {
+		return "needs an administrator that may SET session_replication_role (to write the new placement with triggers off): GRANT SET ON PARAMETER session_replication_role to it", nil
 	}
 	return "", nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/landlordhq/landlord/archive"
 	"github.com/landlordhq/landlord/directory"
@@ -373,4 +374,63 @@ func TestMoveHoldsTheSharedTables(t *testing.T) {
 			t.Fatalf("refused move left the tenant %s %s", got.Model, got.State)
 		}
 	})
+}
+
+// TestOnlineWithoutSuperuser: on a managed server there is no superuser;
+// an administrator with REPLICATION and BYPASSRLS that may SET
+// session_replication_role moves online. Without the parameter it moves
+// offline (Auto) or is refused (Online), saying what it lacks.
+func TestOnlineWithoutSuperuser(t *testing.T) {
+	p := setup(t)
+	ctx := t.Context()
+	db := p.Admin()
+	role := "mover_" + strings.ReplaceAll(tenant.NewID().Hex()[:12], "-", "")
+	// The superuser's bootstrap took the activity view and the signal
+	// functions from PUBLIC (SECURITY.md, I35, I37): an administrator that
+	// is not one gets them explicitly, as on a server where it bootstraps
+	// itself it keeps them.
+	_, err := db.Exec(ctx, fmt.Sprintf(`CREATE ROLE %[1]s LOGIN REPLICATION BYPASSRLS CREATEDB CREATEROLE;
+		GRANT %[2]s TO %[1]s; GRANT CREATE, CONNECT ON DATABASE %[3]s TO %[1]s;
+		GRANT SELECT ON pg_catalog.pg_stat_activity TO %[1]s; GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) TO %[1]s;
+		GRANT EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer), pg_catalog.pg_terminate_backend(integer, bigint) TO %[1]s`,
+		role, ident.Quote(p.Roles().Owner), ident.Quote(dbName(t, p))))
+	must(t, err)
+	t.Cleanup(func() {
+		_, _ = db.Exec(context.Background(), fmt.Sprintf(`REVOKE SET ON PARAMETER session_replication_role FROM %[1]s;
+			DROP OWNED BY %[1]s; DROP ROLE %[1]s`, role))
+	})
+	cfg := db.Config().Copy()
+	cfg.ConnConfig.User = role
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	must(t, err)
+	t.Cleanup(pool.Close)
+	mp, err := provision.New(ctx, pool, testMigrations(), provision.Config{})
+	must(t, err)
+
+	src := create(t, p, "managed", tenant.ModelRow)
+	seed(t, conn(t, p, src), src)
+	if _, err := Move(ctx, mp, src.ID, tenant.ModelSchema, "", Config{Mode: Online}); !errors.Is(err, ErrNotPermitted) ||
+		!strings.Contains(err.Error(), "session_replication_role") {
+		t.Fatalf("online without SET of session_replication_role: %v, want ErrNotPermitted naming it", err)
+	}
+	_, err = db.Exec(ctx, `GRANT SET ON PARAMETER session_replication_role TO `+role)
+	must(t, err)
+	res, err := Move(ctx, mp, src.ID, tenant.ModelSchema, "", Config{Mode: Online, Settle: time.Millisecond})
+	must(t, err)
+	if !res.Move.Online {
+		t.Fatalf("the move went offline: %+v", res.Move)
+	}
+	got, err := p.Directory().Get(ctx, src.ID)
+	must(t, err)
+	if bad, n := levelsHold(t, conn(t, p, got), got); got.Model != tenant.ModelSchema || bad != 0 || n != 20 {
+		t.Errorf("after the move: %s, %d levels off, %d movements", got.Model, bad, n)
+	}
+}
+
+// dbName is the control database's name.
+func dbName(t *testing.T, p *provision.Provisioner) string {
+	t.Helper()
+	var name string
+	must(t, p.Admin().QueryRow(t.Context(), `SELECT current_database()`).Scan(&name))
+	return name
 }
