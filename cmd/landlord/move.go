@@ -31,10 +31,11 @@ sum are compared, and the directory routes the tenant to its new placement
 --abort: the tenant stays where it was. One past its fence is finished by
 --resume.
 
-Online needs wal_level = logical on the tenant's server and a superuser
-administrator; otherwise (or with --offline) the tenant is fenced for the
-whole copy: its calls wait up to the handle's MoveWait, then fail with
-tenant.ErrMoving.`
+Online needs wal_level = logical on the tenant's server and an administrator
+that is a superuser there, or has REPLICATION and BYPASSRLS and may SET
+session_replication_role (a managed server's); otherwise (or with --offline)
+the tenant is fenced for the whole copy: its calls wait up to the handle's
+MoveWait, then fail with tenant.ErrMoving.`
 
 // moveView is a move in JSON output.
 type moveView struct {
