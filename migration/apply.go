@@ -84,7 +84,8 @@ type Config struct {
 	// LockRetries is how many times a step that hit LockTimeout is retried
 	// before Apply gives up. Default 5.
 	LockRetries int
-	// Logger receives one line per applied step. Default: discard.
+	// Logger receives one line per applied step, and one every 5 s that a
+	// step waits for the target's lock. Default: discard.
 	Logger *slog.Logger
 	// ContextKey, when set, is the installation's context key: before it
 	// applies a step, Apply installs the signed tenant context
@@ -348,8 +349,14 @@ func (m *Migrator) Apply(ctx context.Context, conn Conn, t Target) (Result, erro
 // taken waits before it tries again.
 const lockPoll = 50 * time.Millisecond
 
+// busyNotice is how long a step waits for the target's migration lock
+// before it logs that it waits: moves into or out of a server's shared
+// tables hold that lock (in shared mode) for their whole length.
+var busyNotice = 5 * time.Second
+
 // step applies one migration, retrying when it lost a lock race.
 func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) (applied bool, err error) {
+	var busySince, noticed time.Time
 	for attempt := 0; ; {
 		if mg.NoTransaction {
 			applied, err = m.stepNoTx(ctx, conn, t, mg)
@@ -370,6 +377,14 @@ func (m *Migrator) step(ctx context.Context, conn Conn, t Target, mg Migration) 
 			})
 		}
 		if errors.Is(err, errBusy) {
+			switch {
+			case busySince.IsZero():
+				busySince, noticed = time.Now(), time.Now()
+			case time.Since(noticed) >= busyNotice:
+				m.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "migration waits for the target's lock: another migrator, or a move of tenants into or out of these tables, holds it",
+					slog.String("target", t.Schema), slog.String("migration", mg.Name), slog.Duration("waited", time.Since(busySince).Round(time.Second)))
+				noticed = time.Now()
+			}
 			// Wait with no transaction open: CREATE INDEX CONCURRENTLY in
 			// the lock holder's no-transaction step waits for every
 			// transaction older than its snapshot, so a migrator blocked

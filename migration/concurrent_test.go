@@ -2,9 +2,12 @@ package migration_test
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -88,5 +91,45 @@ func TestApplyConcurrent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestApplyWaitsForASharedHolder: a session that holds the target's
+// migration lock in shared mode, as a move into or out of shared tables
+// does, keeps every step off the target until it lets go; the migrator
+// says that it waits. Not parallel: it shortens the notice.
+func TestApplyWaitsForASharedHolder(t *testing.T) {
+	defer migration.SetBusyNotice(50 * time.Millisecond)()
+	e := setup(t)
+	ctx := t.Context()
+	holder := e.connect(t)
+	_, err := holder.Exec(ctx, `SELECT pg_advisory_lock_shared(1280068935, hashtext('app'))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log logBuffer
+	m := e.migrator(t, files("001_products.up.sql", productsSQL), migration.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Apply(ctx, e.connect(t), e.target("app"))
+		done <- err
+	}()
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(log.String(), "migration waits for the target's lock"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no notice of the wait after a minute; log:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.ledger(t, "app"); len(got) != 0 {
+		t.Fatalf("migrated to %v while a session held the lock in shared mode", got)
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock_shared(1280068935, hashtext('app'))`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ledger(t, "app"); !slices.Equal(got, []int{1}) {
+		t.Fatalf("ledger after the holder let go: %v", got)
 	}
 }
