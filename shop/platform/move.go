@@ -11,6 +11,7 @@ import (
 
 	"github.com/landlordhq/landlord/directory"
 	"github.com/landlordhq/landlord/move"
+	"github.com/landlordhq/landlord/provision"
 	"github.com/landlordhq/landlord/tenant"
 )
 
@@ -125,6 +126,14 @@ func (p *Platform) ResumePlanChanges(ctx context.Context) ([]tenant.ID, error) {
 			if p.Moving(m.Tenant) {
 				continue
 			}
+			// A move whose mover is alive holds the tenant's lock: leave it
+			// without a line in the admin log every minute.
+			if held, err := p.tenantLocked(ctx, m.Tenant); err != nil || held {
+				if err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
 			_, aborted, busy, err := admin.ResumeStoppedMove(ctx, m.Tenant, move.Config{Logger: p.log, Settle: -1})
 			switch {
 			case err != nil:
@@ -154,6 +163,20 @@ func (p *Platform) ResumePlanChanges(ctx context.Context) ([]tenant.ID, error) {
 		p.log.LogAttrs(ctx, slog.LevelInfo, "store plan recorded after its move", slog.String("tenant", id.String()))
 	}
 	return changed, errors.Join(errs...)
+}
+
+// tenantLocked reports whether a session holds tenant id's provisioning
+// lock (provision.TenantLockKeys): a move, create or purge of it runs.
+func (p *Platform) tenantLocked(ctx context.Context, id tenant.ID) (bool, error) {
+	k1, k2 := provision.TenantLockKeys(id)
+	var held bool
+	err := p.db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid = $1::int4::oid AND objid = $2::int4::oid AND objsubid = 2)`, k1, k2).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("look for the lock of tenant %s: %w", id, err)
+	}
+	return held, nil
 }
 
 // setPlan records the store's plan.

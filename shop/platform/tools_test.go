@@ -582,6 +582,11 @@ func TestResumePlanChanges(t *testing.T) {
 		})
 	}()
 	<-locked
+	for _, s := range []*testShop{dead, alive} {
+		if held, err := p.tenantLocked(ctx, s.rec.TenantID); err != nil || held != (s == alive) {
+			t.Fatalf("%s: tenant lock seen held %v (%v), want %v", s.rec.Slug, held, err, s == alive)
+		}
+	}
 
 	changed, err := p.ResumePlanChanges(ctx)
 	close(release)
