@@ -467,17 +467,6 @@ func idleHome(g *group, t tenant.ID) *conn {
 	return nil
 }
 
-// homeBusy reports whether one of t's homes in g is in use, so that
-// waiting for it is likely to be short.
-func homeBusy(g *group, t tenant.ID) bool {
-	for _, c := range homesOf(g, t) {
-		if c != nil && c.ts != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // addConn and dropConn keep group.conns.
 func (g *group) addConn(c *conn) {
 	c.at = len(g.conns)
@@ -739,11 +728,11 @@ func (s *server) serve(w *waiter, now int64) bool {
 		return false
 	}
 	if w.key.OwnTables && g.idle.n > 0 && len(g.conns) > homes {
-		// A schema tenant whose homes are all in use waits for one while
-		// it is likely to come back soon (dispatch runs again when it
-		// does, or when homeWait is up), then takes an idle connection
-		// rather than a new one.
-		if now-w.start < int64(homeWait) && homeBusy(g, w.key.Tenant) {
+		// A schema tenant whose homes are all in use (takeIdle found none
+		// idle) waits for one while it is likely to come back soon
+		// (dispatch runs again when it does, or when homeWait is up), then
+		// takes an idle connection rather than a new one.
+		if now-w.start < int64(homeWait) {
 			s.wakeAt(w.start+int64(homeWait), now)
 			return false
 		}
