@@ -713,12 +713,7 @@ func (e *env) liveRun(t *testing.T) (owner *pgx.Conn, id int) {
 // saying what otherwise.
 func (e *env) waitLedger(t *testing.T, schema string, want []int, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !slices.Equal(e.ledger(t, e.db.Name, schema), want); {
-		if time.Now().After(deadline) {
-			t.Fatal(what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, what, func() bool { return slices.Equal(e.ledger(t, e.db.Name, schema), want) })
 }
 
 // upRun is an Up running on its own goroutine.

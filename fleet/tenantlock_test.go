@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -46,27 +45,17 @@ func TestRunWaitsForTheTenantsLock(t *testing.T) {
 	})
 	// Both holders have their locks before the run starts.
 	keys := func(tn tenant.Tenant) int32 { _, k := provision.TenantLockKeys(tn.ID); return k }
-	waitFor(t, "the holders' locks", func() bool {
+	waitFor(t, "the holders do not hold their locks", func() bool {
 		return e.count(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid::int4 = ANY($1)`,
 			[]int32{keys(busy), keys(gone)}) == 2
 	})
 
-	type outcome struct {
-		rep *fleet.Report
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		rep, err := e.fleet(t, files(2), fleet.Config{}).Up(ctx)
-		done <- outcome{rep, err}
-	}()
-	waitFor(t, "the run to wait for both tenants", func() bool {
+	up := startUp(t, e.fleet(t, files(2), fleet.Config{}))
+	waitFor(t, "the run does not wait for both tenants", func() bool {
 		return e.count(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid::int4 = ANY($1)`,
 			[]int32{keys(busy), keys(gone)}) == 2
 	})
-	waitFor(t, "the free tenant to be migrated", func() bool {
-		return slices.Equal(e.ledger(t, e.db.Name, free.Schema), []int{1, 2})
-	})
+	e.waitLedger(t, free.Schema, []int{1, 2}, "the free tenant was not migrated while the others waited")
 	for _, tn := range []tenant.Tenant{busy, gone} {
 		d, s := e.where(tn)
 		if got := e.ledger(t, d, s); !slices.Equal(got, []int{1}) {
@@ -79,11 +68,11 @@ func TestRunWaitsForTheTenantsLock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := <-done
-	if !errors.Is(out.err, fleet.ErrTargetsFailed) {
-		t.Fatalf("run: %v, want ErrTargetsFailed (the deleted tenant)", out.err)
+	<-up.done
+	if !errors.Is(up.err, fleet.ErrTargetsFailed) {
+		t.Fatalf("run: %v, want ErrTargetsFailed (the deleted tenant)", up.err)
 	}
-	for _, r := range out.rep.Targets {
+	for _, r := range up.rep.Targets {
 		switch r.Tenant {
 		case busy.ID:
 			if r.Status != fleet.StateDone || r.To != 2 {
@@ -108,16 +97,5 @@ func TestRunWaitsForTheTenantsLock(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid::int4 = ANY($1)`,
 		[]int32{keys(busy), keys(gone)}); n != 0 {
 		t.Errorf("%d tenant locks still held after the run", n)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited a minute for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
